@@ -1,0 +1,58 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Setup: Debian packages (when root), a virtual environment, the CPU build of torch (so that no CUDA
+# packages are pulled on a machine without a GPU), then crucible-ray itself with its extras.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+APT_PACKAGES := wordnet-base
+DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup system-deps install test test-fast lint demo bench clean
+
+setup: system-deps install
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get install -y -q $$missing >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null)) \
+	      || { echo "apt-get install$$missing failed"; exit 1; }; \
+	  else echo "warning: Debian packages missing and not root:$$missing (WordNet tests and the WordNet world need wordnet-base)"; fi; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q ".[st,test]"
+	touch $@
+
+# The project itself is installed (not editable) so that tests run against what users get;
+# reinstalling it without dependencies takes seconds.
+install: $(DEPS_STAMP)
+	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall . >/dev/null
+
+test: setup
+	$(BIN)/ruff check crucible_ray cli tests benchmarks
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check crucible_ray cli tests benchmarks
+	$(BIN)/mypy crucible_ray cli
+
+demo: setup
+	$(BIN)/crucible-ray demo --output-dir demo-output
+
+bench: setup
+	$(BIN)/python benchmarks/metrics.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo-output
