@@ -1,0 +1,81 @@
+"""crucible-ray: mining, curriculum training and Pareto sweeps for contrastive models, on Ray.
+
+The Python API for driver scripts::
+
+    import crucible_ray as cr
+
+    world = cr.build_world("wordnet", "worlds/wordnet")
+    board = cr.evaluate("hashed-ngram:seed=0", [world / "frozen_eval.jsonl"])
+    print(board.retention)
+
+Everything here is importable without starting Ray.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from crucible_ray.config import DEFAULT_POOLS, Ratio
+from crucible_ray.data import (
+    Bundle,
+    Candidate,
+    CorpusDoc,
+    Negative,
+    read_bundles,
+    read_candidates,
+    read_corpus,
+    write_bundles,
+    write_candidates,
+    write_corpus,
+)
+from crucible_ray.encoders import (
+    DEFAULT_ENCODER,
+    Encoder,
+    build_encoder,
+    load_encoder,
+    register_encoder,
+    save_checkpoint,
+)
+from crucible_ray.errors import (
+    ConfigError,
+    CrucibleError,
+    DataError,
+    EncoderError,
+    GuardrailViolation,
+    MiningError,
+)
+from crucible_ray.evaluation import evaluate
+from crucible_ray.scoreboard import Scoreboard
+from crucible_ray.worlds import World, build_world
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "DEFAULT_POOLS",
+    "Bundle",
+    "Candidate",
+    "ConfigError",
+    "CorpusDoc",
+    "CrucibleError",
+    "DataError",
+    "Encoder",
+    "EncoderError",
+    "GuardrailViolation",
+    "MiningError",
+    "Negative",
+    "Ratio",
+    "Scoreboard",
+    "World",
+    "__version__",
+    "build_encoder",
+    "build_world",
+    "evaluate",
+    "load_encoder",
+    "read_bundles",
+    "read_candidates",
+    "read_corpus",
+    "register_encoder",
+    "save_checkpoint",
+    "write_bundles",
+    "write_candidates",
+    "write_corpus",
+]

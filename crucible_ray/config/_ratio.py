@@ -1,0 +1,131 @@
+"""Pool ratios such as ``75_15_10``: the share of training bundles drawn from each pool."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from crucible_ray.errors import ConfigError
+
+DEFAULT_POOLS: tuple[str, ...] = ("legacy", "expansion", "organic")
+
+_RATIO_STRING = re.compile(r"^R?(\d+(?:_\d+)*)$")
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Integer percentages per pool, in the configured pool order, summing to 100.
+
+    Build one with :meth:`parse` from ``"75_15_10"``, ``"R75_15_10"``, a mapping
+    ``{"legacy": 75, ...}`` or a sequence ``[75, 15, 10]``.
+
+    Example:
+        >>> Ratio.parse("75_15_10").weights
+        {'legacy': 75, 'expansion': 15, 'organic': 10}
+        >>> str(Ratio.parse({"legacy": 50, "expansion": 0, "organic": 50}))
+        '50_0_50'
+    """
+
+    pools: tuple[str, ...]
+    percents: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.pools) != len(self.percents):
+            raise ConfigError(
+                f"a ratio needs one percentage per pool {list(self.pools)}, but got {list(self.percents)}."
+            )
+        if len(set(self.pools)) != len(self.pools):
+            raise ConfigError(f"pool names in a ratio must be distinct, but got {list(self.pools)}.")
+        if any(p < 0 for p in self.percents):
+            raise ConfigError(f"ratio percentages must be >= 0, but got {list(self.percents)}.")
+        total = sum(self.percents)
+        if total != 100:
+            raise ConfigError(
+                f"ratio percentages must sum to 100, but {self.canonical} sums to {total}; "
+                "write e.g. 75_15_10."
+            )
+
+    @classmethod
+    def parse(
+        cls,
+        value: str | Mapping[str, int] | Sequence[int] | Ratio,
+        pools: Sequence[str] = DEFAULT_POOLS,
+    ) -> Ratio:
+        """Parse a ratio in any accepted form against the pool order ``pools``.
+
+        Raises:
+            ConfigError: wrong number of parts, non-integer parts, unknown pools, or a sum other than 100.
+        """
+        pools = tuple(pools)
+        if isinstance(value, Ratio):
+            if value.pools != pools:
+                return cls.parse(value.weights, pools)
+            return value
+        if isinstance(value, str):
+            m = _RATIO_STRING.match(value.strip())
+            if not m:
+                raise ConfigError(
+                    f"a ratio string is integer percentages joined by '_' (e.g. 75_15_10), but got {value!r}."
+                )
+            parts = tuple(int(x) for x in m.group(1).split("_"))
+            if len(parts) != len(pools):
+                raise ConfigError(
+                    f"ratio {value!r} has {len(parts)} parts but there are {len(pools)} pools "
+                    f"({'_'.join(pools)}); give one percentage per pool."
+                )
+            return cls(pools, parts)
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(pools))
+            if unknown:
+                raise ConfigError(f"ratio names unknown pools {unknown}; the pools are {list(pools)}.")
+            percents = []
+            for pool in pools:
+                v = value.get(pool, 0)
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ConfigError(f"ratio percentage for pool {pool!r} must be an integer, but got {v!r}.")
+                percents.append(v)
+            return cls(pools, tuple(percents))
+        if isinstance(value, Sequence):
+            items = list(value)
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in items):
+                raise ConfigError(f"ratio percentages must be integers, but got {items!r}.")
+            if len(items) != len(pools):
+                raise ConfigError(
+                    f"ratio {items} has {len(items)} parts but there are {len(pools)} pools {list(pools)}."
+                )
+            return cls(pools, tuple(items))
+        raise ConfigError(f"cannot read a ratio from {value!r} (type {type(value).__name__}).")
+
+    @property
+    def canonical(self) -> str:
+        """The canonical string form, e.g. ``75_15_10``."""
+        return "_".join(str(p) for p in self.percents)
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """Percentages keyed by pool name, in pool order."""
+        return dict(zip(self.pools, self.percents))
+
+    def quotas(self, batch_size: int) -> dict[str, int]:
+        """Exact per-pool counts for one batch by largest-remainder rounding of ``ratio * batch_size``.
+
+        Ties in the remainder go to the pool that comes first in pool order, so quotas are stable.
+
+        Example:
+            >>> Ratio.parse("75_15_10").quotas(16)
+            {'legacy': 12, 'expansion': 2, 'organic': 2}
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, but got {batch_size}.")
+        exact = [p * batch_size for p in self.percents]  # in hundredths of a bundle
+        base = [e // 100 for e in exact]
+        remainder = [e % 100 for e in exact]
+        left = batch_size - sum(base)
+        order = sorted(range(len(base)), key=lambda i: (-remainder[i], i))
+        for i in order[:left]:
+            base[i] += 1
+        return dict(zip(self.pools, base))
+
+    def __str__(self) -> str:
+        return self.canonical

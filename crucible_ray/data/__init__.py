@@ -1,0 +1,38 @@
+"""Data model and file I/O: bundles, candidates and corpus documents in JSONL or Parquet."""
+
+from crucible_ray.data._atomic import atomic_path, atomic_write
+from crucible_ray.data._io import (
+    file_format,
+    iter_rows,
+    read_bundles,
+    read_candidates,
+    read_corpus,
+    read_rows,
+    write_bundles,
+    write_candidates,
+    write_corpus,
+    write_json,
+    write_rows,
+)
+from crucible_ray.data._schema import TIER_NAMES, Bundle, Candidate, CorpusDoc, Negative
+
+__all__ = [
+    "TIER_NAMES",
+    "Bundle",
+    "Candidate",
+    "CorpusDoc",
+    "Negative",
+    "atomic_path",
+    "atomic_write",
+    "file_format",
+    "iter_rows",
+    "read_bundles",
+    "read_candidates",
+    "read_corpus",
+    "read_rows",
+    "write_bundles",
+    "write_candidates",
+    "write_corpus",
+    "write_json",
+    "write_rows",
+]

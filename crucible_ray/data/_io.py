@@ -1,0 +1,176 @@
+"""Reading and writing data files, JSONL or Parquet by extension, every row validated.
+
+The first bad row is reported as ``path:line: field 'x': what is wrong`` (Parquet: ``path:row N``
+with the 0-based row index). Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ValidationError
+
+from crucible_ray.data._atomic import atomic_path, atomic_write
+from crucible_ray.data._schema import ARROW_SCHEMA, ID_FIELD, Bundle, Candidate, CorpusDoc
+from crucible_ray.errors import DataError
+
+M = TypeVar("M", bound=BaseModel)
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def file_format(path: str | Path) -> str:
+    """``"jsonl"`` or ``"parquet"`` from the file extension; anything else is a :class:`DataError`."""
+    suffix = Path(path).suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise DataError(f"{path}: unknown file type {suffix!r}; use .jsonl or .parquet")
+
+
+def _loc(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "row"
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    field = _loc(first["loc"])
+    msg = first["msg"]
+    if first["type"] not in ("missing", "extra_forbidden"):
+        shown = repr(first.get("input"))
+        msg += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
+    return f"field '{field}': {msg}"
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        f = path.open("r", encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot open: {e.strerror}") from None
+    with f:
+        try:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{path}:{lineno}", json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text: {e.reason}") from None
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as e:
+        raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+    index = 0
+    for batch in pf.iter_batches(batch_size=8192):
+        for row in batch.to_pylist():
+            yield f"{path}:row {index}", row
+            index += 1
+
+
+def iter_rows(path: str | Path, model: type[M]) -> Iterator[M]:
+    """Validate and yield the rows of a JSONL or Parquet file as ``model`` instances.
+
+    Raises:
+        DataError: a missing or empty file, malformed JSON, a bad field, or a duplicate id.
+    """
+    path = Path(path)
+    fmt = file_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows = _iter_jsonl(path) if fmt == "jsonl" else _iter_parquet(path)
+    id_field = ID_FIELD.get(model)
+    seen: dict[str, str] = {}
+    count = 0
+    for where, raw in rows:
+        if not isinstance(raw, dict):
+            raise DataError(f"{where}: a row must be a JSON object, but got {type(raw).__name__}")
+        if model is Bundle or model is Candidate:
+            # Parquet stores an absent optional field as null; treat it as absent.
+            raw = {k: v for k, v in raw.items() if v is not None or k not in ("pass_count", "negatives")}
+        try:
+            item = model.model_validate(raw)
+        except ValidationError as e:
+            raise DataError(f"{where}: {_describe(e)}") from None
+        if id_field is not None:
+            key = getattr(item, id_field)
+            if key in seen:
+                raise DataError(f"{where}: field '{id_field}': duplicate id {key!r} (first at {seen[key]})")
+            seen[key] = where.rsplit(":", 1)[-1]
+        count += 1
+        yield item
+    if count == 0:
+        raise DataError(f"{path}: file is empty (no rows)")
+
+
+def read_rows(path: str | Path, model: type[M]) -> list[M]:
+    """Read a whole file; see :func:`iter_rows`."""
+    return list(iter_rows(path, model))
+
+
+def read_bundles(path: str | Path) -> list[Bundle]:
+    """Read a bundle file (a training pool or an eval set)."""
+    return read_rows(path, Bundle)
+
+
+def read_candidates(path: str | Path) -> list[Candidate]:
+    """Read a miner candidate file."""
+    return read_rows(path, Candidate)
+
+
+def read_corpus(path: str | Path) -> list[CorpusDoc]:
+    """Read a corpus file (``id``, ``text``)."""
+    return read_rows(path, CorpusDoc)
+
+
+def write_rows(path: str | Path, rows: Iterable[BaseModel], model: type[BaseModel]) -> int:
+    """Write rows atomically as JSONL or Parquet (by extension); returns the number of rows."""
+    path = Path(path)
+    fmt = file_format(path)
+    dicts = [r.model_dump(mode="json", exclude_none=fmt == "jsonl") for r in rows]
+    if fmt == "jsonl":
+        with atomic_write(path) as f:
+            for d in dicts:
+                f.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")))
+                f.write("\n")
+    else:
+        table = pa.Table.from_pylist(dicts, schema=ARROW_SCHEMA[model])
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+    return len(dicts)
+
+
+def write_bundles(path: str | Path, bundles: Iterable[Bundle]) -> int:
+    """Write bundles atomically (JSONL or Parquet by extension)."""
+    return write_rows(path, bundles, Bundle)
+
+
+def write_candidates(path: str | Path, candidates: Iterable[Candidate]) -> int:
+    """Write miner candidates atomically."""
+    return write_rows(path, candidates, Candidate)
+
+
+def write_corpus(path: str | Path, docs: Iterable[CorpusDoc]) -> int:
+    """Write a corpus atomically."""
+    return write_rows(path, docs, CorpusDoc)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write a JSON document atomically (sorted keys, 2-space indent, trailing newline)."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        f.write("\n")

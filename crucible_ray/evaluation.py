@@ -1,0 +1,123 @@
+"""``evaluate``: score an encoder on one or more eval sets and build a :class:`Scoreboard`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from crucible_ray._logging import get_logger
+from crucible_ray.data import Bundle, read_bundles
+from crucible_ray.encoders import Encoder, build_encoder, load_encoder
+from crucible_ray.errors import ConfigError
+from crucible_ray.metrics import all_tier_metrics, score_bundles
+from crucible_ray.scoreboard import (
+    DEFAULT_DANGER_MARGIN,
+    GENERALIZATION_SET,
+    RETENTION_SET,
+    Scoreboard,
+)
+
+log = get_logger(__name__)
+
+EvalSetInput = str | Path | Sequence[Bundle]
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def eval_set_name(path: str | Path) -> str:
+    """The name an eval set file gets: its file name without extension (``frozen_eval.jsonl`` -> ``frozen_eval``)."""
+    return Path(path).name.split(".")[0]
+
+
+def resolve_encoder(
+    model: Encoder | str | Path | dict[str, Any], *, device: str | None = None
+) -> tuple[Encoder, str | None]:
+    """An :class:`Encoder` from an encoder, a checkpoint path (``*.pt``) or a spec; plus the checkpoint path."""
+    if isinstance(model, Encoder):
+        return model, None
+    if isinstance(model, Path) or (isinstance(model, str) and model.endswith(".pt")):
+        return load_encoder(model, device=device), str(model)
+    return build_encoder(model, device=device), None
+
+
+def evaluate(
+    model: Encoder | str | Path | dict[str, Any],
+    eval_sets: Mapping[str, EvalSetInput] | Sequence[str | Path],
+    *,
+    danger_margin: float = DEFAULT_DANGER_MARGIN,
+    retention_set: str = RETENTION_SET,
+    generalization_set: str = GENERALIZATION_SET,
+    step: int | None = None,
+    device: str | None = None,
+) -> Scoreboard:
+    """Score ``model`` on each eval set at tiers 1, 2, 3 and all.
+
+    Args:
+        model: an :class:`Encoder`, a checkpoint path, or an encoder spec (``"hashed-ngram:seed=0"``).
+        eval_sets: ``{name: path or bundles}``, or a list of paths (each named by its file stem).
+        danger_margin: ``delta`` of the danger rate (bundles with margin <= delta count as in danger).
+        retention_set / generalization_set: which eval sets give retention and generalization
+            (tier-3 accuracy); by default ``frozen_eval`` and ``organic_holdout``.
+        step: the training step, recorded in the scoreboard.
+        device: where to encode; default CUDA when available.
+
+    Returns:
+        A :class:`Scoreboard`; ``.write(path)`` saves it as JSON.
+
+    Raises:
+        DataError: an eval set file is missing or malformed (nothing is written).
+        EncoderError: the model cannot be built or loaded.
+
+    Example:
+        >>> sb = evaluate("hashed-ngram", ["world/frozen_eval.jsonl"])  # doctest: +SKIP
+        >>> sb.retention  # doctest: +SKIP
+        0.41
+    """
+    if not isinstance(eval_sets, Mapping):
+        named: dict[str, EvalSetInput] = {}
+        for p in eval_sets:
+            name = eval_set_name(p)
+            if name in named:
+                raise ConfigError(f"two eval sets are named {name!r}; name them explicitly as NAME=PATH.")
+            named[name] = p
+        eval_sets = named
+    if not eval_sets:
+        raise ConfigError("evaluate needs at least one eval set.")
+    # Read and validate every input before any model work, so bad input fails fast.
+    loaded: dict[str, tuple[list[Bundle], dict[str, Any]]] = {}
+    for name, source in eval_sets.items():
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            loaded[name] = (read_bundles(path), {"path": str(path), "sha256": _file_sha256(path)})
+        else:
+            loaded[name] = (list(source), {"path": None, "sha256": None})
+    encoder, checkpoint = resolve_encoder(model, device=device)
+    results: dict[str, dict[str, Any]] = {}
+    for name, (bundles, meta) in loaded.items():
+        log.info("evaluating %s (%d bundles)", name, len(bundles))
+        scores = score_bundles(bundles, encoder.encode)
+        results[name] = {**all_tier_metrics(scores.s_pos, scores.s_neg, scores.tiers, danger_margin),
+                         "n_bundles": len(bundles), **meta}
+
+    def _tier3(name: str) -> float | None:
+        return results[name]["3"]["accuracy"] if name in results else None
+
+    return Scoreboard(
+        eval_sets=results,
+        danger_margin=danger_margin,
+        retention=_tier3(retention_set),
+        generalization=_tier3(generalization_set),
+        retention_set=retention_set,
+        generalization_set=generalization_set,
+        step=step,
+        checkpoint=checkpoint,
+        encoder={"spec": encoder.spec, "fingerprint": encoder.fingerprint()},
+    )

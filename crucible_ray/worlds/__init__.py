@@ -1,0 +1,74 @@
+"""Data worlds: the real WordNet world (the default) and a tiny seeded synthetic one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from crucible_ray.errors import ConfigError
+from crucible_ray.worlds._synthetic import SyntheticWorldConfig, build_synthetic_world
+from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_world
+from crucible_ray.worlds._wordnet_db import find_wordnet
+from crucible_ray.worlds._world import (
+    CANDIDATE_FILES,
+    CORPUS_FILE,
+    EVAL_FILES,
+    MANIFEST,
+    POOL_FILES,
+    World,
+    file_sha256,
+    versions,
+)
+
+WORLDS = ("wordnet", "synthetic")
+
+
+def world_config(name: str, options: dict[str, Any]) -> WordNetWorldConfig | SyntheticWorldConfig:
+    """Validate ``options`` for world ``name``; a :class:`ConfigError` names the bad option."""
+    model = {"wordnet": WordNetWorldConfig, "synthetic": SyntheticWorldConfig}.get(name)
+    if model is None:
+        raise ConfigError(f"unknown world {name!r}; choose one of {', '.join(WORLDS)}.")
+    try:
+        return model.model_validate(options)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "options"
+        raise ConfigError(f"world {name!r}: option '{field}': {first['msg']}.") from None
+
+
+def build_world(name: str, out: str | Path, *, wordnet_dir: str | Path | None = None, **options: Any) -> Path:
+    """Build world ``name`` (``"wordnet"`` or ``"synthetic"``) into folder ``out``; returns ``out``.
+
+    ``options`` are the fields of :class:`WordNetWorldConfig` or :class:`SyntheticWorldConfig`
+    (sizes, tier counts, ``seed``, ``format``). The same options always give the same files.
+
+    Example:
+        >>> build_world("synthetic", "worlds/syn", seed=1)  # doctest: +SKIP
+        PosixPath('worlds/syn')
+    """
+    cfg = world_config(name, options)
+    if isinstance(cfg, WordNetWorldConfig):
+        return build_wordnet_world(out, cfg, wordnet_dir=wordnet_dir)
+    if wordnet_dir is not None:
+        raise ConfigError("--wordnet-dir applies to the wordnet world only.")
+    return build_synthetic_world(out, cfg)
+
+
+__all__ = [
+    "CANDIDATE_FILES",
+    "CORPUS_FILE",
+    "EVAL_FILES",
+    "MANIFEST",
+    "POOL_FILES",
+    "WORLDS",
+    "SyntheticWorldConfig",
+    "WordNetWorldConfig",
+    "World",
+    "build_world",
+    "file_sha256",
+    "find_wordnet",
+    "versions",
+    "world_config",
+]

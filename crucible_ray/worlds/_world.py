@@ -1,0 +1,173 @@
+"""A world on disk: its pools, eval sets, candidates, corpus, and the manifest that lists them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from crucible_ray.data import (
+    Bundle,
+    Candidate,
+    CorpusDoc,
+    file_format,
+    write_bundles,
+    write_candidates,
+    write_corpus,
+    write_json,
+)
+from crucible_ray.errors import DataError
+
+MANIFEST = "manifest.json"
+WORLD_SCHEMA_VERSION = 1
+
+# File roles of a world, by stem. Pools are training bundles; eval sets are scored, never trained on.
+POOL_FILES = ("legacy", "expansion", "organic")
+EVAL_FILES = ("frozen_eval", "organic_holdout")
+CANDIDATE_FILES = ("expansion_candidates", "organic_candidates")
+CORPUS_FILE = "corpus"
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries whose behaviour affects results."""
+    import numpy
+    import pyarrow
+    import torch
+
+    from crucible_ray import __version__
+
+    out = {
+        "crucible_ray": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+    try:
+        import ray
+
+        out["ray"] = ray.__version__
+    except ImportError:  # pragma: no cover - ray is a core dependency
+        pass
+    return out
+
+
+@dataclass(frozen=True)
+class WorldContent:
+    """What a world builder produces before it is written."""
+
+    bundles: dict[str, list[Bundle]]  # pools and eval sets, by file stem
+    candidates: dict[str, list[Candidate]]
+    corpus: list[CorpusDoc]
+
+
+def write_world(
+    out: str | Path,
+    content: WorldContent,
+    *,
+    world: str,
+    config: dict[str, Any],
+    source: dict[str, Any],
+    fmt: str = "jsonl",
+) -> Path:
+    """Write every file atomically, then the manifest (last, so a complete manifest means a complete world)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ext = {"jsonl": ".jsonl", "parquet": ".parquet"}[fmt]
+    files: dict[str, dict[str, Any]] = {}
+
+    def record(stem: str, path: Path, rows: int, role: str) -> None:
+        files[stem] = {"path": path.name, "rows": rows, "role": role, "sha256": file_sha256(path)}
+
+    for stem, bundles in content.bundles.items():
+        path = out / f"{stem}{ext}"
+        role = "eval" if stem in EVAL_FILES else "pool"
+        record(stem, path, write_bundles(path, bundles), role)
+    for stem, candidates in content.candidates.items():
+        path = out / f"{stem}{ext}"
+        record(stem, path, write_candidates(path, candidates), "candidates")
+    corpus_path = out / f"{CORPUS_FILE}{ext}"
+    record(CORPUS_FILE, corpus_path, write_corpus(corpus_path, content.corpus), "corpus")
+    manifest = {
+        "schema_version": WORLD_SCHEMA_VERSION,
+        "kind": "world",
+        "world": world,
+        "config": config,
+        "seed": config.get("seed"),
+        "source": source,
+        "files": files,
+        "pools": [s for s in POOL_FILES if s in files],
+        "versions": versions(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(out / MANIFEST, manifest)
+    return out
+
+
+@dataclass(frozen=True)
+class World:
+    """A world folder opened through its manifest.
+
+    Example:
+        >>> w = World.open("worlds/wordnet")  # doctest: +SKIP
+        >>> w.path("frozen_eval")  # doctest: +SKIP
+        PosixPath('worlds/wordnet/frozen_eval.jsonl')
+    """
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: str | Path) -> World:
+        root = Path(root)
+        path = root / MANIFEST
+        if not root.is_dir():
+            raise DataError(f"{root}: no such data folder (build one with `crucible-ray data build`)")
+        if not path.is_file():
+            raise DataError(f"{path}: no world manifest (build the folder with `crucible-ray data build`)")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise DataError(f"{path}: field 'files': missing; not a world manifest")
+        return cls(root, manifest)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("world", "?"))
+
+    def has(self, stem: str) -> bool:
+        return stem in self.manifest["files"]
+
+    def path(self, stem: str) -> Path:
+        """The file of ``stem`` (``legacy``, ``frozen_eval``, ``corpus``...)."""
+        entry = self.manifest["files"].get(stem)
+        if entry is None:
+            raise DataError(f"{self.root}: this world has no {stem!r} file (it has {sorted(self.manifest['files'])})")
+        p = self.root / entry["path"]
+        file_format(p)
+        return p
+
+    @property
+    def eval_sets(self) -> dict[str, Path]:
+        """Eval set files present in this world, by name."""
+        return {s: self.path(s) for s in EVAL_FILES if self.has(s)}
+
+    @property
+    def pools(self) -> dict[str, Path]:
+        """Training pool files present in this world, by pool name."""
+        return {s: self.path(s) for s in self.manifest.get("pools", []) if self.has(s)}
