@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from crucible_ray._logging import get_logger
 from crucible_ray._rng import rng_for
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, Negative
-from crucible_ray.worlds._world import WorldContent, file_sha256, write_world
 from crucible_ray.worlds._wordnet_db import Synset, find_wordnet, read_noun_synsets
+from crucible_ray.worlds._world import WorldContent, file_sha256, write_world
 
 log = get_logger(__name__)
 

@@ -1,0 +1,94 @@
+"""``crucible-ray data``: build, inspect and validate data worlds and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from crucible_ray.cli._params import KEY_VALUE, RATIO
+from crucible_ray.cli._render import table
+
+from crucible_ray.config import Ratio
+from crucible_ray.data import Bundle, Candidate, CorpusDoc, read_rows
+from crucible_ray.worlds import WORLDS, World, build_world, world_config
+from crucible_ray.worlds._synthetic import SyntheticWorldConfig
+from crucible_ray.worlds._wordnet import WordNetWorldConfig
+
+
+def _option_help() -> str:
+    def names(model: type) -> str:
+        return ", ".join(k for k in model.model_fields if k not in ("seed", "format"))
+
+    return (
+        "World option as KEY=VALUE (repeatable). wordnet: "
+        f"{names(WordNetWorldConfig)}. synthetic: {names(SyntheticWorldConfig)}."
+    )
+
+
+@click.group()
+def data() -> None:
+    """Build, inspect and validate data."""
+
+
+@data.command("build")
+@click.option("--world", "world_name", type=click.Choice(WORLDS), default="wordnet", show_default=True,
+              help="wordnet: the real world (WordNet 3.0 nouns); synthetic: tiny, seeded, dependency-free.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
+@click.option("--wordnet-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder holding WordNet's data.noun (default: $WORDNET_DIR, /usr/share/wordnet, NLTK data).")
+@click.option("-o", "--option", "options", type=KEY_VALUE, multiple=True, help=_option_help())
+def build(world_name: str, out: Path, seed: int, fmt: str, wordnet_dir: Path | None,
+          options: tuple[tuple[str, Any], ...]) -> None:
+    """Build a data world: pools, frozen eval, candidates, corpus and a manifest."""
+    opts = {**dict(options), "seed": seed, "format": fmt}
+    world_config(world_name, opts)  # validate before any work
+    click.echo(f"building the {world_name} world in {out} ...", err=True)
+    root = build_world(world_name, out, wordnet_dir=wordnet_dir, **opts)
+    click.echo(_world_summary(World.open(root)))
+
+
+def _world_summary(world: World) -> str:
+    files = world.manifest["files"]
+    rows = [[stem, f["role"], f["rows"], f["path"]] for stem, f in sorted(files.items(), key=lambda kv: kv[1]["role"])]
+    return f"world {world.name} in {world.root}\n" + table(["file", "role", "rows", "path"], rows)
+
+
+@data.command("inspect")
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--ratio", type=RATIO, help="Show the per-batch pool quotas of this ratio (e.g. 75_15_10).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+def inspect(data_dir: Path, ratio: Ratio | None, batch_size: int) -> None:
+    """Show a world's files and, with --ratio, how a batch would be drawn from its pools."""
+    world = World.open(data_dir)
+    click.echo(_world_summary(world))
+    if ratio is not None:
+        ratio = Ratio.parse(ratio.weights, pools=ratio.pools)
+        quotas = ratio.quotas(batch_size)
+        files = world.manifest["files"]
+        rows = []
+        for pool, q in quotas.items():
+            size = files.get(pool, {}).get("rows", 0)
+            note = "" if q == 0 or size else "  <- no bundles: training would refuse this ratio"
+            rows.append([pool, f"{ratio.weights[pool]}%", q, size, note])
+        click.echo(f"\nratio {ratio.canonical}, batch size {batch_size}:")
+        click.echo(table(["pool", "share", "per batch", "bundles", ""], rows))
+
+
+_KINDS = {"bundles": Bundle, "candidates": Candidate, "corpus": CorpusDoc}
+
+
+@data.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(["auto", *_KINDS]), default="auto", show_default=True,
+              help="Row type; auto: *candidates* files are candidates, *corpus* files a corpus, others bundles.")
+def validate(files: tuple[Path, ...], kind: str) -> None:
+    """Validate data files row by row; the first bad row is reported as path:line."""
+    for path in files:
+        k = kind
+        if k == "auto":
+            k = "candidates" if "candidates" in path.name else "corpus" if "corpus" in path.name else "bundles"
+        rows = read_rows(path, _KINDS[k])
+        click.echo(f"{path}: {len(rows)} valid {k} rows")

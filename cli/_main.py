@@ -1,0 +1,94 @@
+"""Entry point: the click group, logging to the terminal, and one place that turns errors into exit codes.
+
+Exit codes: 0 success, 1 a guardrail blocked, 2 bad input or usage (one line, no traceback unless
+``--debug``), 3 an internal error (a bug: rerun with ``--debug`` and report the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from crucible_ray import __version__
+from crucible_ray.errors import CrucibleError
+
+PROG = "crucible-ray"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name=PROG)
+@click.option("--debug", is_flag=True, help="Show full tracebacks (also accepted anywhere on the line).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def app(debug: bool, quiet: bool) -> None:
+    """Mine, train and sweep contrastive models on Ray; watch retention vs generalization.
+
+    Exit codes: 0 success, 1 a guardrail blocked, 2 bad input or usage, 3 internal error.
+    """
+    _configure_logging(logging.WARNING if quiet else logging.INFO)
+
+
+def _configure_logging(level: int) -> None:
+    logger = logging.getLogger("crucible_ray")
+    if not any(getattr(h, "_crucible_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        handler._crucible_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def _register() -> None:
+    from crucible_ray.cli._data import data
+    from crucible_ray.cli._demo import demo
+    from crucible_ray.cli._eval import eval_command
+
+    app.add_command(data)
+    app.add_command(eval_command)
+    app.add_command(demo)
+
+
+_register()
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"{PROG}: error: {message}", err=True)
+    return code
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit code (no ``sys.exit``; for embedding and tests)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("CRUCIBLE_RAY_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        result = app.main(args=args, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.Abort:
+        return _fail("aborted", 130)
+    except click.ClickException as e:
+        if debug:
+            traceback.print_exc()
+        hint = f" (see '{e.ctx.command_path} --help')" if isinstance(e, click.UsageError) and e.ctx else ""
+        return _fail(e.format_message() + hint, 2)
+    except CrucibleError as e:
+        if debug:
+            traceback.print_exc()
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as e:  # a bug: say so in one line, the traceback with --debug
+        if debug:
+            traceback.print_exc()
+        return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", 3)
+    return int(result) if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

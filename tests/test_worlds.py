@@ -1,0 +1,118 @@
+"""Data worlds: synthetic (always) and WordNet (Debian's wordnet-base, installed by make)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import crucible_ray as cr
+from crucible_ray.worlds import World, file_sha256, find_wordnet
+
+
+def _ids(path: Path) -> set[str]:
+    rows = cr.read_candidates(path) if "candidates" in path.name else cr.read_bundles(path)
+    return {getattr(r, "bundle_id", None) or r.candidate_id for r in rows}  # type: ignore[union-attr]
+
+
+def test_synthetic_world_files_and_manifest(synthetic_world: Path) -> None:
+    world = World.open(synthetic_world)
+    assert world.name == "synthetic"
+    assert set(world.pools) == {"legacy", "expansion", "organic"}
+    assert set(world.eval_sets) == {"frozen_eval", "organic_holdout"}
+    for stem, entry in world.manifest["files"].items():
+        assert file_sha256(synthetic_world / entry["path"]) == entry["sha256"], stem
+    assert world.manifest["seed"] == 0 and "torch" in world.manifest["versions"]
+
+
+def test_synthetic_pools_disjoint_and_eval_in_legacy(synthetic_world: Path) -> None:
+    world = World.open(synthetic_world)
+    ids = {k: _ids(p) for k, p in {**world.pools, **world.eval_sets}.items()}
+    assert ids["frozen_eval"] <= ids["legacy"]
+    for a in ("legacy", "expansion", "organic", "organic_holdout"):
+        for b in ("legacy", "expansion", "organic", "organic_holdout"):
+            if a < b:
+                assert not ids[a] & ids[b], (a, b)
+
+
+def test_synthetic_killers_are_sisters(synthetic_world: Path) -> None:
+    for b in cr.read_bundles(World.open(synthetic_world).path("legacy")):
+        domain, family = b.positive.split()[:2]
+        for n in b.negatives:
+            words = n.text.split()
+            assert (words[0] == domain) == (n.tier >= 2), b.bundle_id
+            assert (words[1] == family) == (n.tier == 3), b.bundle_id
+            assert n.text != b.positive
+
+
+def test_synthetic_is_reproducible(tmp_path: Path, synthetic_world: Path) -> None:
+    again = World.open(cr.build_world("synthetic", tmp_path / "a", seed=0))
+    other = World.open(cr.build_world("synthetic", tmp_path / "b", seed=1))
+    first = World.open(synthetic_world)
+    assert {k: v["sha256"] for k, v in again.manifest["files"].items()} == {
+        k: v["sha256"] for k, v in first.manifest["files"].items()
+    }
+    assert other.manifest["files"]["legacy"]["sha256"] != first.manifest["files"]["legacy"]["sha256"]
+
+
+def test_synthetic_parquet(tmp_path: Path) -> None:
+    world = World.open(cr.build_world("synthetic", tmp_path / "w", format="parquet"))
+    assert world.path("legacy").suffix == ".parquet"
+    assert len(cr.read_bundles(world.path("legacy"))) == world.manifest["files"]["legacy"]["rows"]
+
+
+def test_bad_world_options() -> None:
+    with pytest.raises(cr.ConfigError, match="option 'legacyy'"):
+        cr.build_world("wordnet", "/tmp/never", legacyy=3)
+    with pytest.raises(cr.ConfigError, match="unknown world 'atlantis'"):
+        cr.build_world("atlantis", "/tmp/never")
+
+
+def test_missing_wordnet_names_three_ways(tmp_path: Path) -> None:
+    with pytest.raises(cr.DataError) as err:
+        find_wordnet(tmp_path)
+    text = str(err.value)
+    assert "wordnet-base" in text and "NLTK" in text and "--wordnet-dir" in text
+
+
+def test_open_errors(tmp_path: Path) -> None:
+    with pytest.raises(cr.DataError, match="no such data folder"):
+        World.open(tmp_path / "none")
+    with pytest.raises(cr.DataError, match="no world manifest"):
+        World.open(tmp_path)
+
+
+@pytest.mark.wordnet
+def test_wordnet_world(wordnet_world: Path) -> None:
+    world = World.open(wordnet_world)
+    files = world.manifest["files"]
+    assert files["legacy"]["rows"] == 300 and files["frozen_eval"]["rows"] == 100
+    assert files["organic_candidates"]["rows"] >= 200 * 0.9 and files["corpus"]["rows"] == 1500
+    assert world.manifest["source"]["kind"] == "wordnet"
+    legacy = cr.read_bundles(world.path("legacy"))
+    frozen = cr.read_bundles(world.path("frozen_eval"))
+    assert {b.bundle_id for b in frozen} <= {b.bundle_id for b in legacy}
+    organic = cr.read_candidates(world.path("organic_candidates"))
+    expansion = cr.read_candidates(world.path("expansion_candidates"))
+    assert not {c.candidate_id for c in organic} & {b.bundle_id for b in legacy}
+    assert not {c.candidate_id for c in expansion} & {b.bundle_id for b in legacy}
+    assert all(c.negatives is None for c in organic) and all(c.negatives for c in expansion)
+    for b in legacy:
+        tiers = [n.tier for n in b.negatives]
+        assert tiers.count(3) >= 2 and tiers == sorted(tiers, reverse=True)
+        assert b.positive.lower() not in {n.text.lower() for n in b.negatives}
+        assert '"' not in b.anchor  # usage examples are stripped from the gloss
+
+
+@pytest.mark.wordnet
+def test_wordnet_known_synset(wordnet_world: Path) -> None:
+    from crucible_ray.worlds._wordnet_db import read_noun_synsets
+
+    synsets = read_noun_synsets(find_wordnet())
+    dog = synsets["02084071"]
+    assert dog.text.startswith("dog, domestic dog, Canis familiaris")
+    assert dog.definition.startswith("a member of the genus Canis")
+    assert dog.lexname == "noun.animal"
+    manifest = json.loads((wordnet_world / "manifest.json").read_text())
+    assert len(manifest["source"]["data.noun.sha256"]) == 64
