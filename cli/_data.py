@@ -32,16 +32,26 @@ def data() -> None:
 
 
 @data.command("build")
-@click.option("--world", "world_name", type=click.Choice(WORLDS), default="wordnet", show_default=True,
-              help="wordnet: the real world (WordNet 3.0 nouns); synthetic: tiny, seeded, dependency-free.")
+@click.option(
+    "--world",
+    "world_name",
+    type=click.Choice(WORLDS),
+    default="wordnet",
+    show_default=True,
+    help="wordnet: the real world (WordNet 3.0 nouns); synthetic: tiny, seeded, dependency-free.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
-@click.option("--wordnet-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder holding WordNet's data.noun (default: $WORDNET_DIR, /usr/share/wordnet, NLTK data).")
+@click.option(
+    "--wordnet-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding WordNet's data.noun (default: $WORDNET_DIR, /usr/share/wordnet, NLTK data).",
+)
 @click.option("-o", "--option", "options", type=KEY_VALUE, multiple=True, help=_option_help())
-def build(world_name: str, out: Path, seed: int, fmt: str, wordnet_dir: Path | None,
-          options: tuple[tuple[str, Any], ...]) -> None:
+def build(
+    world_name: str, out: Path, seed: int, fmt: str, wordnet_dir: Path | None, options: tuple[tuple[str, Any], ...]
+) -> None:
     """Build a data world: pools, frozen eval, candidates, corpus and a manifest."""
     opts = {**dict(options), "seed": seed, "format": fmt}
     world_config(world_name, opts)  # validate before any work
@@ -82,8 +92,13 @@ _KINDS = {"bundles": Bundle, "candidates": Candidate, "corpus": CorpusDoc}
 
 @data.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--kind", type=click.Choice(["auto", *_KINDS]), default="auto", show_default=True,
-              help="Row type; auto: *candidates* files are candidates, *corpus* files a corpus, others bundles.")
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", *_KINDS]),
+    default="auto",
+    show_default=True,
+    help="Row type; auto: *candidates* files are candidates, *corpus* files a corpus, others bundles.",
+)
 def validate(files: tuple[Path, ...], kind: str) -> None:
     """Validate data files row by row; the first bad row is reported as path:line."""
     for path in files:

@@ -15,12 +15,24 @@ from crucible_ray.worlds import World, build_world, find_wordnet
 
 
 @click.command()
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"),
-              show_default=True)
-@click.option("--world", "world_name", type=click.Choice(["auto", "wordnet", "synthetic"]), default="auto",
-              show_default=True, help="auto: WordNet when it is installed, else the synthetic world.")
-@click.option("--encoder", "encoder_spec", default=DEFAULT_ENCODER, show_default=True,
-              help="The encoder to score (untrained, from its spec).")
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"), show_default=True
+)
+@click.option(
+    "--world",
+    "world_name",
+    type=click.Choice(["auto", "wordnet", "synthetic"]),
+    default="auto",
+    show_default=True,
+    help="auto: WordNet when it is installed, else the synthetic world.",
+)
+@click.option(
+    "--encoder",
+    "encoder_spec",
+    default=DEFAULT_ENCODER,
+    show_default=True,
+    help="The encoder to score (untrained, from its spec).",
+)
 def demo(output_dir: Path, world_name: str, encoder_spec: str) -> None:
     """Build the default world and score an untrained encoder on it.
 
@@ -33,8 +45,10 @@ def demo(output_dir: Path, world_name: str, encoder_spec: str) -> None:
             world_name = "wordnet"
         except DataError:
             world_name = "synthetic"
-            click.echo("WordNet is not installed: using the synthetic world (apt-get install wordnet-base "
-                       "for the real one).", err=True)
+            click.echo(
+                "WordNet is not installed: using the synthetic world (apt-get install wordnet-base for the real one).",
+                err=True,
+            )
     world_dir = output_dir / "world"
     click.echo(f"[1/2] building the {world_name} world in {world_dir} ...", err=True)
     build_world(world_name, world_dir)

@@ -25,21 +25,47 @@ def encoder_help() -> str:
 @click.command("eval")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="A checkpoint (.pt).")
 @click.option("--encoder", "encoder_spec", help=encoder_help())
-@click.option("--eval-set", "eval_sets", type=EVAL_SET, multiple=True, required=True,
-              help="Eval set file (JSONL/Parquet bundles), as PATH or NAME=PATH; repeatable. "
-                   "The name defaults to the file stem.")
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Scoreboard JSON to write (atomically).")
-@click.option("--danger-margin", type=float, default=DEFAULT_DANGER_MARGIN, show_default=True,
-              help="A bundle is in danger when its margin is <= this.")
-@click.option("--retention-set", default=RETENTION_SET, show_default=True,
-              help="Eval set whose tier-3 accuracy is the retention.")
-@click.option("--generalization-set", default=GENERALIZATION_SET, show_default=True,
-              help="Eval set whose tier-3 accuracy is the generalization.")
+@click.option(
+    "--eval-set",
+    "eval_sets",
+    type=EVAL_SET,
+    multiple=True,
+    required=True,
+    help="Eval set file (JSONL/Parquet bundles), as PATH or NAME=PATH; repeatable. The name defaults to the file stem.",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Scoreboard JSON to write (atomically).",
+)
+@click.option(
+    "--danger-margin",
+    type=float,
+    default=DEFAULT_DANGER_MARGIN,
+    show_default=True,
+    help="A bundle is in danger when its margin is <= this.",
+)
+@click.option(
+    "--retention-set", default=RETENTION_SET, show_default=True, help="Eval set whose tier-3 accuracy is the retention."
+)
+@click.option(
+    "--generalization-set",
+    default=GENERALIZATION_SET,
+    show_default=True,
+    help="Eval set whose tier-3 accuracy is the generalization.",
+)
 @click.option("--device", help="cpu, cuda, cuda:1... (default: CUDA when available).")
-def eval_command(checkpoint: Path | None, encoder_spec: str | None, eval_sets: tuple[tuple[str | None, Path], ...],
-                 output: Path, danger_margin: float, retention_set: str, generalization_set: str,
-                 device: str | None) -> None:
+def eval_command(
+    checkpoint: Path | None,
+    encoder_spec: str | None,
+    eval_sets: tuple[tuple[str | None, Path], ...],
+    output: Path,
+    danger_margin: float,
+    retention_set: str,
+    generalization_set: str,
+    device: str | None,
+) -> None:
     """Score a model on eval sets and write a scoreboard."""
     if (checkpoint is None) == (encoder_spec is None):
         raise click.UsageError("give exactly one of --checkpoint CKPT or --encoder SPEC.")
@@ -51,8 +77,14 @@ def eval_command(checkpoint: Path | None, encoder_spec: str | None, eval_sets: t
         named[key] = path
     model = checkpoint if checkpoint is not None else encoder_spec
     assert model is not None
-    board = evaluate(model, named, danger_margin=danger_margin, retention_set=retention_set,
-                     generalization_set=generalization_set, device=device)
+    board = evaluate(
+        model,
+        named,
+        danger_margin=danger_margin,
+        retention_set=retention_set,
+        generalization_set=generalization_set,
+        device=device,
+    )
     board.write(output)
     click.echo(scoreboard_table(board))
     click.echo(f"\nscoreboard written to {output}")

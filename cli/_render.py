@@ -14,7 +14,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     numeric = [all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) for i in range(len(headers))]
     lines = []
     for k, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        padded = (c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        lines.append("  ".join(padded).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -34,8 +35,17 @@ def scoreboard_table(board: Scoreboard) -> str:
     for name, res in board.eval_sets.items():
         for tier in ("1", "2", "3", "all"):
             t = res[tier]
-            rows.append([f"{name} tier {tier}", t["n"], t["left_out"], t["accuracy"], t["mrr"], t["danger_rate"],
-                         t["margin"]["p50"]])
+            rows.append(
+                [
+                    f"{name} tier {tier}",
+                    t["n"],
+                    t["left_out"],
+                    t["accuracy"],
+                    t["mrr"],
+                    t["danger_rate"],
+                    t["margin"]["p50"],
+                ]
+            )
     head = ["eval set", "n", "left out", "accuracy", "MRR", f"danger@{board.danger_margin:g}", "margin p50"]
     out = table(head, rows)
     out += f"\n\nretention ({board.retention_set}, tier-3 accuracy): {_fmt(board.retention)}"

@@ -104,8 +104,11 @@ def evaluate(
     for name, (bundles, meta) in loaded.items():
         log.info("evaluating %s (%d bundles)", name, len(bundles))
         scores = score_bundles(bundles, encoder.encode)
-        results[name] = {**all_tier_metrics(scores.s_pos, scores.s_neg, scores.tiers, danger_margin),
-                         "n_bundles": len(bundles), **meta}
+        results[name] = {
+            **all_tier_metrics(scores.s_pos, scores.s_neg, scores.tiers, danger_margin),
+            "n_bundles": len(bundles),
+            **meta,
+        }
 
     def _tier3(name: str) -> float | None:
         return results[name]["3"]["accuracy"] if name in results else None

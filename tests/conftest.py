@@ -19,8 +19,14 @@ def synthetic_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wordnet_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small WordNet world (needs Debian's wordnet-base, which `make` installs)."""
     return cr.build_world(
-        "wordnet", tmp_path_factory.mktemp("wordnet"), legacy=300, frozen_eval=100, expansion=60, organic=200,
-        corpus=1500, seed=0,
+        "wordnet",
+        tmp_path_factory.mktemp("wordnet"),
+        legacy=300,
+        frozen_eval=100,
+        expansion=60,
+        organic=200,
+        corpus=1500,
+        seed=0,
     )
 
 

@@ -20,16 +20,32 @@ from crucible_ray.data import (
     write_corpus,
 )
 
-GOOD = {"bundle_id": "b1", "anchor": "a dog", "positive": "dog", "pool": "legacy",
-        "negatives": [{"text": "cat", "tier": 3}, {"text": "car", "tier": 1}]}
+GOOD = {
+    "bundle_id": "b1",
+    "anchor": "a dog",
+    "positive": "dog",
+    "pool": "legacy",
+    "negatives": [{"text": "cat", "tier": 3}, {"text": "car", "tier": 1}],
+}
 
 
 def _bundles() -> list[Bundle]:
     return [
-        Bundle(bundle_id="b1", anchor="a dog", positive="dog", pool="legacy",
-               negatives=[Negative(text="cat", tier=3), Negative(text="car", tier=1)]),
-        Bundle(bundle_id="b2", anchor="naïve café <b>", positive="café", pool="organic", pass_count=7,
-               negatives=[Negative(text="bar", tier=2)]),
+        Bundle(
+            bundle_id="b1",
+            anchor="a dog",
+            positive="dog",
+            pool="legacy",
+            negatives=[Negative(text="cat", tier=3), Negative(text="car", tier=1)],
+        ),
+        Bundle(
+            bundle_id="b2",
+            anchor="naïve café <b>",
+            positive="café",
+            pool="organic",
+            pass_count=7,
+            negatives=[Negative(text="bar", tier=2)],
+        ),
     ]
 
 
@@ -38,8 +54,10 @@ def test_round_trip(tmp_path: Path, ext: str) -> None:
     b = _bundles()
     write_bundles(tmp_path / f"b{ext}", b)
     assert read_bundles(tmp_path / f"b{ext}") == b
-    c = [Candidate(candidate_id="c1", anchor="x", positive="y"),
-         Candidate(candidate_id="c2", anchor="x", positive="y", negatives=["n1", "n2"])]
+    c = [
+        Candidate(candidate_id="c1", anchor="x", positive="y"),
+        Candidate(candidate_id="c2", anchor="x", positive="y", negatives=["n1", "n2"]),
+    ]
     write_candidates(tmp_path / f"c{ext}", c)
     assert read_candidates(tmp_path / f"c{ext}") == c
     d = [CorpusDoc(id="1", text="one"), CorpusDoc(id="2", text="two")]

@@ -17,7 +17,9 @@ SPECS = [
     pytest.param("hashed-ngram", id="hashed-ngram"),
     pytest.param("hashed-ngram:dim=32,buckets=4096,seed=3,words=false", id="hashed-ngram-small"),
     pytest.param("minilm:mode=frozen-head", id="minilm-frozen-head", marks=[pytest.mark.st, pytest.mark.slow]),
-    pytest.param("minilm:mode=frozen-head,head_dim=64,seed=1", id="minilm-head64", marks=[pytest.mark.st, pytest.mark.slow]),
+    pytest.param(
+        "minilm:mode=frozen-head,head_dim=64,seed=1", id="minilm-head64", marks=[pytest.mark.st, pytest.mark.slow]
+    ),
     pytest.param("minilm:mode=full", id="minilm-full", marks=[pytest.mark.st, pytest.mark.slow]),
 ]
 
@@ -73,8 +75,12 @@ def test_untrained_hashed_encoder_sees_spelling() -> None:
 
 
 def test_spec_forms() -> None:
-    assert parse_spec("hashed-ngram:dim=256,seed=0,words=true") == {"kind": "hashed-ngram", "dim": 256, "seed": 0,
-                                                                      "words": True}
+    assert parse_spec("hashed-ngram:dim=256,seed=0,words=true") == {
+        "kind": "hashed-ngram",
+        "dim": 256,
+        "seed": 0,
+        "words": True,
+    }
     assert normalize_spec('{"kind": "hashed-ngram", "dim": 64}') == normalize_spec("hashed-ngram:dim=64")
     assert normalize_spec("minilm")["kind"] == "sentence-transformer"
 

@@ -42,8 +42,13 @@ def test_generalization_null_without_holdout(synthetic_world: Path) -> None:
 
 
 def test_identical_texts_tie_and_fail(tmp_path: Path) -> None:
-    b = cr.Bundle(bundle_id="x", anchor="a", positive="same text", pool="legacy",
-                  negatives=[cr.Negative(text="same text!", tier=3)])  # same words -> same embedding
+    b = cr.Bundle(
+        bundle_id="x",
+        anchor="a",
+        positive="same text",
+        pool="legacy",
+        negatives=[cr.Negative(text="same text!", tier=3)],
+    )  # same words -> same embedding
     board = cr.evaluate("hashed-ngram", {"frozen_eval": [b]})
     t3 = board.eval_sets["frozen_eval"]["3"]
     assert t3["margin"]["mean"] == pytest.approx(0.0, abs=1e-6)

@@ -76,8 +76,13 @@ def _reference(s_pos, s_neg, tiers, tier_set, delta):  # type: ignore[no-untyped
         rr.append(1.0 / (1 + sum(1 for n in negs if n >= s_pos[b])))
     if not ms:
         return None
-    return {"n": len(ms), "accuracy": np.mean([m > 0 for m in ms]), "mrr": np.mean(rr),
-            "danger_rate": np.mean([m <= delta for m in ms]), "mean": np.mean(ms)}
+    return {
+        "n": len(ms),
+        "accuracy": np.mean([m > 0 for m in ms]),
+        "mrr": np.mean(rr),
+        "danger_rate": np.mean([m <= delta for m in ms]),
+        "mean": np.mean(ms),
+    }
 
 
 @settings(max_examples=60, deadline=None)

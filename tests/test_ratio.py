@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from crucible_ray import ConfigError, Ratio
 
 
-@pytest.mark.parametrize("value", ["75_15_10", "R75_15_10", {"legacy": 75, "expansion": 15, "organic": 10},
-                                   [75, 15, 10]])
+@pytest.mark.parametrize(
+    "value", ["75_15_10", "R75_15_10", {"legacy": 75, "expansion": 15, "organic": 10}, [75, 15, 10]]
+)
 def test_parse_forms(value: object) -> None:
     r = Ratio.parse(value)  # type: ignore[arg-type]
     assert r.canonical == "75_15_10"
@@ -61,7 +62,7 @@ def test_quotas_properties(parts: list[int], batch: int) -> None:
     pools = [f"p{i}" for i in range(len(pct))]
     q = Ratio.parse(pct, pools=pools).quotas(batch)
     assert sum(q.values()) == batch
-    for pool, p in zip(pools, pct):
+    for pool, p in zip(pools, pct, strict=True):
         exact = p * batch / 100
         assert abs(q[pool] - exact) < 1  # within one slot of the exact share
         if p == 0:

@@ -42,8 +42,7 @@ class Ratio:
         total = sum(self.percents)
         if total != 100:
             raise ConfigError(
-                f"ratio percentages must sum to 100, but {self.canonical} sums to {total}; "
-                "write e.g. 75_15_10."
+                f"ratio percentages must sum to 100, but {self.canonical} sums to {total}; write e.g. 75_15_10."
             )
 
     @classmethod
@@ -105,7 +104,7 @@ class Ratio:
     @property
     def weights(self) -> dict[str, int]:
         """Percentages keyed by pool name, in pool order."""
-        return dict(zip(self.pools, self.percents))
+        return dict(zip(self.pools, self.percents, strict=True))
 
     def quotas(self, batch_size: int) -> dict[str, int]:
         """Exact per-pool counts for one batch by largest-remainder rounding of ``ratio * batch_size``.
@@ -125,7 +124,7 @@ class Ratio:
         order = sorted(range(len(base)), key=lambda i: (-remainder[i], i))
         for i in order[:left]:
             base[i] += 1
-        return dict(zip(self.pools, base))
+        return dict(zip(self.pools, base, strict=True))
 
     def __str__(self) -> str:
         return self.canonical

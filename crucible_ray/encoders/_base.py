@@ -83,8 +83,7 @@ class Encoder:
         self.module.eval()
         try:
             chunks = [
-                self.embed(texts[i : i + batch_size]).float().cpu().numpy()
-                for i in range(0, len(texts), batch_size)
+                self.embed(texts[i : i + batch_size]).float().cpu().numpy() for i in range(0, len(texts), batch_size)
             ]
         finally:
             self.module.train(was_training)

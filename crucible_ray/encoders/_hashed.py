@@ -49,9 +49,7 @@ def _hash_text(
     ids: list[int] = []
     for word in _WORD.findall(text.lower()):
         marked = f"<{word}>"
-        grams = [
-            marked[i : i + n] for n in range(ngram_min, ngram_max + 1) for i in range(max(len(marked) - n + 1, 0))
-        ]
+        grams = [marked[i : i + n] for n in range(ngram_min, ngram_max + 1) for i in range(max(len(marked) - n + 1, 0))]
         if words:
             grams.append("w:" + word)
         ids.extend(zlib.crc32(g.encode("utf-8"), salt) for g in grams)

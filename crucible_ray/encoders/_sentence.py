@@ -156,9 +156,7 @@ class SentenceTransformerModule(nn.Module):
         target = self.head if self.head is not None else self.backbone
         wrong = [k for k in state if not k.startswith(prefix)]
         if wrong:
-            raise EncoderError(
-                f"checkpoint tensors {wrong[:3]} do not belong to a mode={self.params.mode} encoder."
-            )
+            raise EncoderError(f"checkpoint tensors {wrong[:3]} do not belong to a mode={self.params.mode} encoder.")
         target.load_state_dict({k[len(prefix) :]: v for k, v in state.items()})
 
     def fingerprint_extra(self) -> str:

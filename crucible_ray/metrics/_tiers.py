@@ -39,9 +39,7 @@ def margins(s_pos: np.ndarray, s_neg: np.ndarray, tiers: np.ndarray, tier_set: C
     return out.astype(np.float64)
 
 
-def positive_ranks(
-    s_pos: np.ndarray, s_neg: np.ndarray, tiers: np.ndarray, tier_set: Collection[int]
-) -> np.ndarray:
+def positive_ranks(s_pos: np.ndarray, s_neg: np.ndarray, tiers: np.ndarray, tier_set: Collection[int]) -> np.ndarray:
     """Rank of the positive among itself and the negatives in ``tier_set`` (ties rank below), (B,)."""
     mask = np.isin(tiers, list(tier_set))
     beaten = (s_neg >= s_pos[:, None]) & mask
@@ -55,7 +53,7 @@ def margin_distribution(m: np.ndarray) -> dict[str, float | None]:
         return dict.fromkeys(keys)
     qs = np.percentile(m, QUANTILES)
     out: dict[str, float | None] = {"mean": float(m.mean()), "std": float(m.std(ddof=0))}
-    out.update({f"p{q}": float(v) for q, v in zip(QUANTILES, qs)})
+    out.update({f"p{q}": float(v) for q, v in zip(QUANTILES, qs, strict=True)})
     return out
 
 

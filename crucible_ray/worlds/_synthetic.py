@@ -65,7 +65,9 @@ def _words(seed: int, n: int, tag: str, taken: set[str]) -> list[str]:
     while len(out) < n:
         syllables = int(rng.integers(2, 4))
         w = "".join(
-            _ONSETS[rng.integers(len(_ONSETS))] + _VOWELS[rng.integers(len(_VOWELS))] + _CODAS[rng.integers(len(_CODAS))]
+            _ONSETS[rng.integers(len(_ONSETS))]
+            + _VOWELS[rng.integers(len(_VOWELS))]
+            + _CODAS[rng.integers(len(_CODAS))]
             for _ in range(syllables)
         )
         if w not in taken:
@@ -79,7 +81,10 @@ def _items(cfg: SyntheticWorldConfig) -> list[_Item]:
     dom_w, dom_a = _words(cfg.seed, cfg.domains, "domain", taken), _words(cfg.seed, cfg.domains, "domain-alias", taken)
     n_fam = cfg.domains * cfg.families
     fam_w, fam_a = _words(cfg.seed, n_fam, "family", taken), _words(cfg.seed, n_fam, "family-alias", taken)
-    att_w, att_a = _words(cfg.seed, cfg.attributes, "attr", taken), _words(cfg.seed, cfg.attributes, "attr-alias", taken)
+    att_w, att_a = (
+        _words(cfg.seed, cfg.attributes, "attr", taken),
+        _words(cfg.seed, cfg.attributes, "attr-alias", taken),
+    )
     pairs = list(combinations(range(cfg.attributes), 2))
     items = []
     for d in range(cfg.domains):
@@ -130,7 +135,7 @@ def build_synthetic_content(cfg: SyntheticWorldConfig) -> WorldContent:
         u = stable_fraction(cfg.seed, "synthetic-split", it.item_id)
         name = "organic_holdout"
         acc = 0.0
-        for pool, share in zip(("legacy", "expansion", "organic"), cuts):
+        for pool, share in zip(("legacy", "expansion", "organic"), cuts, strict=True):
             acc += share
             if u < acc:
                 name = pool
@@ -139,8 +144,13 @@ def build_synthetic_content(cfg: SyntheticWorldConfig) -> WorldContent:
 
     def bundles(pool: str, members: list[_Item]) -> list[Bundle]:
         return [
-            Bundle(bundle_id=it.item_id, anchor=it.anchor, positive=it.positive,
-                   negatives=_negatives(it, items, cfg), pool=pool)
+            Bundle(
+                bundle_id=it.item_id,
+                anchor=it.anchor,
+                positive=it.positive,
+                negatives=_negatives(it, items, cfg),
+                pool=pool,
+            )
             for it in members
         ]
 
@@ -159,8 +169,12 @@ def build_synthetic_content(cfg: SyntheticWorldConfig) -> WorldContent:
     out_bundles = {k: v for k, v in out_bundles.items() if v}
     candidates = {
         "expansion_candidates": [
-            Candidate(candidate_id=it.item_id, anchor=it.anchor, positive=it.positive,
-                      negatives=[n.text for n in _negatives(it, items, cfg)])
+            Candidate(
+                candidate_id=it.item_id,
+                anchor=it.anchor,
+                positive=it.positive,
+                negatives=[n.text for n in _negatives(it, items, cfg)],
+            )
             for it in split["expansion"]
         ],
         "organic_candidates": [
@@ -185,5 +199,6 @@ def build_synthetic_world(out: str | Path, config: SyntheticWorldConfig | None =
     """Build the synthetic world into ``out`` and return it."""
     cfg = config or SyntheticWorldConfig()
     content = build_synthetic_content(cfg)
-    return write_world(out, content, world="synthetic", config=cfg.model_dump(), source={"kind": "synthetic"},
-                       fmt=cfg.format)
+    return write_world(
+        out, content, world="synthetic", config=cfg.model_dump(), source={"kind": "synthetic"}, fmt=cfg.format
+    )

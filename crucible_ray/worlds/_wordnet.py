@@ -161,8 +161,9 @@ def build_wordnet_content(cfg: WordNetWorldConfig, wordnet_dir: Path) -> WorldCo
 
     def bundle(o: str, pool: str) -> Bundle:
         s = synsets[o]
-        return Bundle(bundle_id=s.synset_id, anchor=s.definition, positive=s.text,
-                      negatives=_negatives(o, graph, cfg), pool=pool)
+        return Bundle(
+            bundle_id=s.synset_id, anchor=s.definition, positive=s.text, negatives=_negatives(o, graph, cfg), pool=pool
+        )
 
     legacy_bundles = [bundle(o, "legacy") for o in legacy]
     frozen = legacy_bundles[: cfg.frozen_eval]

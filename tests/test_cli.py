@@ -1,0 +1,194 @@
+"""The command line: CliRunner for behaviour, one real subprocess for the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from crucible_ray.cli import app
+from crucible_ray.cli._main import run
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = run(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_everywhere() -> None:
+    runner = CliRunner()
+    for args in (
+        ["--help"],
+        ["data", "--help"],
+        ["data", "build", "--help"],
+        ["data", "inspect", "--help"],
+        ["data", "validate", "--help"],
+        ["eval", "--help"],
+        ["demo", "--help"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, args
+        assert "Usage:" in result.output
+
+
+def test_data_build_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        ["data", "build", "--world", "synthetic", "--out", str(tmp_path / "w"), "--seed", "3", "-o", "families=3"],
+        capsys,
+    )
+    assert code == 0 and "legacy" in out
+    manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    assert manifest["config"]["families"] == 3 and manifest["seed"] == 3
+    board = tmp_path / "sb.json"
+    code, out, _ = _run(
+        [
+            "eval",
+            "--encoder",
+            "hashed-ngram:dim=64,seed=1",
+            "--eval-set",
+            str(tmp_path / "w" / "frozen_eval.jsonl"),
+            "--eval-set",
+            f"holdout={tmp_path / 'w' / 'organic_holdout.jsonl'}",
+            "--generalization-set",
+            "holdout",
+            "--output",
+            str(board),
+        ],
+        capsys,
+    )
+    assert code == 0, out
+    doc = json.loads(board.read_text())
+    assert set(doc["eval_sets"]) == {"frozen_eval", "holdout"}
+    assert doc["generalization"] == doc["eval_sets"]["holdout"]["3"]["accuracy"] is not None
+    assert doc["encoder"]["spec"]["dim"] == 64
+    assert "retention (frozen_eval" in out
+
+
+def test_inspect_with_ratio(synthetic_world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["data", "inspect", str(synthetic_world), "--ratio", "75_15_10", "--batch-size", "16"], capsys)
+    assert code == 0
+    assert "ratio 75_15_10, batch size 16" in out
+    legacy_row = next(line for line in out.splitlines() if line.startswith("legacy ") and "%" in line)
+    assert legacy_row.split()[:3] == ["legacy", "75%", "12"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data", "inspect", "{world}", "--ratio", "75_15_5"], "sums to 95"),
+        (["data", "inspect", "{world}", "--ratio", "80_20"], "has 2 parts but there are 3 pools"),
+        (["data", "build", "--world", "synthetic", "--out", "{tmp}/x", "-o", "colour=red"], "option 'colour'"),
+        (
+            ["eval", "--encoder", "nope", "--eval-set", "{world}/frozen_eval.jsonl", "--output", "{tmp}/o.json"],
+            "unknown encoder kind 'nope'",
+        ),
+        (
+            ["eval", "--encoder", "hashed-ngram", "--eval-set", "{tmp}/bad.jsonl", "--output", "{tmp}/o.json"],
+            "bad.jsonl:2: field 'negatives[0].tier'",
+        ),
+        (
+            ["eval", "--encoder", "hashed-ngram", "--eval-set", "{tmp}/empty.jsonl", "--output", "{tmp}/o.json"],
+            "empty.jsonl: file is empty",
+        ),
+        (
+            [
+                "eval",
+                "--encoder",
+                "hashed-ngram",
+                "--checkpoint",
+                "{tmp}/c.pt",
+                "--eval-set",
+                "{tmp}/bad.jsonl",
+                "--output",
+                "{tmp}/o.json",
+            ],
+            "exactly one of --checkpoint",
+        ),
+        (
+            [
+                "eval",
+                "--checkpoint",
+                "{tmp}/missing.pt",
+                "--eval-set",
+                "{world}/frozen_eval.jsonl",
+                "--output",
+                "{tmp}/o.json",
+            ],
+            "missing.pt: no such checkpoint",
+        ),
+        (["eval", "--encoder", "hashed-ngram", "--output", "{tmp}/o.json"], "Missing option '--eval-set'"),
+        (["data", "validate", "{tmp}/bad.jsonl"], "bad.jsonl:2:"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    args: list[str], message: str, tmp_path: Path, synthetic_world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = (synthetic_world / "frozen_eval.jsonl").read_text().splitlines()[0]
+    bad = json.loads(good)
+    bad["bundle_id"] = "other"
+    bad["negatives"][0]["tier"] = 7
+    (tmp_path / "bad.jsonl").write_text(good + "\n" + json.dumps(bad) + "\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    before = set(tmp_path.iterdir())
+    code, out, err = _run([a.format(world=synthetic_world, tmp=tmp_path) for a in args], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("crucible-ray: error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert set(tmp_path.iterdir()) == before  # nothing written
+
+
+def test_debug_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(
+        [
+            "eval",
+            "--encoder",
+            "hashed-ngram",
+            "--eval-set",
+            str(tmp_path / "none.jsonl"),
+            "--output",
+            str(tmp_path / "o.json"),
+            "--debug",
+        ],
+        capsys,
+    )
+    assert code == 2 and "Traceback" in err and "none.jsonl: no such file" in err
+
+
+def test_installed_command_runs_as_subprocess(synthetic_world: Path, tmp_path: Path) -> None:
+    exe = shutil.which("crucible-ray", path=str(Path(sys.executable).parent))
+    assert exe, "the crucible-ray console script is not installed next to this Python"
+    ok = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "crucible-ray" in ok.stdout
+    bad = subprocess.run(
+        [
+            exe,
+            "eval",
+            "--encoder",
+            "hashed-ngram",
+            "--eval-set",
+            str(tmp_path / "x.jsonl"),
+            "--output",
+            str(tmp_path / "o.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"crucible-ray: error: {tmp_path / 'x.jsonl'}: no such file"
+
+
+def test_demo_on_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["demo", "--output-dir", str(tmp_path / "d"), "--world", "synthetic"], capsys)
+    assert code == 0, err
+    assert "world: synthetic" in out and "retention (frozen_eval" in out
+    doc = json.loads((tmp_path / "d" / "scoreboard_untrained.json").read_text())
+    assert doc["retention"] is not None and doc["generalization"] is not None
