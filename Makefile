@@ -39,6 +39,7 @@ install: $(DEPS_STAMP)
 
 test: setup
 	$(BIN)/ruff check crucible_ray cli tests benchmarks
+	$(BIN)/mypy crucible_ray cli
 	$(BIN)/pytest -q
 
 test-fast: install

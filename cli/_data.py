@@ -8,6 +8,7 @@ from typing import Any
 import click
 from crucible_ray.cli._params import KEY_VALUE, RATIO
 from crucible_ray.cli._render import table
+from pydantic import BaseModel
 
 from crucible_ray.config import Ratio
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, read_rows
@@ -17,7 +18,7 @@ from crucible_ray.worlds._wordnet import WordNetWorldConfig
 
 
 def _option_help() -> str:
-    def names(model: type) -> str:
+    def names(model: type[BaseModel]) -> str:
         return ", ".join(k for k in model.model_fields if k not in ("seed", "format"))
 
     return (
@@ -87,7 +88,7 @@ def inspect(data_dir: Path, ratio: Ratio | None, batch_size: int) -> None:
         click.echo(table(["pool", "share", "per batch", "bundles", ""], rows))
 
 
-_KINDS = {"bundles": Bundle, "candidates": Candidate, "corpus": CorpusDoc}
+_KINDS: dict[str, type[BaseModel]] = {"bundles": Bundle, "candidates": Candidate, "corpus": CorpusDoc}
 
 
 @data.command("validate")
@@ -105,5 +106,5 @@ def validate(files: tuple[Path, ...], kind: str) -> None:
         k = kind
         if k == "auto":
             k = "candidates" if "candidates" in path.name else "corpus" if "corpus" in path.name else "bundles"
-        rows = read_rows(path, _KINDS[k])
+        rows: list[BaseModel] = read_rows(path, _KINDS[k])
         click.echo(f"{path}: {len(rows)} valid {k} rows")

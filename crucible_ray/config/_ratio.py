@@ -78,7 +78,7 @@ class Ratio:
             unknown = sorted(set(value) - set(pools))
             if unknown:
                 raise ConfigError(f"ratio names unknown pools {unknown}; the pools are {list(pools)}.")
-            percents = []
+            percents: list[int] = []
             for pool in pools:
                 v = value.get(pool, 0)
                 if isinstance(v, bool) or not isinstance(v, int):
@@ -93,7 +93,7 @@ class Ratio:
                 raise ConfigError(
                     f"ratio {items} has {len(items)} parts but there are {len(pools)} pools {list(pools)}."
                 )
-            return cls(pools, tuple(items))
+            return cls(pools, tuple(int(v) for v in items))  # type: ignore[call-overload]
         raise ConfigError(f"cannot read a ratio from {value!r} (type {type(value).__name__}).")
 
     @property

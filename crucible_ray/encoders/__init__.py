@@ -4,6 +4,8 @@ Built in: ``hashed-ngram`` (the default; trainable from scratch on CPU) and ``se
 (alias ``minilm``; a pretrained backbone, ``full`` or ``frozen-head``; needs the ``st`` extra).
 """
 
+from typing import Any
+
 from crucible_ray.encoders._base import Encoder, EncoderModule
 from crucible_ray.encoders._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -26,7 +28,7 @@ from crucible_ray.encoders._spec import parse_spec, spec_to_string
 DEFAULT_ENCODER = "hashed-ngram"
 
 
-def _sentence_transformer_factory(params):  # type: ignore[no-untyped-def]
+def _sentence_transformer_factory(params: Any) -> Any:
     # Imported on use: sentence-transformers is an optional extra.
     from crucible_ray.encoders._sentence import SentenceTransformerModule
 

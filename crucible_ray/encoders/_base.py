@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -49,12 +49,13 @@ class Encoder:
     def __init__(self, spec: dict[str, Any], module: nn.Module) -> None:
         self.spec = dict(spec)
         self.module = module
+        self._impl = cast(EncoderModule, module)  # the kind's own methods, typed
         self._fingerprint: str | None = None
 
     @property
     def dim(self) -> int:
         """Embedding dimension."""
-        return int(self.module.dim)
+        return int(self._impl.dim)
 
     @property
     def device(self) -> torch.device:
@@ -71,8 +72,8 @@ class Encoder:
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """L2-normalised embeddings as a tensor on the module's device, with gradients (for training)."""
-        features = self.module.featurize(list(texts), self.device)
-        out = self.module(features)  # (n, d)
+        features = self._impl.featurize(list(texts), self.device)
+        out = self._impl.forward(features)  # (n, d)
         return nn.functional.normalize(out, dim=-1)
 
     @torch.no_grad()
@@ -93,18 +94,18 @@ class Encoder:
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint stores, detached and on the CPU."""
-        return {k: v.detach().cpu().clone() for k, v in self.module.trainable_state().items()}
+        return {k: v.detach().cpu().clone() for k, v in self._impl.trainable_state().items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         """Load tensors saved by :meth:`trainable_state`."""
-        self.module.load_trainable_state(state)
+        self._impl.load_trainable_state(state)
         self._fingerprint = None
 
     def fingerprint(self) -> str:
         """A sha256 over the spec, the trainable tensors and any frozen weights' identity."""
         if self._fingerprint is None:
             h = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode())
-            h.update(self.module.fingerprint_extra().encode())
+            h.update(self._impl.fingerprint_extra().encode())
             for name, tensor in sorted(self.trainable_state().items()):
                 h.update(name.encode())
                 h.update(tensor.contiguous().numpy().tobytes())

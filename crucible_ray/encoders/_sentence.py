@@ -94,6 +94,8 @@ def _load_sentence_transformer(path: Path, max_seq_length: int) -> nn.Module:
 class SentenceTransformerModule(nn.Module):
     """A sentence-transformers backbone with an optional trainable linear head."""
 
+    backbone: Any  # a SentenceTransformer (typed loosely: the extra may not be installed)
+
     def __init__(self, params: SentenceTransformerParams) -> None:
         super().__init__()
         self.params = params

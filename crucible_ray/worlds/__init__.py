@@ -27,7 +27,11 @@ WORLDS = ("wordnet", "synthetic")
 
 def world_config(name: str, options: dict[str, Any]) -> WordNetWorldConfig | SyntheticWorldConfig:
     """Validate ``options`` for world ``name``; a :class:`ConfigError` names the bad option."""
-    model = {"wordnet": WordNetWorldConfig, "synthetic": SyntheticWorldConfig}.get(name)
+    models: dict[str, type[WordNetWorldConfig] | type[SyntheticWorldConfig]] = {
+        "wordnet": WordNetWorldConfig,
+        "synthetic": SyntheticWorldConfig,
+    }
+    model = models.get(name)
     if model is None:
         raise ConfigError(f"unknown world {name!r}; choose one of {', '.join(WORLDS)}.")
     try:

@@ -108,7 +108,7 @@ def _items(cfg: SyntheticWorldConfig) -> list[_Item]:
 
 def _negatives(item: _Item, items: list[_Item], cfg: SyntheticWorldConfig) -> list[Negative]:
     rng = rng_for(cfg.seed, "synthetic-negatives", item.item_id)
-    groups = [
+    groups: list[tuple[Literal[1, 2, 3], list[_Item], int]] = [
         (3, [x for x in items if x.family == item.family and x is not item], cfg.tier3),
         (2, [x for x in items if x.domain == item.domain and x.family != item.family], cfg.tier2),
         (1, [x for x in items if x.domain != item.domain], cfg.tier1),
