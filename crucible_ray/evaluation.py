@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import Bundle, read_bundles
+from crucible_ray.data import Bundle, file_sha256, read_bundles
 from crucible_ray.encoders import Encoder, build_encoder, load_encoder
 from crucible_ray.errors import ConfigError
 from crucible_ray.metrics import all_tier_metrics, score_bundles
@@ -22,14 +21,6 @@ from crucible_ray.scoreboard import (
 log = get_logger(__name__)
 
 EvalSetInput = str | Path | Sequence[Bundle]
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def eval_set_name(path: str | Path) -> str:
@@ -96,7 +87,7 @@ def evaluate(
     for name, source in eval_sets.items():
         if isinstance(source, (str, Path)):
             path = Path(source)
-            loaded[name] = (read_bundles(path), {"path": str(path), "sha256": _file_sha256(path)})
+            loaded[name] = (read_bundles(path), {"path": str(path), "sha256": file_sha256(path)})
         else:
             loaded[name] = (list(source), {"path": None, "sha256": None})
     encoder, checkpoint = resolve_encoder(model, device=device)

@@ -1,6 +1,7 @@
 """Data model and file I/O: bundles, candidates and corpus documents in JSONL or Parquet."""
 
 from crucible_ray.data._atomic import atomic_path, atomic_write
+from crucible_ray.data._hashing import file_sha256
 from crucible_ray.data._io import (
     file_format,
     iter_rows,
@@ -25,6 +26,7 @@ __all__ = [
     "atomic_path",
     "atomic_write",
     "file_format",
+    "file_sha256",
     "iter_rows",
     "read_bundles",
     "read_candidates",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from crucible_ray.data import (
     Candidate,
     CorpusDoc,
     file_format,
+    file_sha256,
     write_bundles,
     write_candidates,
     write_corpus,
@@ -30,15 +30,6 @@ POOL_FILES = ("legacy", "expansion", "organic")
 EVAL_FILES = ("frozen_eval", "organic_holdout")
 CANDIDATE_FILES = ("expansion_candidates", "organic_candidates")
 CORPUS_FILE = "corpus"
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
