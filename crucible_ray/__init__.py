@@ -1,12 +1,12 @@
 """crucible-ray: mining, curriculum training and Pareto sweeps for contrastive models, on Ray.
 
-The Python API for driver scripts::
+The Python API for driver scripts:
 
-    import crucible_ray as cr
-
-    world = cr.build_world("wordnet", "worlds/wordnet")
-    board = cr.evaluate("hashed-ngram:seed=0", [world / "frozen_eval.jsonl"])
-    print(board.retention)
+    >>> import crucible_ray as cr
+    >>> world = cr.build_world("wordnet", "worlds/wordnet")  # doctest: +SKIP
+    >>> board = cr.evaluate("hashed-ngram:seed=0", [world / "frozen_eval.jsonl"])  # doctest: +SKIP
+    >>> board.retention  # doctest: +SKIP
+    0.352
 
 Everything here is importable without starting Ray.
 """
