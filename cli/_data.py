@@ -76,7 +76,6 @@ def inspect(data_dir: Path, ratio: Ratio | None, batch_size: int) -> None:
     world = World.open(data_dir)
     click.echo(_world_summary(world))
     if ratio is not None:
-        ratio = Ratio.parse(ratio.weights, pools=ratio.pools)
         quotas = ratio.quotas(batch_size)
         files = world.manifest["files"]
         rows = []

@@ -15,7 +15,7 @@ import torch
 
 from crucible_ray.data import atomic_path
 from crucible_ray.encoders._base import Encoder
-from crucible_ray.encoders._registry import build_encoder
+from crucible_ray.encoders._registry import build_encoder, resolve_device
 from crucible_ray.errors import EncoderError
 
 CHECKPOINT_FORMAT = "crucible-ray-checkpoint"
@@ -89,6 +89,4 @@ def load_encoder(checkpoint: str | Path, *, device: str | None = None) -> Encode
             f"{checkpoint}: the rebuilt encoder's fingerprint differs from the saved one; the frozen "
             "backbone's weights are not the ones it was trained on."
         )
-    from crucible_ray.encoders._registry import resolve_device
-
     return encoder.to(resolve_device(device))

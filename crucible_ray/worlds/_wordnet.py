@@ -63,15 +63,21 @@ class _Graph:
         for s in synsets.values():
             self.by_lexfile[s.lexfile].append(s.offset)
         self.all = list(synsets)
+        self._sisters: dict[str, list[str]] = {}
 
     def sisters(self, offset: str) -> list[str]:
+        """Co-hyponyms with a different text; computed once per synset (asked for up to three times)."""
+        cached = self._sisters.get(offset)
+        if cached is not None:
+            return cached
         own = self.synsets[offset]
         out: dict[str, None] = {}
         for h in own.hypernyms:
             for c in self.children[h]:
                 if c != offset and _norm(self.synsets[c].text) != _norm(own.text):
                     out[c] = None
-        return list(out)
+        self._sisters[offset] = list(out)
+        return self._sisters[offset]
 
 
 def _pick(
