@@ -51,6 +51,7 @@ class Candidate(BaseModel):
     anchor: Text
     positive: Text
     negatives: list[Text] | None = None
+    positive_id: Id | None = None  # the positive's corpus id, if it is in the corpus (never mined as a negative)
 
 
 class CorpusDoc(BaseModel):
@@ -83,6 +84,7 @@ ARROW_SCHEMA: dict[type[BaseModel], pa.Schema] = {
             ("anchor", pa.string()),
             ("positive", pa.string()),
             ("negatives", pa.list_(pa.string())),
+            ("positive_id", pa.string()),
         ]
     ),
     CorpusDoc: pa.schema([("id", pa.string()), ("text", pa.string())]),

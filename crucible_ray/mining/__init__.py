@@ -1,0 +1,32 @@
+"""The organic miner: multi-lineup validation of candidate hard cases (pure numpy/torch, no Ray).
+
+A candidate is accepted only if it stays dangerous in at least ``min_passes`` of ``lineups``
+independent lineups of its negatives, so a lucky draw of one hard negative is not enough.
+The Ray Data pipeline around this lives in :mod:`crucible_ray.distributed`.
+"""
+
+from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, mine_batch
+from crucible_ray.mining._config import MinerConfig
+from crucible_ray.mining._corpus import CorpusIndex, dedupe_corpus, open_embeddings
+from crucible_ray.mining._kernel import LineupVerdict, judge_lineups, retrieve, rowwise_scores
+from crucible_ray.mining._lineups import candidate_key, draw_lineup_scalar, draw_lineups
+from crucible_ray.mining._text import normalize_text, text_code
+
+__all__ = [
+    "RESULT_SCHEMA",
+    "CandidateBatch",
+    "CorpusIndex",
+    "LineupVerdict",
+    "MinerConfig",
+    "candidate_key",
+    "dedupe_corpus",
+    "draw_lineup_scalar",
+    "draw_lineups",
+    "judge_lineups",
+    "mine_batch",
+    "normalize_text",
+    "open_embeddings",
+    "retrieve",
+    "rowwise_scores",
+    "text_code",
+]

@@ -1,0 +1,74 @@
+"""The corpus the miner retrieves negatives from: de-duplicated texts, their ids, their embeddings.
+
+Texts are de-duplicated by normalised text before embedding (the first id wins), so retrieval never
+returns the same text twice and exact score ties between different rows do not arise from copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crucible_ray.data import CorpusDoc
+from crucible_ray.errors import MiningError
+from crucible_ray.mining._text import text_code
+
+
+@dataclass
+class CorpusIndex:
+    """Corpus rows after de-duplication, with lookups by id and by normalised text.
+
+    ``embeddings`` is (C, d) float32 with L2-normalised rows: an array in memory or a ``np.memmap``.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    embeddings: np.ndarray
+    n_duplicates: int = 0
+    _by_id: dict[str, int] = field(default_factory=dict, repr=False)
+    _by_code: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.texts) or len(self.ids) != int(self.embeddings.shape[0]):
+            raise MiningError(
+                f"corpus index is inconsistent: {len(self.ids)} ids, {len(self.texts)} texts, "
+                f"{self.embeddings.shape[0]} embeddings"
+            )
+        self._by_id = {d: i for i, d in enumerate(self.ids)}
+        self._by_code = {text_code(t): i for i, t in enumerate(self.texts)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row_of_id(self, doc_id: str | None) -> int:
+        """The row of a corpus id, ``-1`` when absent."""
+        return -1 if doc_id is None else self._by_id.get(doc_id, -1)
+
+    def row_of_text(self, text: str) -> int:
+        """The row whose normalised text equals ``text``'s, ``-1`` when absent."""
+        return self._by_code.get(text_code(text), -1)
+
+
+def dedupe_corpus(docs: Iterable[CorpusDoc]) -> tuple[list[str], list[str], int]:
+    """``(ids, texts, n_duplicates)``: one row per normalised text, the first occurrence kept."""
+    ids: list[str] = []
+    texts: list[str] = []
+    seen: set[int] = set()
+    dups = 0
+    for d in docs:
+        code = text_code(d.text)
+        if code in seen:
+            dups += 1
+            continue
+        seen.add(code)
+        ids.append(d.id)
+        texts.append(d.text)
+    return ids, texts, dups
+
+
+def open_embeddings(path: str | Path) -> np.ndarray:
+    """A corpus embedding file (``.npy``) memory-mapped read-only."""
+    return np.load(path, mmap_mode="r")

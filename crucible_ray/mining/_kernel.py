@@ -1,0 +1,155 @@
+"""The mining kernel, pure torch: exact top-N retrieval, false-negative ceiling, lineup kills.
+
+Runs wherever its tensors are (a GPU inside an encoder actor, the CPU in a laptop loop). It never
+materialises the full candidates x corpus score matrix: the corpus is scanned in chunks and a running
+top-k is merged. Scores that decide kills are recomputed row by row (``(a * n).sum(-1)``), so they do
+not depend on how many rows share a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DEFAULT_CHUNK = 32768
+
+
+def _as_chunk(corpus: torch.Tensor | np.ndarray, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    part = corpus[start:stop]
+    if isinstance(part, np.ndarray):
+        # A memory-mapped corpus is read-only; torch wants writable memory, so copy the chunk.
+        part = torch.from_numpy(np.array(part, dtype=np.float32, copy=not part.flags.writeable, order="C"))
+    return part.to(device=device, dtype=torch.float32, non_blocking=True)
+
+
+@torch.no_grad()
+def retrieve(
+    anchors: torch.Tensor,
+    corpus: torch.Tensor | np.ndarray,
+    *,
+    k: int,
+    exclude: torch.Tensor | None = None,
+    rank_min: int = 0,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest corpus rows of each anchor after ``rank_min`` skipped, excluded rows left out.
+
+    Args:
+        anchors: (B, d) normalised anchor embeddings.
+        corpus: (C, d) normalised corpus embeddings: a tensor, a numpy array or a ``np.memmap``
+            (read chunk by chunk, so a memory-mapped corpus never has to fit in memory).
+        k: how many to return per row.
+        exclude: (B, E) corpus rows that must never be returned (the positive, the anchor), ``-1`` = none.
+        rank_min: ranks ``0 .. rank_min-1`` (after exclusion) are skipped: the rank window's start.
+        chunk_size: corpus rows scored per matrix product.
+
+    Returns:
+        ``(scores, index)``, each (B, k): best first; ``index == -1`` and ``scores == -inf`` where the
+        corpus has fewer eligible rows.
+    """
+    b, device = anchors.shape[0], anchors.device
+    n_corpus = int(corpus.shape[0])
+    n_ex = 0 if exclude is None else int(exclude.shape[1])
+    want = min(rank_min + k + n_ex, n_corpus)
+    best_s = torch.full((b, 0), float("-inf"), device=device)
+    best_i = torch.full((b, 0), -1, dtype=torch.long, device=device)
+    if b == 0 or want == 0:
+        return torch.full((b, k), float("-inf"), device=device), torch.full((b, k), -1, dtype=torch.long, device=device)
+    anchors = anchors.float()
+    for start in range(0, n_corpus, chunk_size):
+        chunk = _as_chunk(corpus, start, min(start + chunk_size, n_corpus), device)
+        scores = anchors @ chunk.T  # (B, chunk)
+        top = min(want, scores.shape[1])
+        s, i = torch.topk(scores, top, dim=1)  # (B, top)
+        merged_s = torch.cat([best_s, s], dim=1)
+        merged_i = torch.cat([best_i, i + start], dim=1)
+        keep = min(want, merged_s.shape[1])
+        s, pos = torch.topk(merged_s, keep, dim=1)
+        best_s, best_i = s, torch.gather(merged_i, 1, pos)
+    # Drop excluded rows, then skip rank_min and keep k (ranks counted after exclusion).
+    if exclude is not None and n_ex:
+        excluded = (best_i[:, :, None] == exclude[:, None, :]).any(-1)  # (B, want)
+    else:
+        excluded = torch.zeros_like(best_i, dtype=torch.bool)
+    rank = torch.cumsum((~excluded).long(), dim=1) - 1  # rank among non-excluded
+    take = ~excluded & (rank >= rank_min) & (rank < rank_min + k)
+    order = torch.argsort((~take).long() * (best_i.shape[1] + 1) + torch.arange(best_i.shape[1], device=device), dim=1)
+    n_out = min(k, best_i.shape[1])
+    sel = order[:, :n_out]
+    out_s = torch.gather(best_s, 1, sel)
+    out_i = torch.gather(best_i, 1, sel)
+    valid = torch.gather(take, 1, sel)
+    out_s = torch.where(valid, out_s, torch.full_like(out_s, float("-inf")))
+    out_i = torch.where(valid, out_i, torch.full_like(out_i, -1))
+    if n_out < k:
+        pad = k - n_out
+        out_s = torch.cat([out_s, torch.full((b, pad), float("-inf"), device=device)], dim=1)
+        out_i = torch.cat([out_i, torch.full((b, pad), -1, dtype=torch.long, device=device)], dim=1)
+    return out_s, out_i
+
+
+def rowwise_scores(anchors: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """``s(a_b, x_bj)`` for anchors (B, d) and others (B, N, d) -> (B, N), independent of the batch size."""
+    return (anchors[:, None, :] * others).sum(-1)
+
+
+@dataclass(frozen=True)
+class LineupVerdict:
+    """What the lineups said about each row of a batch (all tensors on the kernel's device)."""
+
+    kills: torch.Tensor  # (B, K) bool: lineup k killed
+    lineup_max: torch.Tensor  # (B, K) the best negative score in lineup k
+    pass_count: torch.Tensor  # (B,) number of killing lineups (0 when insufficient)
+    sufficient: torch.Tensor  # (B,) bool: at least m negatives
+    dangerous: torch.Tensor  # (B, N) bool: a valid negative with s(a, n) >= s(a, p) - delta
+    appearances: torch.Tensor  # (B, N) in how many lineups each negative was drawn
+    kill_counts: torch.Tensor  # (B, N) lineups this negative killed (appearances when dangerous, else 0)
+
+
+@torch.no_grad()
+def judge_lineups(
+    score_positive: torch.Tensor,
+    score_negatives: torch.Tensor,
+    valid: torch.Tensor,
+    lineups: torch.Tensor,
+    *,
+    danger_margin: float,
+) -> LineupVerdict:
+    """Evaluate every lineup: it kills when ``max_{j in L_k} s(a, n_j) >= s(a, p) - danger_margin``.
+
+    Args:
+        score_positive: (B,) ``s(a, p)``.
+        score_negatives: (B, N) ``s(a, n_j)``; entries where ``valid`` is False are ignored.
+        valid: (B, N) bool; valid negatives come first in each row.
+        lineups: (B, K, m) int64 indices into the row's negatives, ``-1`` for an insufficient row
+            (from :func:`~crucible_ray.mining.draw_lineups`).
+        danger_margin: delta.
+    """
+    b, n = score_negatives.shape
+    k = lineups.shape[1]
+    sufficient = (lineups >= 0).all(dim=2).all(dim=1) if lineups.numel() else torch.zeros(b, dtype=torch.bool)
+    sufficient = sufficient.to(score_negatives.device)
+    idx = lineups.clamp(min=0).to(score_negatives.device)  # (B, K, m)
+    masked = torch.where(valid, score_negatives, torch.full_like(score_negatives, float("-inf")))
+    gathered = torch.gather(masked[:, None, :].expand(b, k, n), 2, idx)  # (B, K, m)
+    lineup_max = gathered.max(dim=2).values if idx.shape[2] else torch.full((b, k), float("-inf"))
+    threshold = score_positive - danger_margin  # (B,)
+    kills = (lineup_max >= threshold[:, None]) & sufficient[:, None]
+    pass_count = kills.sum(dim=1)
+    dangerous = valid & (score_negatives >= threshold[:, None])
+    appearances = torch.zeros((b, n), dtype=torch.long, device=score_negatives.device)
+    flat = idx.reshape(b, -1)
+    appearances.scatter_add_(1, flat, torch.ones_like(flat))
+    appearances = torch.where(sufficient[:, None], appearances, torch.zeros_like(appearances))
+    kill_counts = torch.where(dangerous, appearances, torch.zeros_like(appearances))
+    return LineupVerdict(
+        kills=kills,
+        lineup_max=lineup_max,
+        pass_count=pass_count,
+        sufficient=sufficient,
+        dangerous=dangerous,
+        appearances=appearances,
+        kill_counts=kill_counts,
+    )

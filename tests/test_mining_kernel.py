@@ -1,0 +1,185 @@
+"""The mining kernel: against a slow reference, lineup statistics, retrieval edge cases."""
+
+from __future__ import annotations
+
+from math import comb
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from mining_reference import reference_mine
+
+import crucible_ray as cr
+from crucible_ray.data import Candidate, CorpusDoc
+from crucible_ray.mining import (
+    CandidateBatch,
+    CorpusIndex,
+    MinerConfig,
+    dedupe_corpus,
+    draw_lineup_scalar,
+    draw_lineups,
+    judge_lineups,
+    mine_batch,
+    retrieve,
+)
+
+
+def _index(enc: cr.Encoder, docs: list[CorpusDoc]) -> CorpusIndex:
+    ids, texts, dups = dedupe_corpus(docs)
+    return CorpusIndex(ids, texts, enc.encode(texts), dups)
+
+
+def _batch(cands: list[Candidate]) -> CandidateBatch:
+    return CandidateBatch.from_arrow(pa.Table.from_pylist([c.model_dump() for c in cands]))
+
+
+def _world_inputs(world: Path) -> tuple[list[Candidate], list[CorpusDoc]]:
+    organic = cr.read_candidates(world / "organic_candidates.jsonl")
+    expansion = cr.read_candidates(world / "expansion_candidates.jsonl")
+    corpus = cr.read_corpus(world / "corpus.jsonl")
+    # Edge cases: a negative that copies the positive (in other case and spacing), a duplicate
+    # negative, a candidate whose positive is in the corpus by id, one with too few negatives.
+    e0 = expansion[0]
+    assert e0.negatives is not None
+    tricky = [
+        Candidate(
+            candidate_id="edge:dup",
+            anchor=e0.anchor,
+            positive=e0.positive,
+            negatives=[f"  {e0.positive.upper()} ", *e0.negatives, e0.negatives[0]],
+        ),
+        Candidate(candidate_id="edge:few", anchor=e0.anchor, positive=e0.positive, negatives=e0.negatives[:1]),
+        Candidate(candidate_id="edge:pid", anchor=organic[0].anchor, positive="something else", positive_id=corpus[5].id),
+    ]
+    # Corpus copies (same text, new id) must be de-duplicated, not retrieved twice.
+    corpus = corpus + [CorpusDoc(id="copy:1", text=corpus[3].text.upper())]
+    return organic + expansion + tricky, corpus
+
+
+CONFIGS = [
+    MinerConfig(lineups=10, lineup_size=4, min_passes=3, neighbors=12, danger_margin=0.0, seed=1),
+    MinerConfig(lineups=7, lineup_size=3, min_passes=5, neighbors=9, rank_min=2, danger_margin=-0.05, seed=2),
+    MinerConfig(lineups=12, lineup_size=2, min_passes=2, neighbors=10, rank_max=8, max_danger=0.12, seed=3),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["plain", "window-strict", "ceiling"])
+def test_kernel_matches_reference(synthetic_world: Path, cfg: MinerConfig) -> None:
+    enc = cr.build_encoder("hashed-ngram:dim=64,seed=3", device="cpu")
+    cands, corpus = _world_inputs(synthetic_world)
+    index = _index(enc, corpus)
+    assert index.n_duplicates == 1
+    got = mine_batch(_batch(cands), enc, cfg, index).to_pylist()
+    ref = reference_mine(cands, corpus, lambda t: enc.encode(t), cfg)
+    assert [r["candidate_id"] for r in got] == [c.candidate_id for c in cands]
+    statuses = {r["status"] for r in got}
+    assert len(statuses) >= 2, statuses  # the configs are chosen so that the verdicts are mixed
+    for row in got:
+        want = ref[row["candidate_id"]]
+        assert row["status"] == want["status"], row["candidate_id"]
+        assert row["pass_count"] == want["pass_count"], row["candidate_id"]
+        assert row["n_negatives"] == want["n_negatives"]
+        assert row["n_dropped_false_negatives"] == want["n_dropped_false_negatives"]
+        assert row["score_positive"] == pytest.approx(want["score_positive"], abs=1e-5)
+        assert {k["text"]: k["kills"] for k in row["killers"]} == want["killers"]
+        if row["status"] != "insufficient":
+            assert row["danger_max"] == pytest.approx(want["danger_max"], abs=1e-5)
+            assert row["danger_mean_lineup"] == pytest.approx(want["danger_mean_lineup"], abs=1e-5)
+        scores = [k["score"] for k in row["killers"]]
+        assert scores == sorted(scores, reverse=True)
+    by_id = {r["candidate_id"]: r for r in got}
+    assert by_id["edge:few"]["status"] == "insufficient" and by_id["edge:few"]["accepted"] is False
+    assert by_id["edge:dup"]["n_dropped_duplicates"] == 2
+
+
+def test_retrieve_excludes_positive_and_never_returns_a_row_twice() -> None:
+    gen = torch.Generator().manual_seed(0)
+    corpus = torch.nn.functional.normalize(torch.randn(300, 8, generator=gen), dim=1)
+    anchors = corpus[:5] + 0.01  # each anchor's nearest corpus row is itself
+    exclude = torch.tensor([[0, -1], [1, 7], [-1, -1], [3, 3], [4, 299]])
+    s, i = retrieve(anchors, corpus, k=6, exclude=exclude, chunk_size=17)
+    full = anchors @ corpus.T
+    for b in range(5):
+        banned = {int(x) for x in exclude[b] if x >= 0}
+        expected = [j for j in torch.argsort(full[b], descending=True).tolist() if j not in banned][:6]
+        assert i[b].tolist() == expected
+        assert len(set(i[b].tolist())) == 6
+        assert torch.allclose(s[b], full[b, expected])
+
+
+def test_retrieve_pads_when_the_corpus_is_small() -> None:
+    corpus = torch.eye(3)
+    s, i = retrieve(torch.eye(3)[:1], corpus, k=5, exclude=torch.tensor([[0]]))
+    assert i.tolist() == [[1, 2, -1, -1, -1]] or i.tolist() == [[2, 1, -1, -1, -1]]
+    assert torch.isinf(s[0, 2:]).all()
+
+
+def test_retrieve_reads_a_memory_mapped_corpus(tmp_path: Path) -> None:
+    gen = np.random.default_rng(0)
+    emb = gen.normal(size=(1000, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    np.save(tmp_path / "c.npy", emb)
+    mm = np.load(tmp_path / "c.npy", mmap_mode="r")
+    anchors = torch.from_numpy(emb[:4].copy())
+    a = retrieve(anchors, mm, k=10, rank_min=1, chunk_size=64)
+    b = retrieve(anchors, torch.from_numpy(emb), k=10, rank_min=1)
+    assert torch.equal(a[1], b[1])
+    assert a[1][:, 0].tolist() != [0, 1, 2, 3]  # rank 0 (the row itself) was skipped
+
+
+def test_lineup_draws_match_the_scalar_definition() -> None:
+    ids = [f"c{i}" for i in range(40)]
+    n = np.array([i % 13 for i in range(40)])
+    draws = draw_lineups(9, ids, n, lineups=6, lineup_size=3)
+    for b, cid in enumerate(ids):
+        for k in range(6):
+            if n[b] < 3:
+                assert (draws[b, k] == -1).all()
+            else:
+                assert draws[b, k].tolist() == draw_lineup_scalar(9, cid, k, int(n[b]), 3)
+                assert len(set(draws[b, k].tolist())) == 3
+
+
+def test_lineup_draws_depend_only_on_seed_id_and_k() -> None:
+    a = draw_lineups(5, ["x", "y", "z"], np.array([20, 20, 20]), 8, 4)
+    b = draw_lineups(5, ["z", "x"], np.array([20, 20]), 8, 4)  # other batch, other order
+    c = draw_lineups(5, ["x"], np.array([20]), 3, 4)  # fewer lineups: a prefix
+    assert np.array_equal(a[0], b[1]) and np.array_equal(a[2], b[0])
+    assert np.array_equal(a[0, :3], c[0])
+    assert not np.array_equal(a[0], draw_lineups(6, ["x"], np.array([20]), 8, 4)[0])
+
+
+@pytest.mark.parametrize(("n", "m", "j", "k"), [(12, 4, 1, 10), (12, 4, 3, 10), (20, 5, 2, 8), (8, 8, 1, 5)])
+def test_pass_count_follows_the_hypergeometric_law(n: int, m: int, j: int, k: int) -> None:
+    """E[pass_count] = K * (1 - C(N-j, m) / C(N, m)) for a candidate with j killers among N negatives."""
+    rows = 6000
+    rng = np.random.default_rng(n * 100 + j)
+    scores = np.full((rows, n), -0.5, dtype=np.float32)
+    for r in range(rows):  # j killers at random places
+        scores[r, rng.choice(n, size=j, replace=False)] = 0.9
+    ids = [f"stat:{n}:{m}:{j}:{r}" for r in range(rows)]
+    lineups = draw_lineups(123, ids, np.full(rows, n), k, m)
+    verdict = judge_lineups(
+        torch.zeros(rows),
+        torch.from_numpy(scores),
+        torch.ones((rows, n), dtype=torch.bool),
+        torch.from_numpy(lineups),
+        danger_margin=0.0,
+    )
+    pass_count = verdict.pass_count.numpy().astype(float)
+    expected = k * (1 - comb(n - j, m) / comb(n, m))
+    sem = pass_count.std() / np.sqrt(rows)
+    assert abs(pass_count.mean() - expected) < max(4 * sem, 1e-9), (pass_count.mean(), expected)
+    # Every negative is drawn with probability m / N per lineup.
+    freq = verdict.appearances.numpy().sum(axis=0) / (rows * k)
+    assert np.allclose(freq, m / n, atol=4 * np.sqrt(m / n * (1 - m / n) / (rows * k)) + 1e-9)
+
+
+def test_kill_is_inclusive_at_the_threshold() -> None:
+    s_pos = torch.tensor([0.5, 0.5])
+    s_neg = torch.tensor([[0.45, 0.0], [0.44, 0.0]])
+    lineups = torch.tensor([[[0, 1]], [[0, 1]]])
+    v = judge_lineups(s_pos, s_neg, torch.ones(2, 2, dtype=torch.bool), lineups, danger_margin=0.05)
+    assert v.kills[:, 0].tolist() == [True, False]
