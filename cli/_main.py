@@ -46,9 +46,12 @@ def _register() -> None:
     from crucible_ray.cli._data import data
     from crucible_ray.cli._demo import demo
     from crucible_ray.cli._eval import eval_command
+    from crucible_ray.cli._mine import expand_command, mine_command
 
     app.add_command(data)
     app.add_command(eval_command)
+    app.add_command(mine_command)
+    app.add_command(expand_command)
     app.add_command(demo)
 
 
@@ -62,6 +65,9 @@ def _fail(message: str, code: int) -> int:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code (no ``sys.exit``; for embedding and tests)."""
+    from crucible_ray.distributed._session import quiet_ray_environment
+
+    quiet_ray_environment()  # before anything imports Ray
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("CRUCIBLE_RAY_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]

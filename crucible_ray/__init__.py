@@ -44,7 +44,9 @@ from crucible_ray.errors import (
     GuardrailViolation,
     MiningError,
 )
+from crucible_ray.distributed import MiningResult, expand, mine
 from crucible_ray.evaluation import evaluate
+from crucible_ray.mining import MinerConfig
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.worlds import World, build_world
 
@@ -60,7 +62,9 @@ __all__ = [
     "Encoder",
     "EncoderError",
     "GuardrailViolation",
+    "MinerConfig",
     "MiningError",
+    "MiningResult",
     "Negative",
     "Ratio",
     "Scoreboard",
@@ -69,7 +73,9 @@ __all__ = [
     "build_encoder",
     "build_world",
     "evaluate",
+    "expand",
     "load_encoder",
+    "mine",
     "read_bundles",
     "read_candidates",
     "read_corpus",

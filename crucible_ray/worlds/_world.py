@@ -153,6 +153,33 @@ class World:
         file_format(p)
         return p
 
+    def register(self, stem: str, path: str | Path, *, role: str, rows: int) -> World:
+        """Record a file written into this world (a mined organic pool, a vetted expansion pool).
+
+        The manifest is rewritten atomically; returns the updated world.
+        """
+        path = Path(path)
+        if path.resolve().parent != self.root.resolve():
+            raise DataError(f"{path}: only files inside the world folder {self.root} can be registered")
+        manifest = json.loads(json.dumps(self.manifest))
+        manifest["files"][stem] = {"path": path.name, "rows": rows, "role": role, "sha256": file_sha256(path)}
+        if role == "pool":
+            pools = list(manifest.get("pools", []))
+            if stem not in pools:
+                pools.append(stem)
+            manifest["pools"] = pools
+        write_json(self.root / MANIFEST, manifest)
+        return World(self.root, manifest)
+
+    @classmethod
+    def find(cls, folder: str | Path) -> World | None:
+        """The world in ``folder``, or ``None`` when the folder holds no world manifest."""
+        folder = Path(folder)
+        if not (folder / MANIFEST).is_file():
+            return None
+        world = cls.open(folder)
+        return world if world.manifest.get("kind") == "world" else None
+
     @property
     def eval_sets(self) -> dict[str, Path]:
         """Eval set files present in this world, by name."""

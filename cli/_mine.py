@@ -1,0 +1,146 @@
+"""``crucible-ray mine`` and ``crucible-ray expand``: the miner on Ray Data, from the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from crucible_ray.cli._eval import encoder_help
+
+from crucible_ray.distributed import MiningResult
+from crucible_ray.encoders import DEFAULT_ENCODER
+from crucible_ray.mining import MinerConfig
+
+_FIELDS = MinerConfig.model_fields
+
+
+def _default(name: str) -> Any:
+    return _FIELDS[name].default
+
+
+def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options shared by ``mine`` and ``expand`` (validation rules live in MinerConfig)."""
+    opts = [
+        click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="A trained checkpoint (.pt)."),
+        click.option("--encoder", "encoder_spec", help=encoder_help() + f" Default: {DEFAULT_ENCODER}."),
+        click.option("--lineups", type=int, default=_default("lineups"), show_default=True, help="K: lineups per candidate."),
+        click.option("--lineup-size", type=int, default=_default("lineup_size"), show_default=True, help="M: negatives per lineup."),
+        click.option("--min-passes", type=int, default=_default("min_passes"), show_default=True, help="P: killing lineups to accept."),
+        click.option("--neighbors", type=int, default=_default("neighbors"), show_default=True, help="N: negatives retrieved from the corpus."),
+        click.option("--rank-min", type=int, default=0, show_default=True, help="Skip this many nearest corpus texts."),
+        click.option("--rank-max", type=int, default=None, help="Ignore corpus texts ranked at or beyond this."),
+        click.option("--danger-margin", type=float, default=_default("danger_margin"), show_default=True, help="D: a lineup kills when max s(a,n) >= s(a,p) - D."),
+        click.option("--max-danger", type=float, default=None, help="Drop negatives with s(a,n) - s(a,p) above this (likely false negatives)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lineup draws."),
+        click.option("--actors", type=int, default=None, help="Encoder actors (default: one per GPU, else one per 4 CPUs)."),
+        click.option("--batch-size", type=int, default=256, show_default=True, help="Candidates per actor call."),
+        click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Use GPUs (default: when the cluster has them)."),
+        click.option("--address", default=None, help="Ray cluster address (e.g. auto); default RAY_ADDRESS, else a local Ray."),
+        click.option("--corpus-store", type=click.Choice(["auto", "object", "mmap"]), default="auto", show_default=True, help="How actors share corpus embeddings."),
+        click.option("--restart", is_flag=True, help="Discard the finished parts of an interrupted run instead of resuming."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _model(checkpoint: Path | None, encoder_spec: str | None) -> Path | str:
+    if checkpoint is not None and encoder_spec is not None:
+        raise click.UsageError("give one of --checkpoint CKPT or --encoder SPEC, not both.")
+    return checkpoint if checkpoint is not None else (encoder_spec or DEFAULT_ENCODER)
+
+
+def _config(o: dict[str, Any], holdout_fraction: float = 0.0) -> MinerConfig:
+    return MinerConfig.from_options(
+        lineups=o["lineups"],
+        lineup_size=o["lineup_size"],
+        min_passes=o["min_passes"],
+        neighbors=o["neighbors"],
+        rank_min=o["rank_min"],
+        rank_max=o["rank_max"],
+        danger_margin=o["danger_margin"],
+        max_danger=o["max_danger"],
+        seed=o["seed"],
+        holdout_fraction=holdout_fraction,
+    )
+
+
+def _execution(o: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "actors": o["actors"],
+        "batch_size": o["batch_size"],
+        "use_gpu": o["use_gpu"],
+        "address": o["address"],
+        "corpus_store": o["corpus_store"],
+        "resume": not o["restart"],
+    }
+
+
+def _report(res: MiningResult) -> None:
+    c = res.counts
+    click.echo(
+        f"candidates {c['candidates']}: accepted {c['accepted']} (pass rate {100 * c['pass_rate']:.1f}%), "
+        f"rejected {c['rejected']}, insufficient {c['insufficient']}"
+    )
+    hist = c["pass_count_histogram"]
+    click.echo("pass_count histogram: " + "  ".join(f"{k}:{v}" for k, v in hist.items()))
+    click.echo(f"results  {res.results}\nmanifest {res.manifest_path}")
+    for name, path in res.manifest["outputs"]["bundles"].items():
+        click.echo(f"bundles ({name}) {path}")
+    if res.manifest["outputs"]["st_export"]:
+        click.echo(f"sentence-transformers export {res.manifest['outputs']['st_export']}")
+
+
+@click.command("mine")
+@click.option("--candidates", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Candidates (JSONL/Parquet).")
+@click.option("--corpus", type=click.Path(dir_okay=False, path_type=Path), help="Corpus (id, text) for candidates without negatives.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Results (.parquet); manifest beside it.")
+@click.option("--holdout-fraction", type=float, default=_default("holdout_fraction"), show_default=True, help="Accepted candidates kept out of training (by id hash).")
+@click.option("--bundles-dir", type=click.Path(file_okay=False, path_type=Path), help="Where organic bundles go (default: the folder of --out).")
+@click.option("--pool", default="organic", show_default=True, help="Pool name of the accepted bundles.")
+@click.option("--holdout-pool", default="organic_holdout", show_default=True, help="Name of the holdout eval set.")
+@click.option("--st-export", type=click.Path(dir_okay=False, path_type=Path), help="Also write anchor/positive/negative_1..n JSONL for sentence-transformers.")
+@click.option("--st-negatives", type=int, default=3, show_default=True, help="Negatives per row of --st-export.")
+@_miner_options
+def mine_command(**o: Any) -> None:
+    """Validate candidates over K negative lineups; keep those dangerous in at least P of them."""
+    from crucible_ray.distributed import mine
+
+    res = mine(
+        o["candidates"],
+        out=o["out"],
+        model=_model(o["checkpoint"], o["encoder_spec"]),
+        corpus=o["corpus"],
+        config=_config(o, o["holdout_fraction"]),
+        bundles_dir=o["bundles_dir"],
+        pool=o["pool"],
+        holdout_pool=o["holdout_pool"],
+        st_export=o["st_export"],
+        st_negatives=o["st_negatives"],
+        **_execution(o),
+    )
+    _report(res)
+
+
+@click.command("expand")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path), help="World folder.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Vetted pool (.jsonl), e.g. DIR/expansion.jsonl.")
+@click.option("--generator", default=None, help="wordnet, world, or package.module:function (default: wordnet on WordNet worlds, else world).")
+@click.option("--limit", type=int, default=2000, show_default=True, help="At most this many generated candidates.")
+@_miner_options
+def expand_command(**o: Any) -> None:
+    """Generate tier-3 candidates near the legacy killers and keep those the validator accepts."""
+    from crucible_ray.distributed import expand
+
+    res = expand(
+        o["data"],
+        out=o["out"],
+        model=_model(o["checkpoint"], o["encoder_spec"]),
+        generator=o["generator"],
+        limit=o["limit"],
+        config=_config(o),
+        **_execution(o),
+    )
+    _report(res)

@@ -1,0 +1,11 @@
+"""The Ray layer: sessions, resource plans, and the Ray Data pipelines around the pure kernels.
+
+Nothing here computes results; it moves data to actors and back.
+"""
+
+from crucible_ray.distributed._expand import expand
+from crucible_ray.distributed._mine import MiningResult, mine
+from crucible_ray.distributed._resources import ActorPlan, plan_actors
+from crucible_ray.distributed._session import ray_session
+
+__all__ = ["ActorPlan", "MiningResult", "expand", "mine", "plan_actors", "ray_session"]

@@ -1,0 +1,78 @@
+"""``crucible_ray.expand``: generate tier-3 candidates near the legacy killers and keep only the vetted ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from crucible_ray._logging import get_logger
+from crucible_ray.data import write_candidates
+from crucible_ray.distributed._mine import MiningResult, mine
+from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
+from crucible_ray.errors import ConfigError, MiningError
+from crucible_ray.mining import MinerConfig
+from crucible_ray.mining._expand import CandidateGenerator, resolve_generator
+from crucible_ray.worlds import World
+
+log = get_logger(__name__)
+
+
+def expand(
+    data: str | Path,
+    *,
+    out: str | Path,
+    model: Encoder | str | Path | dict[str, Any] = DEFAULT_ENCODER,
+    generator: str | CandidateGenerator | None = None,
+    limit: int = 2000,
+    config: MinerConfig | None = None,
+    **kwargs: Any,
+) -> MiningResult:
+    """Generate expansion candidates from a world's legacy killers, vet them, write the expansion pool.
+
+    Args:
+        data: a world folder (``crucible-ray data build``).
+        out: the vetted pool (``.jsonl`` bundles; the pool is named by the file stem, e.g. ``expansion``).
+            Beside it: ``<stem>_candidates.jsonl`` (what the generator produced) and
+            ``<stem>_mined.parquet`` + manifest (the validation of each one). Inside the world folder,
+            the pool is registered in the world's manifest.
+        model: a checkpoint, an encoder spec or an :class:`Encoder` (the model whose killers we want).
+        generator: ``"wordnet"``, ``"world"``, ``"package.module:function"`` or a callable
+            ``(world, limit) -> Iterable[Candidate]``; default ``wordnet`` for WordNet worlds, else ``world``.
+        limit: at most this many candidates are generated.
+        config: miner settings (or pass them as keyword options, as for :func:`mine`); the holdout
+            fraction is forced to 0: every vetted candidate joins the pool.
+        kwargs: the execution options of :func:`mine` (``actors``, ``batch_size``, ``address``...).
+
+    Raises:
+        ConfigError: an unknown generator or a bad option; MiningError: the generator produced nothing.
+    """
+    world = World.open(data)
+    out = Path(out)
+    if out.suffix.lower() != ".jsonl":
+        raise ConfigError(f"--out is the vetted bundle pool and must be a .jsonl file, but got {out}")
+    if limit < 1:
+        raise ConfigError(f"limit must be >= 1, but got {limit}")
+    exec_keys = {"actors", "batch_size", "use_gpu", "gpus_per_actor", "address", "corpus_store", "encode_batch_size", "resume", "st_export", "st_negatives"}
+    options = {k: v for k, v in kwargs.items() if k not in exec_keys}
+    execution = {k: v for k, v in kwargs.items() if k in exec_keys}
+    cfg = config if config is not None else MinerConfig.from_options(**options)
+    cfg = cfg.model_copy(update={"holdout_fraction": 0.0})
+    name, gen = resolve_generator(generator, world)
+    candidates_path = out.with_name(f"{out.stem}_candidates.jsonl")
+    n = write_candidates(candidates_path, gen(world, limit))
+    if n == 0:
+        raise MiningError(f"generator {name!r} produced no candidates from {world.root}")
+    log.info("generator %r produced %d candidates -> %s", name, n, candidates_path)
+    result = mine(
+        candidates_path,
+        out=out.with_name(f"{out.stem}_mined.parquet"),
+        model=model,
+        corpus=world.path("corpus") if world.has("corpus") else None,
+        config=cfg,
+        bundles_dir=out.parent,
+        pool=out.stem,
+        holdout_pool=None,
+        manifest_extra={"expansion": {"generator": name, "generated": n, "limit": limit}},
+        **execution,
+    )
+    return result

@@ -1,0 +1,146 @@
+"""From mined rows to files: the results Parquet, organic bundles with a holdout, a sentence-transformers export."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from crucible_ray._rng import stable_fraction
+from crucible_ray.data import Bundle, Negative, atomic_path, atomic_write
+from crucible_ray.mining._batch import RESULT_SCHEMA
+
+HOLDOUT_SALT = "organic-holdout"
+
+
+def in_holdout(candidate_id: str, fraction: float) -> bool:
+    """The holdout split: a pure function of the candidate id (not of the mining seed or run)."""
+    return stable_fraction(0, HOLDOUT_SALT, candidate_id) < fraction
+
+
+def row_to_bundle(row: dict[str, Any], pool: str) -> Bundle:
+    """An accepted row as a bundle: killers become tier-3 negatives, near misses tier 2."""
+    negatives = [Negative(text=k["text"], tier=3) for k in row["killers"]]
+    negatives += [Negative(text=n["text"], tier=2) for n in row["near_misses"]]
+    return Bundle(
+        bundle_id=row["candidate_id"],
+        anchor=row["anchor"],
+        positive=row["positive"],
+        negatives=negatives,
+        pool=pool,
+        pass_count=int(row["pass_count"]),
+    )
+
+
+def st_row(row: dict[str, Any], n: int) -> dict[str, str] | None:
+    """A sentence-transformers n-tuple row (``anchor``, ``positive``, ``negative_1..n``), killers first;
+    ``None`` when the row has fewer than ``n`` negatives to offer."""
+    texts = [k["text"] for k in row["killers"]] + [m["text"] for m in row["near_misses"]]
+    if len(texts) < n:
+        return None
+    out = {"anchor": row["anchor"], "positive": row["positive"]}
+    out.update({f"negative_{i + 1}": t for i, t in enumerate(texts[:n])})
+    return out
+
+
+@dataclass
+class MiningTally:
+    """Counts gathered while the results are assembled."""
+
+    rows: int = 0
+    status: Counter[str] = field(default_factory=Counter)
+    pass_counts: Counter[int] = field(default_factory=Counter)
+    dropped_false_negatives: int = 0
+    dropped_duplicates: int = 0
+    killers: int = 0
+    bundles: Counter[str] = field(default_factory=Counter)
+    st_rows: int = 0
+    st_skipped: int = 0
+
+    def summary(self, lineups: int) -> dict[str, Any]:
+        sufficient = self.status["accepted"] + self.status["rejected"]
+        return {
+            "candidates": self.rows,
+            "accepted": self.status["accepted"],
+            "rejected": self.status["rejected"],
+            "insufficient": self.status["insufficient"],
+            "dropped_false_negatives": self.dropped_false_negatives,
+            "dropped_duplicates": self.dropped_duplicates,
+            "killers": self.killers,
+            # Pass rate: accepted / all candidates; among candidates with enough negatives as well.
+            "pass_rate": self.status["accepted"] / self.rows if self.rows else 0.0,
+            "pass_rate_sufficient": self.status["accepted"] / sufficient if sufficient else 0.0,
+            "pass_count_histogram": {str(k): self.pass_counts.get(k, 0) for k in range(lineups + 1)},
+            "bundles": dict(self.bundles),
+            "st_export": {"rows": self.st_rows, "skipped_too_few_negatives": self.st_skipped},
+        }
+
+
+def iter_parts(parts: Iterable[Path]) -> Iterator[pa.RecordBatch]:
+    for p in parts:
+        yield from pq.ParquetFile(p).iter_batches(batch_size=4096)
+
+
+def assemble(
+    parts: list[Path],
+    out: Path,
+    *,
+    bundles: dict[str, Path] | None,
+    holdout_fraction: float,
+    st_export: Path | None,
+    st_negatives: int,
+) -> MiningTally:
+    """Stream the parts into the results file and, for accepted rows, the bundle and export files.
+
+    ``bundles`` maps ``"train"`` and ``"holdout"`` to bundle files (their pools are the file stems).
+    Every file is written atomically; memory stays bounded by one record batch.
+    """
+    tally = MiningTally()
+    seen: set[str] = set()
+    with ExitStack() as stack:
+        tmp_out = stack.enter_context(atomic_path(out))
+        writer = stack.enter_context(pq.ParquetWriter(tmp_out, RESULT_SCHEMA))
+        bundle_files = {
+            role: (stack.enter_context(atomic_write(path)), path.stem)
+            for role, path in (bundles or {}).items()
+        }
+        st_file = stack.enter_context(atomic_write(st_export)) if st_export is not None else None
+        for batch in iter_parts(parts):
+            table = pa.Table.from_batches([batch], schema=RESULT_SCHEMA)
+            rows = table.to_pylist()
+            keep = [r["candidate_id"] not in seen for r in rows]
+            if not all(keep):  # a part re-delivered by a retried task: keep the first copy
+                table = table.filter(pa.array(keep))
+                rows = [r for r, k in zip(rows, keep, strict=True) if k]
+            writer.write_table(table)
+            for r in rows:
+                seen.add(r["candidate_id"])
+                tally.rows += 1
+                tally.status[r["status"]] += 1
+                tally.dropped_false_negatives += r["n_dropped_false_negatives"]
+                tally.dropped_duplicates += r["n_dropped_duplicates"]
+                if r["status"] != "insufficient":
+                    tally.pass_counts[r["pass_count"]] += 1
+                if not r["accepted"]:
+                    continue
+                tally.killers += len(r["killers"])
+                role = "holdout" if in_holdout(r["candidate_id"], holdout_fraction) else "train"
+                if role in bundle_files:
+                    f, pool = bundle_files[role]
+                    f.write(row_to_bundle(r, pool).model_dump_json(exclude_none=True) + "\n")
+                    tally.bundles[pool] += 1
+                if st_file is not None:
+                    st = st_row(r, st_negatives)
+                    if st is None:
+                        tally.st_skipped += 1
+                    else:
+                        st_file.write(json.dumps(st, ensure_ascii=False) + "\n")
+                        tally.st_rows += 1
+    return tally

@@ -1,0 +1,79 @@
+"""Where a mining run keeps finished work until it is complete, so an interrupted run resumes.
+
+The folder ``.<out name>.work`` beside the output holds ``state.json`` (the run key: config, model,
+input hashes) and ``part-NNNNNN.parquet`` files, each written atomically. A re-run with the same key
+skips the candidates already in parts; any other key starts afresh. The final output is assembled
+from the parts only when every candidate is done, and the folder is then removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from crucible_ray._logging import get_logger
+from crucible_ray.data import atomic_path, write_json
+
+log = get_logger(__name__)
+
+
+def run_key(parts: dict[str, Any]) -> str:
+    """A sha256 over everything that determines a run's results."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class WorkDir:
+    """Part files of one run, keyed by its run key."""
+
+    def __init__(self, out: str | Path, key: str) -> None:
+        out = Path(out)
+        self.root = out.parent / f".{out.name}.work"
+        self.key = key
+
+    def open(self, *, resume: bool = True) -> bool:
+        """Prepare the folder; returns True when earlier parts of the same run are reused."""
+        state = self.root / "state.json"
+        if self.root.exists():
+            same = False
+            if resume and state.is_file():
+                try:
+                    same = json.loads(state.read_text()).get("key") == self.key
+                except (OSError, json.JSONDecodeError):
+                    same = False
+            if same:
+                return bool(self.parts())
+            log.info("discarding unfinished work of a different run in %s", self.root)
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
+        write_json(state, {"key": self.key})
+        return False
+
+    def parts(self) -> list[Path]:
+        """Finished part files, in the order they were written."""
+        return sorted(self.root.glob("part-*.parquet"))
+
+    def done_ids(self) -> set[str]:
+        """Candidate ids already in a part file."""
+        done: set[str] = set()
+        for p in self.parts():
+            done.update(str(x) for x in pq.read_table(p, columns=["candidate_id"]).column(0).to_pylist())
+        return done
+
+    def write_part(self, table: pa.Table) -> Path:
+        """Write a part atomically (a crash leaves either the whole part or none of it)."""
+        path = self.root / f"part-{len(self.parts()):06d}.parquet"
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+        return path
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
