@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Before Ray is imported anywhere: token auth on (explicit), quiet output, fast Train health checks.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
 import crucible_ray as cr
 
@@ -34,3 +41,15 @@ def wordnet_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def minilm() -> cr.Encoder:
     """all-MiniLM-L6-v2, frozen backbone + identity head (needs the `st` extra)."""
     return cr.build_encoder("minilm:mode=frozen-head", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One local Ray instance (2 CPUs) for the whole test session; crucible-ray reuses it."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, log_to_driver=False, logging_level=logging.WARNING, include_dashboard=True)
+    yield
+    ray.shutdown()

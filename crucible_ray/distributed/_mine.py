@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +25,6 @@ from crucible_ray.mining._workdir import WorkDir, run_key
 
 log = get_logger(__name__)
 
-PART_ROWS = 8192
 PART_SECONDS = 30.0
 OBJECT_STORE_CORPUS_LIMIT = 2 * 1024**3  # larger corpora are memory-mapped ("auto")
 
@@ -67,6 +67,7 @@ def mine(
     corpus_store: str = "auto",
     encode_batch_size: int = 256,
     resume: bool = True,
+    part_rows: int = 8192,
     manifest_extra: dict[str, Any] | None = None,
     **options: Any,
 ) -> MiningResult:
@@ -90,6 +91,7 @@ def mine(
             JSONL file with ``st_negatives`` negatives (killers first).
         corpus_store: ``"object"`` (the Ray object store), ``"mmap"`` (a memory-mapped file; needs a
             filesystem shared by all nodes), or ``"auto"`` (mmap above 2 GiB of embeddings).
+        part_rows: rows per resumable part file (also written every 30 s).
         resume: reuse the finished parts of an interrupted run with the same inputs and settings.
         manifest_extra: more top-level entries for the manifest (``expand`` records its generator).
 
@@ -139,22 +141,32 @@ def mine(
     if resumed:
         log.info("resuming: %d candidates already mined in %s", len(done), work.root)
 
-    with ray_session(address):
+    with ExitStack() as session:
         import ray
 
         refs: list[Any] = []
-        scan = scan_candidates(candidates, on_shard=lambda t: refs.append(ray.put(t)), skip_ids=done)
+
+        def put(table: pa.Table) -> None:
+            if not refs:  # Ray starts with the first valid shard: bad input fails before any Ray start-up
+                session.enter_context(ray_session(address))
+            refs.append(ray.put(table))
+
+        # Blocks of a few batches each, so that every actor of the pool gets work.
+        scan = scan_candidates(candidates, on_shard=put, skip_ids=done, shard_rows=max(64, 4 * batch_size))
         check_feasible(scan, cfg, has_corpus=corpus is not None)
         pending = scan.rows - scan.skipped
-        cpus, gpus = cluster_cpus_gpus()
-        plan = plan_actors(cpus, gpus, actors=actors, use_gpu=use_gpu, gpus_per_actor=gpus_per_actor)
-        log.info("mining %d candidates (%d already done) with %s", pending, scan.skipped, plan.describe())
+        plan = None
         if pending:
+            cpus, gpus = cluster_cpus_gpus()
+            plan = plan_actors(cpus, gpus, actors=actors, use_gpu=use_gpu, gpus_per_actor=gpus_per_actor)
+            log.info("mining %d candidates (%d already done) with %s", pending, scan.skipped, plan.describe())
             model_ref = ray.put(source)
             corpus_ref = None
             if corpus is not None and scan.without_negatives:
-                corpus_ref = _share_corpus(corpus_ids, corpus_texts, corpus_info, model_ref, plan, work, corpus_store, encode_batch_size)
-            _run(refs, model_ref, corpus_ref, cfg, plan, batch_size, encode_batch_size, work, pending, out)
+                corpus_ref = _share_corpus(
+                    corpus_ids, corpus_texts, corpus_info, model_ref, plan, work, corpus_store, encode_batch_size
+                )
+            _run(refs, model_ref, corpus_ref, cfg, plan, batch_size, encode_batch_size, work, pending, out, part_rows)
         del refs
 
     bdir = Path(bundles_dir) if bundles_dir is not None else out.parent
@@ -189,10 +201,16 @@ def mine(
             "st_export": str(st_export) if st_export is not None else None,
         },
         "execution": {
-            "actors": plan.actors,
-            "num_cpus_per_actor": plan.num_cpus,
-            "num_gpus_per_actor": plan.num_gpus,
-            "device": "cuda" if plan.use_gpu else "cpu",
+            **(
+                {
+                    "actors": plan.actors,
+                    "num_cpus_per_actor": plan.num_cpus,
+                    "num_gpus_per_actor": plan.num_gpus,
+                    "device": "cuda" if plan.use_gpu else "cpu",
+                }
+                if plan is not None
+                else {}
+            ),
             "batch_size": batch_size,
             "resumed_candidates": scan.skipped,
             "seconds": round(elapsed, 3),
@@ -273,6 +291,7 @@ def _run(
     work: WorkDir,
     pending: int,
     out: Path,
+    part_rows: int,
 ) -> None:
     from crucible_ray.distributed._pipeline import PROGRESS_EVERY_S, run_miner
 
@@ -293,7 +312,7 @@ def _run(
         state["buffered"] += table.num_rows
         state["accepted"] += int(sum(table.column("accepted").to_pylist()))
         now = time.monotonic()
-        if state["buffered"] >= PART_ROWS or now - state["flushed_at"] > PART_SECONDS:
+        if state["buffered"] >= part_rows or now - state["flushed_at"] > PART_SECONDS:
             flush()
         if now - state["logged_at"] > PROGRESS_EVERY_S:
             rate = state["rows"] / (now - t0)

@@ -1,0 +1,273 @@
+"""The miner on Ray Data: determinism, exactly-once under failure, resume, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import crucible_ray as cr
+from crucible_ray.cli._main import run
+from crucible_ray.data import Candidate, read_bundles, read_candidates, read_corpus, write_candidates
+from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, dedupe_corpus, mine_batch
+from crucible_ray.mining._outputs import in_holdout
+
+pytestmark = [pytest.mark.wordnet, pytest.mark.usefixtures("ray_local")]
+
+CFG = {"lineups": 10, "lineup_size": 4, "min_passes": 6, "neighbors": 12, "danger_margin": 0.0, "seed": 7}
+
+
+def _results(path: Path) -> dict[str, dict[str, object]]:
+    rows = pq.read_table(path).to_pylist()
+    ids = [r["candidate_id"] for r in rows]
+    assert len(ids) == len(set(ids)), "a candidate appears twice"
+    return {r["candidate_id"]: r for r in rows}
+
+
+def _same(a: dict[str, dict[str, object]], b: dict[str, dict[str, object]]) -> None:
+    assert a.keys() == b.keys()
+    for cid, ra in a.items():
+        rb = b[cid]
+        for col in ("status", "pass_count", "n_negatives", "accepted", "lineups"):
+            assert ra[col] == rb[col], (cid, col)
+        for col in ("score_positive", "danger_max", "danger_mean_lineup"):
+            assert ra[col] == pytest.approx(rb[col], abs=1e-5), (cid, col)
+        assert [k["text"] for k in ra["killers"]] == [k["text"] for k in rb["killers"]]  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def mined(wordnet_world: Path, tmp_path_factory: pytest.TempPathFactory) -> cr.MiningResult:
+    out = tmp_path_factory.mktemp("mined") / "mined.parquet"
+    return cr.mine(
+        wordnet_world / "organic_candidates.jsonl",
+        corpus=wordnet_world / "corpus.jsonl",
+        out=out,
+        actors=1,
+        batch_size=512,
+        st_export=out.with_name("st.jsonl"),
+        **CFG,
+    )
+
+
+def test_results_match_the_single_process_kernel(mined: cr.MiningResult, wordnet_world: Path) -> None:
+    enc = cr.build_encoder(cr.DEFAULT_ENCODER, device="cpu")
+    ids, texts, dups = dedupe_corpus(read_corpus(wordnet_world / "corpus.jsonl"))
+    index = CorpusIndex(ids, texts, enc.encode(texts), dups)
+    cands = read_candidates(wordnet_world / "organic_candidates.jsonl")
+    local = mine_batch(
+        CandidateBatch.from_arrow(pa.Table.from_pylist([c.model_dump() for c in cands])), enc, MinerConfig(**CFG), index
+    )
+    got = _results(mined.results)
+    _same(got, {r["candidate_id"]: r for r in local.to_pylist()})
+    assert list(got) == [c.candidate_id for c in cands]  # input order kept
+    statuses = {r["status"] for r in got.values()}
+    assert {"accepted", "rejected"} <= statuses
+
+
+def test_same_results_whatever_actors_batch_size_and_row_order(
+    mined: cr.MiningResult, wordnet_world: Path, tmp_path: Path
+) -> None:
+    cands = read_candidates(wordnet_world / "organic_candidates.jsonl")
+    order = np.random.default_rng(3).permutation(len(cands))
+    shuffled = tmp_path / "shuffled.parquet"
+    write_candidates(shuffled, [cands[i] for i in order])
+    other = cr.mine(shuffled, corpus=wordnet_world / "corpus.jsonl", out=tmp_path / "b.parquet", actors=2, batch_size=7, **CFG)
+    _same(_results(mined.results), _results(other.results))
+    assert other.manifest["execution"]["actors"] == 2
+    assert other.counts["pass_count_histogram"] == mined.counts["pass_count_histogram"]
+
+
+def test_manifest_counts_and_histogram(mined: cr.MiningResult) -> None:
+    m = json.loads(mined.manifest_path.read_text())
+    rows = _results(mined.results)
+    c = m["counts"]
+    assert c["candidates"] == len(rows)
+    assert c["accepted"] == sum(r["accepted"] for r in rows.values())
+    assert c["pass_rate"] == pytest.approx(c["accepted"] / c["candidates"])
+    hist = c["pass_count_histogram"]
+    assert set(hist) == {str(k) for k in range(CFG["lineups"] + 1)}
+    assert sum(hist.values()) == c["accepted"] + c["rejected"]
+    assert sum(v for k, v in hist.items() if int(k) >= CFG["min_passes"]) == c["accepted"]
+    assert m["model"]["fingerprint"] == cr.build_encoder(cr.DEFAULT_ENCODER).fingerprint()
+    assert m["inputs"]["candidates"]["sha256"] and m["inputs"]["corpus"]["unique"] > 0
+    assert m["config"]["lineups"] == 10 and "versions" in m
+
+
+def test_organic_bundles_and_holdout_split(mined: cr.MiningResult) -> None:
+    rows = _results(mined.results)
+    train = read_bundles(mined.results.with_name("organic.jsonl"))
+    hold = read_bundles(mined.results.with_name("organic_holdout.jsonl"))
+    accepted = {cid for cid, r in rows.items() if r["accepted"]}
+    assert {b.bundle_id for b in train} | {b.bundle_id for b in hold} == accepted
+    assert not {b.bundle_id for b in train} & {b.bundle_id for b in hold}
+    assert all(in_holdout(b.bundle_id, 0.2) for b in hold) and not any(in_holdout(b.bundle_id, 0.2) for b in train)
+    assert 0.1 < len(hold) / len(accepted) < 0.3
+    for b in [*train, *hold]:
+        r = rows[b.bundle_id]
+        assert b.pass_count == r["pass_count"]
+        assert [n.text for n in b.negatives if n.tier == 3] == [k["text"] for k in r["killers"]]  # type: ignore[union-attr]
+        assert b.pool in ("organic", "organic_holdout")
+
+
+def test_sentence_transformers_export(mined: cr.MiningResult) -> None:
+    lines = [json.loads(x) for x in mined.results.with_name("st.jsonl").read_text().splitlines()]
+    assert lines and all(list(r) == ["anchor", "positive", "negative_1", "negative_2", "negative_3"] for r in lines)
+    rows = _results(mined.results)
+    killers = {r["anchor"]: [k["text"] for k in r["killers"]] for r in rows.values() if r["accepted"]}  # type: ignore[union-attr]
+    assert all(r["negative_1"] == killers[r["anchor"]][0] for r in lines)
+
+
+def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_path: Path) -> None:
+    import ray
+    from ray.util.state import list_actors
+
+    base = read_candidates(wordnet_world / "organic_candidates.jsonl")
+    cands = [Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive) for i in range(15) for c in base]
+    path = tmp_path / "many.jsonl"
+    write_candidates(path, cands)
+    out = tmp_path / "killed.parquet"
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            result["res"] = cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=out, actors=2, batch_size=16, **CFG)
+        except BaseException as e:  # surfaced by the assertion below
+            result["err"] = e
+
+    t = threading.Thread(target=work)
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and t.is_alive():
+        alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "CrucibleMiner" in a.class_name]
+        if alive and out.parent.joinpath(f".{out.name}.work").exists():
+            time.sleep(1.0)
+            os.kill(alive[0].pid, signal.SIGKILL)
+            killed = alive[0].actor_id
+        time.sleep(0.2)
+    was_running = t.is_alive()
+    t.join(timeout=300)
+    assert killed is not None and was_running, "the run ended before an actor could be killed"
+    assert "err" not in result, result.get("err")
+    rows = _results(out)
+    assert set(rows) == {c.candidate_id for c in cands}
+    dead = list_actors(filters=[("actor_id", "=", killed)])
+    assert dead and dead[0].state == "DEAD"
+    assert ray.is_initialized()
+
+
+def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_path: Path) -> None:
+    base = read_candidates(wordnet_world / "organic_candidates.jsonl")
+    cands = [Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive) for i in range(10) for c in base]
+    path = tmp_path / "many.parquet"
+    write_candidates(path, cands)
+    out = tmp_path / "resumed.parquet"
+    work = tmp_path / f".{out.name}.work"
+    args = dict(CFG, actors=1, batch_size=50, part_rows=100)
+    script = (
+        "import crucible_ray as cr, sys, json; "
+        f"cr.mine({str(path)!r}, corpus={str(wordnet_world / 'corpus.jsonl')!r}, out={str(out)!r}, **json.loads(sys.argv[1]))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(args)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and len(list(work.glob("part-*.parquet"))) < 3:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    parts = list(work.glob("part-*.parquet"))
+    assert len(parts) >= 3
+    assert not out.exists()  # nothing under the final name until the run is complete
+    done = sum(pq.read_metadata(p).num_rows for p in parts)
+    assert done < len(cands)
+    res = cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=out, **args)
+    assert res.manifest["execution"]["resumed_candidates"] == done
+    rows = _results(out)
+    assert list(rows) == [c.candidate_id for c in cands]
+    fresh = cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=tmp_path / "fresh.parquet", **args)
+    _same(rows, _results(fresh.results))
+    assert not work.exists()
+
+
+def test_expand_vets_wordnet_killer_neighbours(wordnet_world: Path, tmp_path: Path) -> None:
+    import shutil
+
+    world = tmp_path / "world"
+    shutil.copytree(wordnet_world, world)
+    res = cr.expand(world, out=world / "expansion.jsonl", limit=150, **CFG)
+    generated = read_candidates(world / "expansion_candidates.jsonl")
+    assert res.manifest["expansion"]["generator"] == "wordnet"
+    assert 0 < len(read_candidates(world / "expansion_candidates.jsonl"))
+    taken = {b.bundle_id for b in read_bundles(world / "legacy.jsonl")}
+    gen = read_candidates(world / "expansion_candidates.jsonl")
+    assert len(generated) == len(gen)
+    vetted = read_bundles(world / "expansion.jsonl")
+    rows = _results(res.results)
+    assert {b.bundle_id for b in vetted} == {c for c, r in rows.items() if r["accepted"]}
+    assert len(vetted) < res.counts["candidates"]  # the validator rejected some
+    assert not taken & {b.bundle_id for b in vetted}  # never a legacy synset
+    assert all(b.pool == "expansion" for b in vetted)
+    assert cr.World.open(world).pools["expansion"] == world / "expansion.jsonl"
+
+
+def my_generator(world: cr.World, limit: int) -> list[Candidate]:
+    """A user's generator (used through --generator test_mining_ray:my_generator)."""
+    legacy = read_bundles(world.path("legacy"))[:limit]
+    return [
+        Candidate(candidate_id=f"mine:{b.bundle_id}", anchor=b.anchor, positive=b.positive, negatives=[n.text for n in b.negatives])
+        for b in legacy
+    ]
+
+
+def test_expand_takes_a_user_generator_from_the_cli(wordnet_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "vetted.jsonl"
+    code = run(["expand", "--data", str(wordnet_world), "--out", str(out), "--generator", "test_mining_ray:my_generator",
+                "--limit", "40", "--lineup-size", "3", "--min-passes", "2"])
+    assert code == 0
+    vetted = read_bundles(out)
+    assert vetted and all(b.bundle_id.startswith("mine:") for b in vetted)
+    assert json.loads(out.with_name("vetted_mined.manifest.json").read_text())["expansion"]["generated"] == 40
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "message"),
+    [
+        ([{"candidate_id": "a", "anchor": "x"}], [], "field 'positive': Field required"),
+        ([], [], "file is empty"),
+        ([{"candidate_id": "a", "anchor": "x", "positive": "y", "negatives": ["n1", "n2"]}], [], "lineup_size must be <="),
+        ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--min-passes", "11"], "min_passes must be <= lineups"),
+        ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--lineup-size", "20"], "lineup_size must be <="),
+        ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--corpus", "BADCORPUS"], "field 'id': Field required"),
+        ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--corpus", ""], "no corpus was given"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    rows: list[dict[str, object]], extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cands = tmp_path / "c.jsonl"
+    cands.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "d1", "text": "a doc"}) + "\n")
+    bad_corpus = tmp_path / "bad_corpus.jsonl"
+    bad_corpus.write_text(json.dumps({"text": "no id"}) + "\n")
+    extra = [str(bad_corpus) if e == "BADCORPUS" else e for e in extra]
+    args = ["mine", "--candidates", str(cands), "--out", str(tmp_path / "o.parquet")]
+    if "--corpus" not in extra:
+        args += ["--corpus", str(corpus)]
+    elif extra[extra.index("--corpus") + 1] == "":
+        extra = extra[:-2]
+    code = run(args + extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len([e for e in err if "error" in e]) == 1 and message in err[-1], err
+    assert not (tmp_path / "o.parquet").exists()
