@@ -23,23 +23,68 @@ def _default(name: str) -> Any:
 def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by ``mine`` and ``expand`` (validation rules live in MinerConfig)."""
     opts = [
-        click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="A trained checkpoint (.pt)."),
+        click.option(
+            "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="A trained checkpoint (.pt)."
+        ),
         click.option("--encoder", "encoder_spec", help=encoder_help() + f" Default: {DEFAULT_ENCODER}."),
-        click.option("--lineups", type=int, default=_default("lineups"), show_default=True, help="K: lineups per candidate."),
-        click.option("--lineup-size", type=int, default=_default("lineup_size"), show_default=True, help="M: negatives per lineup."),
-        click.option("--min-passes", type=int, default=_default("min_passes"), show_default=True, help="P: killing lineups to accept."),
-        click.option("--neighbors", type=int, default=_default("neighbors"), show_default=True, help="N: negatives retrieved from the corpus."),
+        click.option(
+            "--lineups", type=int, default=_default("lineups"), show_default=True, help="K: lineups per candidate."
+        ),
+        click.option(
+            "--lineup-size",
+            type=int,
+            default=_default("lineup_size"),
+            show_default=True,
+            help="M: negatives per lineup.",
+        ),
+        click.option(
+            "--min-passes",
+            type=int,
+            default=_default("min_passes"),
+            show_default=True,
+            help="P: killing lineups to accept.",
+        ),
+        click.option(
+            "--neighbors",
+            type=int,
+            default=_default("neighbors"),
+            show_default=True,
+            help="N: negatives retrieved from the corpus.",
+        ),
         click.option("--rank-min", type=int, default=0, show_default=True, help="Skip this many nearest corpus texts."),
         click.option("--rank-max", type=int, default=None, help="Ignore corpus texts ranked at or beyond this."),
-        click.option("--danger-margin", type=float, default=_default("danger_margin"), show_default=True, help="D: a lineup kills when max s(a,n) >= s(a,p) - D."),
-        click.option("--max-danger", type=float, default=None, help="Drop negatives with s(a,n) - s(a,p) above this (likely false negatives)."),
+        click.option(
+            "--danger-margin",
+            type=float,
+            default=_default("danger_margin"),
+            show_default=True,
+            help="D: a lineup kills when max s(a,n) >= s(a,p) - D.",
+        ),
+        click.option(
+            "--max-danger",
+            type=float,
+            default=None,
+            help="Drop negatives with s(a,n) - s(a,p) above this (likely false negatives).",
+        ),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lineup draws."),
-        click.option("--actors", type=int, default=None, help="Encoder actors (default: one per GPU, else one per 4 CPUs)."),
+        click.option(
+            "--actors", type=int, default=None, help="Encoder actors (default: one per GPU, else one per 4 CPUs)."
+        ),
         click.option("--batch-size", type=int, default=256, show_default=True, help="Candidates per actor call."),
         click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Use GPUs (default: when the cluster has them)."),
-        click.option("--address", default=None, help="Ray cluster address (e.g. auto); default RAY_ADDRESS, else a local Ray."),
-        click.option("--corpus-store", type=click.Choice(["auto", "object", "mmap"]), default="auto", show_default=True, help="How actors share corpus embeddings."),
-        click.option("--restart", is_flag=True, help="Discard the finished parts of an interrupted run instead of resuming."),
+        click.option(
+            "--address", default=None, help="Ray cluster address (e.g. auto); default RAY_ADDRESS, else a local Ray."
+        ),
+        click.option(
+            "--corpus-store",
+            type=click.Choice(["auto", "object", "mmap"]),
+            default="auto",
+            show_default=True,
+            help="How actors share corpus embeddings.",
+        ),
+        click.option(
+            "--restart", is_flag=True, help="Discard the finished parts of an interrupted run instead of resuming."
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -94,14 +139,39 @@ def _report(res: MiningResult) -> None:
 
 
 @click.command("mine")
-@click.option("--candidates", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Candidates (JSONL/Parquet).")
-@click.option("--corpus", type=click.Path(dir_okay=False, path_type=Path), help="Corpus (id, text) for candidates without negatives.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Results (.parquet); manifest beside it.")
-@click.option("--holdout-fraction", type=float, default=_default("holdout_fraction"), show_default=True, help="Accepted candidates kept out of training (by id hash).")
-@click.option("--bundles-dir", type=click.Path(file_okay=False, path_type=Path), help="Where organic bundles go (default: the folder of --out).")
+@click.option(
+    "--candidates", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Candidates (JSONL/Parquet)."
+)
+@click.option(
+    "--corpus",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Corpus (id, text) for candidates without negatives.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results (.parquet); manifest beside it.",
+)
+@click.option(
+    "--holdout-fraction",
+    type=float,
+    default=_default("holdout_fraction"),
+    show_default=True,
+    help="Accepted candidates kept out of training (by id hash).",
+)
+@click.option(
+    "--bundles-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where organic bundles go (default: the folder of --out).",
+)
 @click.option("--pool", default="organic", show_default=True, help="Pool name of the accepted bundles.")
 @click.option("--holdout-pool", default="organic_holdout", show_default=True, help="Name of the holdout eval set.")
-@click.option("--st-export", type=click.Path(dir_okay=False, path_type=Path), help="Also write anchor/positive/negative_1..n JSONL for sentence-transformers.")
+@click.option(
+    "--st-export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write anchor/positive/negative_1..n JSONL for sentence-transformers.",
+)
 @click.option("--st-negatives", type=int, default=3, show_default=True, help="Negatives per row of --st-export.")
 @_miner_options
 def mine_command(**o: Any) -> None:
@@ -126,8 +196,17 @@ def mine_command(**o: Any) -> None:
 
 @click.command("expand")
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path), help="World folder.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Vetted pool (.jsonl), e.g. DIR/expansion.jsonl.")
-@click.option("--generator", default=None, help="wordnet, world, or package.module:function (default: wordnet on WordNet worlds, else world).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Vetted pool (.jsonl), e.g. DIR/expansion.jsonl.",
+)
+@click.option(
+    "--generator",
+    default=None,
+    help="wordnet, world, or package.module:function (default: wordnet on WordNet worlds, else world).",
+)
 @click.option("--limit", type=int, default=2000, show_default=True, help="At most this many generated candidates.")
 @_miner_options
 def expand_command(**o: Any) -> None:

@@ -28,6 +28,7 @@ from crucible_ray.data import (
     write_candidates,
     write_corpus,
 )
+from crucible_ray.distributed import MiningResult, expand, mine
 from crucible_ray.encoders import (
     DEFAULT_ENCODER,
     Encoder,
@@ -44,7 +45,6 @@ from crucible_ray.errors import (
     GuardrailViolation,
     MiningError,
 )
-from crucible_ray.distributed import MiningResult, expand, mine
 from crucible_ray.evaluation import evaluate
 from crucible_ray.mining import MinerConfig
 from crucible_ray.scoreboard import Scoreboard

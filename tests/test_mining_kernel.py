@@ -51,7 +51,9 @@ def _world_inputs(world: Path) -> tuple[list[Candidate], list[CorpusDoc]]:
             negatives=[f"  {e0.positive.upper()} ", *e0.negatives, e0.negatives[0]],
         ),
         Candidate(candidate_id="edge:few", anchor=e0.anchor, positive=e0.positive, negatives=e0.negatives[:1]),
-        Candidate(candidate_id="edge:pid", anchor=organic[0].anchor, positive="something else", positive_id=corpus[5].id),
+        Candidate(
+            candidate_id="edge:pid", anchor=organic[0].anchor, positive="something else", positive_id=corpus[5].id
+        ),
     ]
     # Corpus copies (same text, new id) must be de-duplicated, not retrieved twice.
     corpus = corpus + [CorpusDoc(id="copy:1", text=corpus[3].text.upper())]

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from crucible_ray.cli._main import run
 
 import crucible_ray as cr
-from crucible_ray.cli._main import run
 from crucible_ray.data import Candidate, read_bundles, read_candidates, read_corpus, write_candidates
 from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, dedupe_corpus, mine_batch
 from crucible_ray.mining._outputs import in_holdout
@@ -81,7 +81,9 @@ def test_same_results_whatever_actors_batch_size_and_row_order(
     order = np.random.default_rng(3).permutation(len(cands))
     shuffled = tmp_path / "shuffled.parquet"
     write_candidates(shuffled, [cands[i] for i in order])
-    other = cr.mine(shuffled, corpus=wordnet_world / "corpus.jsonl", out=tmp_path / "b.parquet", actors=2, batch_size=7, **CFG)
+    other = cr.mine(
+        shuffled, corpus=wordnet_world / "corpus.jsonl", out=tmp_path / "b.parquet", actors=2, batch_size=7, **CFG
+    )
     _same(_results(mined.results), _results(other.results))
     assert other.manifest["execution"]["actors"] == 2
     assert other.counts["pass_count_histogram"] == mined.counts["pass_count_histogram"]
@@ -132,7 +134,11 @@ def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_pat
     from ray.util.state import list_actors
 
     base = read_candidates(wordnet_world / "organic_candidates.jsonl")
-    cands = [Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive) for i in range(15) for c in base]
+    cands = [
+        Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive)
+        for i in range(15)
+        for c in base
+    ]
     path = tmp_path / "many.jsonl"
     write_candidates(path, cands)
     out = tmp_path / "killed.parquet"
@@ -140,7 +146,9 @@ def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_pat
 
     def work() -> None:
         try:
-            result["res"] = cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=out, actors=2, batch_size=16, **CFG)
+            result["res"] = cr.mine(
+                path, corpus=wordnet_world / "corpus.jsonl", out=out, actors=2, batch_size=16, **CFG
+            )
         except BaseException as e:  # surfaced by the assertion below
             result["err"] = e
 
@@ -168,7 +176,11 @@ def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_pat
 
 def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_path: Path) -> None:
     base = read_candidates(wordnet_world / "organic_candidates.jsonl")
-    cands = [Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive) for i in range(10) for c in base]
+    cands = [
+        Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive)
+        for i in range(10)
+        for c in base
+    ]
     path = tmp_path / "many.parquet"
     write_candidates(path, cands)
     out = tmp_path / "resumed.parquet"
@@ -176,7 +188,8 @@ def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_pat
     args = dict(CFG, actors=1, batch_size=50, part_rows=100)
     script = (
         "import crucible_ray as cr, sys, json; "
-        f"cr.mine({str(path)!r}, corpus={str(wordnet_world / 'corpus.jsonl')!r}, out={str(out)!r}, **json.loads(sys.argv[1]))"
+        f"cr.mine({str(path)!r}, corpus={str(wordnet_world / 'corpus.jsonl')!r}, out={str(out)!r}, "
+        "**json.loads(sys.argv[1]))"
     )
     proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(args)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
@@ -224,15 +237,35 @@ def my_generator(world: cr.World, limit: int) -> list[Candidate]:
     """A user's generator (used through --generator test_mining_ray:my_generator)."""
     legacy = read_bundles(world.path("legacy"))[:limit]
     return [
-        Candidate(candidate_id=f"mine:{b.bundle_id}", anchor=b.anchor, positive=b.positive, negatives=[n.text for n in b.negatives])
+        Candidate(
+            candidate_id=f"mine:{b.bundle_id}",
+            anchor=b.anchor,
+            positive=b.positive,
+            negatives=[n.text for n in b.negatives],
+        )
         for b in legacy
     ]
 
 
 def test_expand_takes_a_user_generator_from_the_cli(wordnet_world: Path, tmp_path: Path) -> None:
     out = tmp_path / "vetted.jsonl"
-    code = run(["expand", "--data", str(wordnet_world), "--out", str(out), "--generator", "test_mining_ray:my_generator",
-                "--limit", "40", "--lineup-size", "3", "--min-passes", "2"])
+    code = run(
+        [
+            "expand",
+            "--data",
+            str(wordnet_world),
+            "--out",
+            str(out),
+            "--generator",
+            "test_mining_ray:my_generator",
+            "--limit",
+            "40",
+            "--lineup-size",
+            "3",
+            "--min-passes",
+            "2",
+        ]
+    )
     assert code == 0
     vetted = read_bundles(out)
     assert vetted and all(b.bundle_id.startswith("mine:") for b in vetted)
@@ -244,10 +277,22 @@ def test_expand_takes_a_user_generator_from_the_cli(wordnet_world: Path, tmp_pat
     [
         ([{"candidate_id": "a", "anchor": "x"}], [], "field 'positive': Field required"),
         ([], [], "file is empty"),
-        ([{"candidate_id": "a", "anchor": "x", "positive": "y", "negatives": ["n1", "n2"]}], [], "lineup_size must be <="),
-        ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--min-passes", "11"], "min_passes must be <= lineups"),
+        (
+            [{"candidate_id": "a", "anchor": "x", "positive": "y", "negatives": ["n1", "n2"]}],
+            [],
+            "lineup_size must be <=",
+        ),
+        (
+            [{"candidate_id": "a", "anchor": "x", "positive": "y"}],
+            ["--min-passes", "11"],
+            "min_passes must be <= lineups",
+        ),
         ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--lineup-size", "20"], "lineup_size must be <="),
-        ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--corpus", "BADCORPUS"], "field 'id': Field required"),
+        (
+            [{"candidate_id": "a", "anchor": "x", "positive": "y"}],
+            ["--corpus", "BADCORPUS"],
+            "field 'id': Field required",
+        ),
         ([{"candidate_id": "a", "anchor": "x", "positive": "y"}], ["--corpus", ""], "no corpus was given"),
     ],
 )

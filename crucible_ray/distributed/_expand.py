@@ -52,7 +52,18 @@ def expand(
         raise ConfigError(f"--out is the vetted bundle pool and must be a .jsonl file, but got {out}")
     if limit < 1:
         raise ConfigError(f"limit must be >= 1, but got {limit}")
-    exec_keys = {"actors", "batch_size", "use_gpu", "gpus_per_actor", "address", "corpus_store", "encode_batch_size", "resume", "st_export", "st_negatives"}
+    exec_keys = {
+        "actors",
+        "batch_size",
+        "use_gpu",
+        "gpus_per_actor",
+        "address",
+        "corpus_store",
+        "encode_batch_size",
+        "resume",
+        "st_export",
+        "st_negatives",
+    }
     options = {k: v for k, v in kwargs.items() if k not in exec_keys}
     execution = {k: v for k, v in kwargs.items() if k in exec_keys}
     cfg = config if config is not None else MinerConfig.from_options(**options)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from crucible_ray._logging import get_logger
 from crucible_ray.data import file_sha256, read_corpus, write_json
 from crucible_ray.distributed._resources import plan_actors
-from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
+from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_environment, ray_session
 from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
 from crucible_ray.errors import ConfigError
 from crucible_ray.mining import MinerConfig, dedupe_corpus
@@ -65,7 +65,7 @@ def mine(
     st_export: str | Path | None = None,
     st_negatives: int = 3,
     corpus_store: str = "auto",
-    encode_batch_size: int = 256,
+    encode_batch_size: int = 128,
     resume: bool = True,
     part_rows: int = 8192,
     manifest_extra: dict[str, Any] | None = None,
@@ -130,7 +130,12 @@ def mine(
     corpus_info: dict[str, Any] | None = None
     if corpus is not None:
         corpus_ids, corpus_texts, dups = dedupe_corpus(read_corpus(corpus))
-        corpus_info = {"path": str(corpus), "sha256": file_sha256(corpus), "unique": len(corpus_ids), "duplicates": dups}
+        corpus_info = {
+            "path": str(corpus),
+            "sha256": file_sha256(corpus),
+            "unique": len(corpus_ids),
+            "duplicates": dups,
+        }
     cand_sha = file_sha256(candidates)
     key = run_key(
         {"config": cfg.model_dump(), "model": source.fingerprint, "candidates": cand_sha, "corpus": corpus_info}
@@ -141,6 +146,7 @@ def mine(
     if resumed:
         log.info("resuming: %d candidates already mined in %s", len(done), work.root)
 
+    quiet_ray_environment()  # before Ray is imported
     with ExitStack() as session:
         import ray
 
@@ -164,10 +170,10 @@ def mine(
             corpus_ref = None
             if corpus is not None and scan.without_negatives:
                 corpus_ref = _share_corpus(
-                    corpus_ids, corpus_texts, corpus_info, model_ref, plan, work, corpus_store, encode_batch_size
+                    corpus_ids, corpus_texts, corpus_info, source, model_ref, plan, work, corpus_store, encode_batch_size
                 )
             _run(refs, model_ref, corpus_ref, cfg, plan, batch_size, encode_batch_size, work, pending, out, part_rows)
-        del refs
+        refs.clear()  # release the shards from the object store
 
     bdir = Path(bundles_dir) if bundles_dir is not None else out.parent
     bdir.mkdir(parents=True, exist_ok=True)
@@ -253,6 +259,7 @@ def _share_corpus(
     ids: list[str],
     texts: list[str],
     info: dict[str, Any] | None,
+    source: ModelSource,
     model_ref: Any,
     plan: Any,
     work: WorkDir,
@@ -261,13 +268,23 @@ def _share_corpus(
 ) -> Any:
     import numpy as np
     import ray
+    import torch
+
+    from crucible_ray.mining._corpus import embed_corpus_to_file
 
     from crucible_ray.distributed._pipeline import embed_corpus
 
     npy = work.path("corpus_embeddings.npy")
     if not npy.is_file():
-        log.info("embedding the corpus: %d unique texts", len(texts))
-        embed_corpus(texts, model_ref, plan, npy, encode_batch_size=encode_batch_size)
+        if not plan.use_gpu and len([n for n in ray.nodes() if n.get("Alive")]) == 1:
+            # One CPU node: actors would share the same cores, so the driver embeds the corpus itself
+            # and the run saves an actor pool's start-up.
+            log.info("embedding the corpus on the driver: %d unique texts", len(texts))
+            torch.set_num_threads(max(1, int(cluster_cpus_gpus()[0])))
+            embed_corpus_to_file(texts, source.build("cpu"), npy, encode_batch_size=encode_batch_size)
+        else:
+            log.info("embedding the corpus with %s: %d unique texts", plan.describe(), len(texts))
+            embed_corpus(texts, model_ref, plan, npy, encode_batch_size=encode_batch_size)
     emb = np.load(npy, mmap_mode="r")
     use_mmap = store == "mmap" or (store == "auto" and emb.nbytes > OBJECT_STORE_CORPUS_LIMIT)
     shared = {

@@ -67,7 +67,9 @@ def embed_corpus(
     import ray
 
     shards = [
-        pa.table({"row": np.arange(i, min(i + shard_rows, len(texts)), dtype=np.int64), "text": texts[i : i + shard_rows]})
+        pa.table(
+            {"row": np.arange(i, min(i + shard_rows, len(texts)), dtype=np.int64), "text": texts[i : i + shard_rows]}
+        )
         for i in range(0, len(texts), shard_rows)
     ]
     ds = ray.data.from_arrow(shards).map_batches(
@@ -84,7 +86,7 @@ def embed_corpus(
     )
     done, last = 0, time.monotonic()
     with _data_context(), atomic_path(out) as tmp:
-        array: np.ndarray | None = None
+        array: np.memmap | None = None
         for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
             emb = np.asarray(batch["embedding"], dtype=np.float32)
             if array is None:

@@ -78,19 +78,27 @@ class Encoder:
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
-        """Encode ``texts`` in eval mode; returns float32 (n, d), rows L2-normalised."""
+        """Encode ``texts`` in eval mode; returns float32 (n, d), rows L2-normalised, in input order.
+
+        Texts are batched longest first, so a padded (transformer) batch holds texts of similar
+        length; the result does not depend on that order beyond float rounding.
+        """
         texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         was_training = self.module.training
         self.module.eval()
         try:
             chunks = [
-                self.embed(texts[i : i + batch_size]).float().cpu().numpy() for i in range(0, len(texts), batch_size)
+                self.embed([texts[j] for j in order[i : i + batch_size]]).float().cpu().numpy()
+                for i in range(0, len(texts), batch_size)
             ]
         finally:
             self.module.train(was_training)
-        if not chunks:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out[order] = np.concatenate(chunks)
+        return out
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint stores, detached and on the CPU."""

@@ -152,7 +152,11 @@ def mine_batch(
         rows = torch.tensor(mined_rows, dtype=torch.long, device=device)
         exclude = torch.tensor(
             [
-                [corpus.row_of_text(batch.positive[i]), corpus.row_of_text(batch.anchor[i]), corpus.row_of_id(batch.positive_id[i])]
+                [
+                    corpus.row_of_text(batch.positive[i]),
+                    corpus.row_of_text(batch.anchor[i]),
+                    corpus.row_of_id(batch.positive_id[i]),
+                ]
                 for i in mined_rows
             ],
             dtype=torch.long,
@@ -183,7 +187,7 @@ def mine_batch(
     if config.max_danger is not None:
         too_close = valid_np & (s_neg_np - s_pos_np[:, None] > config.max_danger)
         fn_dropped = too_close.sum(axis=1)
-        for i in np.flatnonzero(fn_dropped):
+        for i in (int(x) for x in np.flatnonzero(fn_dropped)):
             keep = ~too_close[i, : len(neg_texts[i])]
             neg_texts[i] = [t for t, k in zip(neg_texts[i], keep, strict=True) if k]
             neg_ids[i] = [d for d, k in zip(neg_ids[i], keep, strict=True) if k]
@@ -229,17 +233,25 @@ def _rows(
     status: list[str] = []
     for i in range(len(batch)):
         n = int(n_neg[i])
-        order = sorted(range(n), key=lambda j, i=i: (-s_neg[i, j], j))  # most dangerous first
+        order = np.lexsort((np.arange(n), -s_neg[i, :n])).tolist()  # most dangerous first, ties by position
         killers_col.append(
             [
-                {"text": neg_texts[i][j], "id": neg_ids[i][j], "score": float(s_neg[i, j]), "kills": int(kill_counts[i, j])}
+                {
+                    "text": neg_texts[i][j],
+                    "id": neg_ids[i][j],
+                    "score": float(s_neg[i, j]),
+                    "kills": int(kill_counts[i, j]),
+                }
                 for j in order
                 if kill_counts[i, j] > 0
             ]
         )
         near = [j for j in order if kill_counts[i, j] == 0]
         near_col.append(
-            [{"text": neg_texts[i][j], "id": neg_ids[i][j], "score": float(s_neg[i, j])} for j in near[: config.keep_near_misses]]
+            [
+                {"text": neg_texts[i][j], "id": neg_ids[i][j], "score": float(s_neg[i, j])}
+                for j in near[: config.keep_near_misses]
+            ]
         )
         danger_max.append(float(s_neg[i, :n].max() - s_pos[i]) if n else None)
         danger_mean.append(float((lineup_max[i] - s_pos[i]).mean()) if sufficient[i] else None)

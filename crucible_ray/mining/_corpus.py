@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,3 +73,18 @@ def dedupe_corpus(docs: Iterable[CorpusDoc]) -> tuple[list[str], list[str], int]
 def open_embeddings(path: str | Path) -> np.ndarray:
     """A corpus embedding file (``.npy``) memory-mapped read-only."""
     return np.load(path, mmap_mode="r")
+
+
+def embed_corpus_to_file(texts: list[str], encoder: Any, out: str | Path, *, encode_batch_size: int = 128) -> Path:
+    """Embed ``texts`` chunk by chunk into a ``.npy`` file (atomically), memory bounded by one chunk."""
+    from crucible_ray.data import atomic_path
+
+    out = Path(out)
+    chunk = 8192
+    with atomic_path(out) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
+        for i in range(0, len(texts), chunk):
+            array[i : i + chunk] = encoder.encode(texts[i : i + chunk], batch_size=encode_batch_size)
+        array.flush()
+        del array
+    return out

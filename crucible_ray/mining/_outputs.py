@@ -108,8 +108,7 @@ def assemble(
         tmp_out = stack.enter_context(atomic_path(out))
         writer = stack.enter_context(pq.ParquetWriter(tmp_out, RESULT_SCHEMA))
         bundle_files = {
-            role: (stack.enter_context(atomic_write(path)), path.stem)
-            for role, path in (bundles or {}).items()
+            role: (stack.enter_context(atomic_write(path)), path.stem) for role, path in (bundles or {}).items()
         }
         st_file = stack.enter_context(atomic_write(st_export)) if st_export is not None else None
         for batch in iter_parts(parts):
