@@ -53,7 +53,9 @@ demo: setup
 	$(BIN)/crucible-ray demo --output-dir demo-output
 
 bench: setup
+	$(BIN)/pip install -q ".[bench]"
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/mining.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

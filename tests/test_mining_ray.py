@@ -74,6 +74,7 @@ def test_results_match_the_single_process_kernel(mined: cr.MiningResult, wordnet
     assert {"accepted", "rejected"} <= statuses
 
 
+@pytest.mark.slow
 def test_same_results_whatever_actors_batch_size_and_row_order(
     mined: cr.MiningResult, wordnet_world: Path, tmp_path: Path
 ) -> None:
@@ -129,6 +130,7 @@ def test_sentence_transformers_export(mined: cr.MiningResult) -> None:
     assert all(r["negative_1"] == killers[r["anchor"]][0] for r in lines)
 
 
+@pytest.mark.slow
 def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_path: Path) -> None:
     import ray
     from ray.util.state import list_actors
@@ -174,6 +176,7 @@ def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_pat
     assert ray.is_initialized()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_path: Path) -> None:
     base = read_candidates(wordnet_world / "organic_candidates.jsonl")
     cands = [
@@ -212,6 +215,7 @@ def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_pat
     assert not work.exists()
 
 
+@pytest.mark.slow
 def test_expand_vets_wordnet_killer_neighbours(wordnet_world: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -1,0 +1,251 @@
+"""Mining benchmarks, side by side in one run (ratios matter; absolute times depend on the machine).
+
+    python benchmarks/mining.py                  # every part
+    python benchmarks/mining.py --parts st       # one part: pipeline, validation, st, memory
+
+- pipeline:   the Ray Data pipeline vs the same kernel in a plain single-process loop (default encoder,
+              the WordNet world's 6,000 organic candidates against its 30,000-text corpus).
+- validation: K=10 lineup validation vs encode + retrieve alone (in process, same batches).
+- st:         sentence-transformers ``mine_hard_negatives`` vs ``crucible_ray.mine`` with MiniLM, same
+              candidates and corpus (range_max = N, 8 negatives, torch search); Ray start-up included.
+- memory:     peak memory (driver and all Ray processes) mining 100k candidates against a 100k corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import torch  # noqa: E402
+
+import crucible_ray as cr  # noqa: E402
+from crucible_ray.data import Candidate, CorpusDoc, read_candidates, read_corpus, write_candidates, write_corpus  # noqa: E402
+from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, dedupe_corpus, mine_batch, retrieve  # noqa: E402
+from crucible_ray.mining._corpus import embed_corpus_to_file  # noqa: E402
+
+CFG = MinerConfig(lineups=10, lineup_size=4, min_passes=3, neighbors=16)
+ROWS: list[tuple[str, str, str]] = []
+
+
+def row(part: str, what: str, value: str) -> None:
+    ROWS.append((part, what, value))
+    print(f"  {part:<11} {what:<58} {value}", flush=True)
+
+
+def world(tmp: Path) -> Path:
+    path = tmp / "wordnet"
+    if not (path / "manifest.json").exists():
+        cr.build_world("wordnet", path)
+    return path
+
+
+def batches(cands: list[Candidate], size: int = 256) -> list[CandidateBatch]:
+    return [
+        CandidateBatch.from_arrow(pa.Table.from_pylist([c.model_dump() for c in cands[i : i + size]]))
+        for i in range(0, len(cands), size)
+    ]
+
+
+def local_loop(cands: list[Candidate], corpus: list[CorpusDoc], spec: str, tmp: Path) -> tuple[float, pa.Table]:
+    t0 = time.perf_counter()
+    enc = cr.build_encoder(spec, device="cpu")
+    ids, texts, dups = dedupe_corpus(corpus)
+    emb = np.load(embed_corpus_to_file(texts, enc, tmp / "local.npy"))
+    index = CorpusIndex(ids, texts, emb, dups)
+    out = pa.concat_tables([mine_batch(b, enc, CFG, index) for b in batches(cands)])
+    return time.perf_counter() - t0, out
+
+
+def part_pipeline(tmp: Path) -> None:
+    import ray
+
+    w = world(tmp)
+    cands = read_candidates(w / "organic_candidates.jsonl")
+    corpus = read_corpus(w / "corpus.jsonl")
+    t_loop, local = local_loop(cands, corpus, cr.DEFAULT_ENCODER, tmp)
+    t0 = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level=logging.WARNING)
+    t_start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = cr.mine(w / "organic_candidates.jsonl", corpus=w / "corpus.jsonl", out=tmp / "p.parquet", config=CFG)
+    t_ray = time.perf_counter() - t0
+    ray.shutdown()
+    same = res.counts["accepted"] == sum(local.column("accepted").to_pylist())
+    n = len(cands)
+    row("pipeline", f"plain loop, {n} candidates x {len(corpus)} corpus", f"{t_loop:.1f} s ({n / t_loop:.0f}/s)")
+    row("pipeline", "Ray Data pipeline, after start-up", f"{t_ray:.1f} s ({n / t_ray:.0f}/s)")
+    row("pipeline", "Ray start-up (ray.init)", f"{t_start:.1f} s")
+    row("pipeline", "Ray / loop (after start-up)", f"{t_ray / t_loop:.2f}x, same accepted set: {same}")
+
+
+def part_validation(tmp: Path) -> None:
+    w = world(tmp)
+    cands = read_candidates(w / "organic_candidates.jsonl")
+    enc = cr.build_encoder(cr.DEFAULT_ENCODER, device="cpu")
+    ids, texts, dups = dedupe_corpus(read_corpus(w / "corpus.jsonl"))
+    index = CorpusIndex(ids, texts, enc.encode(texts), dups)
+    corpus_t = torch.from_numpy(index.embeddings)
+    bs = batches(cands)
+
+    def retrieve_only() -> None:
+        for b in bs:  # what a plain top-N miner does: encode, retrieve, read the negatives' texts
+            e = torch.from_numpy(enc.encode([*b.anchor, *b.positive]))
+            n = len(b)
+            ex = torch.tensor(
+                [[index.row_of_text(p), index.row_of_text(a), -1] for a, p in zip(b.anchor, b.positive, strict=True)]
+            )
+            _, idx = retrieve(e[:n], corpus_t, k=CFG.neighbors, exclude=ex)
+            _ = [[index.texts[j] for j in r if j >= 0] for r in idx.tolist()]
+
+    def validated() -> None:
+        for b in bs:
+            mine_batch(b, enc, CFG, index, corpus_tensor=corpus_t)
+
+    times: dict[str, list[float]] = {"retrieve": [], "validate": []}
+    for _ in range(5):  # interleaved repeats, best of each
+        for name, fn in (("retrieve", retrieve_only), ("validate", validated)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    r, v = min(times["retrieve"]), min(times["validate"])
+    row("validation", f"encode + retrieve alone ({len(cands)} candidates)", f"{r:.2f} s")
+    row("validation", f"+ K={CFG.lineups} lineups, kills, killers (mine_batch)", f"{v:.2f} s")
+    row("validation", "validation overhead", f"{100 * (v / r - 1):+.1f}%")
+
+
+def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import mine_hard_negatives
+
+    w = world(tmp)
+    cands = read_candidates(w / "organic_candidates.jsonl")[:n_cand]
+    corpus = read_corpus(w / "corpus.jsonl")[:n_corpus]
+    cpath, kpath = tmp / "st_cands.jsonl", tmp / "st_corpus.jsonl"
+    write_candidates(cpath, cands)
+    write_corpus(kpath, corpus)
+    model_path = cr.build_encoder("minilm", device="cpu").module.model_path  # the same packaged weights
+    t0 = time.perf_counter()
+    st_model = SentenceTransformer(str(model_path), device="cpu")
+    ds = Dataset.from_dict({"anchor": [c.anchor for c in cands], "positive": [c.positive for c in cands]})
+    mined = mine_hard_negatives(
+        ds,
+        st_model,
+        corpus=[d.text for d in corpus],
+        range_max=16,
+        num_negatives=8,
+        sampling_strategy="top",
+        output_format="n-tuple",
+        use_faiss=False,
+        verbose=False,
+        batch_size=32,
+    )
+    t_st = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = cr.mine(cpath, corpus=kpath, out=tmp / "st_ours.parquet", model="minilm", config=CFG)
+    t_ours = time.perf_counter() - t0
+    row("st", f"sentence-transformers mine_hard_negatives ({n_cand} x {n_corpus})", f"{t_st:.1f} s, {len(mined)} rows")
+    row(
+        "st",
+        "crucible-ray mine, MiniLM, K=10 validated, Ray start-up incl.",
+        f"{t_ours:.1f} s, {res.counts['accepted']} accepted",
+    )
+    row("st", "crucible-ray / sentence-transformers", f"{t_ours / t_st:.2f}x")
+
+
+def part_memory(tmp: Path, n: int) -> None:
+    w = world(tmp)
+    base_c = read_candidates(w / "organic_candidates.jsonl")
+    base_k = read_corpus(w / "corpus.jsonl")
+    cands = [
+        Candidate(candidate_id=f"{i}", anchor=f"{c.anchor} ({i // len(base_c)})", positive=c.positive)
+        for i, c in ((i, base_c[i % len(base_c)]) for i in range(n))
+    ]
+    corpus = [
+        CorpusDoc(id=f"d{i}", text=f"{d.text} {i // len(base_k)}")
+        for i, d in ((i, base_k[i % len(base_k)]) for i in range(n))
+    ]
+    write_candidates(tmp / "mem_c.parquet", cands)
+    write_corpus(tmp / "mem_k.parquet", corpus)
+    del cands, corpus
+    me = psutil.Process()
+    peak = {"driver": 0, "total": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            procs = [me, *me.children(recursive=True)]
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak["driver"] = max(peak["driver"], me.memory_info().rss)
+            peak["total"] = max(peak["total"], total)
+            time.sleep(0.5)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t0 = time.perf_counter()
+    res = cr.mine(tmp / "mem_c.parquet", corpus=tmp / "mem_k.parquet", out=tmp / "mem.parquet", config=CFG)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    row(
+        "memory",
+        f"{n} candidates x {n} corpus, default encoder",
+        f"{elapsed:.0f} s ({n / elapsed:.0f}/s), {res.counts['accepted']} accepted",
+    )
+    row("memory", "peak RSS, driver", f"{peak['driver'] / 2**20:.0f} MiB")
+    row("memory", "peak RSS, driver + Ray processes (shared pages counted twice)", f"{peak['total'] / 2**20:.0f} MiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default="pipeline,validation,st,memory")
+    ap.add_argument("--st-candidates", type=int, default=2000)
+    ap.add_argument("--st-corpus", type=int, default=8000)
+    ap.add_argument("--memory-rows", type=int, default=100_000)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    logging.getLogger("crucible_ray").setLevel(logging.WARNING)
+    cpu = platform.processor() or platform.machine()
+    print(
+        f"machine: {os.cpu_count()} CPUs ({cpu}), torch {torch.__version__}, no GPU"
+        if not torch.cuda.is_available()
+        else f"machine: {torch.cuda.get_device_name()}"
+    )
+    with tempfile.TemporaryDirectory() as d:
+        tmp = args.workdir or Path(d)
+        tmp.mkdir(parents=True, exist_ok=True)
+        for part in args.parts.split(","):
+            if part == "pipeline":
+                part_pipeline(tmp)
+            elif part == "validation":
+                part_validation(tmp)
+            elif part == "st":
+                part_st(tmp, args.st_candidates, args.st_corpus)
+            elif part == "memory":
+                part_memory(tmp, args.memory_rows)
+            else:
+                raise SystemExit(f"unknown part {part!r}")
+    print("\n| part | measurement | result |\n|---|---|---|")
+    for p, w, v in ROWS:
+        print(f"| {p} | {w} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
