@@ -231,30 +231,24 @@ def _rows(
     danger_max: list[float | None] = []
     danger_mean: list[float | None] = []
     status: list[str] = []
+    # Vectorised per batch; the per-row Python work below only touches plain lists.
+    order_all = np.argsort(np.where(valid, -s_neg, np.inf), axis=1, kind="stable")  # most dangerous first
+    scores_sorted = np.take_along_axis(s_neg, order_all, axis=1).tolist()
+    kills_sorted = np.take_along_axis(kill_counts, order_all, axis=1).tolist()
+    order_list = order_all.tolist()
+    dmax = np.where(n_neg > 0, np.where(valid, s_neg, -np.inf).max(axis=1, initial=-np.inf) - s_pos, np.nan)
+    dmean = (lineup_max - s_pos[:, None]).mean(axis=1)
+    keep = config.keep_near_misses
     for i in range(len(batch)):
         n = int(n_neg[i])
-        order = np.lexsort((np.arange(n), -s_neg[i, :n])).tolist()  # most dangerous first, ties by position
+        texts, ids, order, sc, kc = neg_texts[i], neg_ids[i], order_list[i], scores_sorted[i], kills_sorted[i]
         killers_col.append(
-            [
-                {
-                    "text": neg_texts[i][j],
-                    "id": neg_ids[i][j],
-                    "score": float(s_neg[i, j]),
-                    "kills": int(kill_counts[i, j]),
-                }
-                for j in order
-                if kill_counts[i, j] > 0
-            ]
+            [{"text": texts[order[r]], "id": ids[order[r]], "score": sc[r], "kills": kc[r]} for r in range(n) if kc[r]]
         )
-        near = [j for j in order if kill_counts[i, j] == 0]
-        near_col.append(
-            [
-                {"text": neg_texts[i][j], "id": neg_ids[i][j], "score": float(s_neg[i, j])}
-                for j in near[: config.keep_near_misses]
-            ]
-        )
-        danger_max.append(float(s_neg[i, :n].max() - s_pos[i]) if n else None)
-        danger_mean.append(float((lineup_max[i] - s_pos[i]).mean()) if sufficient[i] else None)
+        near = [r for r in range(n) if not kc[r]][:keep]
+        near_col.append([{"text": texts[order[r]], "id": ids[order[r]], "score": sc[r]} for r in near])
+        danger_max.append(float(dmax[i]) if n else None)
+        danger_mean.append(float(dmean[i]) if sufficient[i] else None)
         if not sufficient[i]:
             status.append("insufficient")
         else:
