@@ -170,7 +170,15 @@ def mine(
             corpus_ref = None
             if corpus is not None and scan.without_negatives:
                 corpus_ref = _share_corpus(
-                    corpus_ids, corpus_texts, corpus_info, source, model_ref, plan, work, corpus_store, encode_batch_size
+                    corpus_ids,
+                    corpus_texts,
+                    corpus_info,
+                    source,
+                    model_ref,
+                    plan,
+                    work,
+                    corpus_store,
+                    encode_batch_size,
                 )
             _run(refs, model_ref, corpus_ref, cfg, plan, batch_size, encode_batch_size, work, pending, out, part_rows)
         refs.clear()  # release the shards from the object store
@@ -270,9 +278,8 @@ def _share_corpus(
     import ray
     import torch
 
-    from crucible_ray.mining._corpus import embed_corpus_to_file
-
     from crucible_ray.distributed._pipeline import embed_corpus
+    from crucible_ray.mining._corpus import embed_corpus_to_file
 
     npy = work.path("corpus_embeddings.npy")
     if not npy.is_file():
