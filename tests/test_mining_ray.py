@@ -45,6 +45,16 @@ def _same(a: dict[str, dict[str, object]], b: dict[str, dict[str, object]]) -> N
         assert [k["text"] for k in ra["killers"]] == [k["text"] for k in rb["killers"]]  # type: ignore[union-attr]
 
 
+def _copies(world: Path, copies: int) -> list[Candidate]:
+    """The world's organic candidates repeated under new ids (a longer run)."""
+    base = read_candidates(world / "organic_candidates.jsonl")
+    return [
+        Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive)
+        for i in range(copies)
+        for c in base
+    ]
+
+
 @pytest.fixture(scope="module")
 def mined(wordnet_world: Path, tmp_path_factory: pytest.TempPathFactory) -> cr.MiningResult:
     out = tmp_path_factory.mktemp("mined") / "mined.parquet"
@@ -135,12 +145,7 @@ def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_pat
     import ray
     from ray.util.state import list_actors
 
-    base = read_candidates(wordnet_world / "organic_candidates.jsonl")
-    cands = [
-        Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive)
-        for i in range(25)
-        for c in base
-    ]
+    cands = _copies(wordnet_world, 25)
     path = tmp_path / "many.jsonl"
     write_candidates(path, cands)
     out = tmp_path / "killed.parquet"
@@ -179,12 +184,7 @@ def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_pat
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_path: Path) -> None:
-    base = read_candidates(wordnet_world / "organic_candidates.jsonl")
-    cands = [
-        Candidate(candidate_id=f"{c.candidate_id}#{i}", anchor=c.anchor, positive=c.positive)
-        for i in range(10)
-        for c in base
-    ]
+    cands = _copies(wordnet_world, 10)
     path = tmp_path / "many.parquet"
     write_candidates(path, cands)
     out = tmp_path / "resumed.parquet"

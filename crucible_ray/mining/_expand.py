@@ -42,7 +42,7 @@ def wordnet_killer_neighbours(world: World, limit: int) -> Iterator[Candidate]:
     source_dir = world.manifest.get("source", {}).get("dir")
     synsets = read_noun_synsets(find_wordnet(source_dir if source_dir and Path(source_dir).is_dir() else None))
     graph = _Graph(synsets)
-    cfg = WordNetWorldConfig.model_validate({k: v for k, v in world.manifest.get("config", {}).items()})
+    cfg = WordNetWorldConfig.model_validate(world.manifest.get("config", {}))
     by_text: dict[str, list[str]] = {}
     for o, s in synsets.items():
         by_text.setdefault(_norm(s.text), []).append(o)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from crucible_ray.data import Candidate, file_sha256, iter_rows
+from crucible_ray.data import Candidate, iter_rows
 from crucible_ray.data._schema import ARROW_SCHEMA
 from crucible_ray.errors import ConfigError
 from crucible_ray.mining._config import MinerConfig
@@ -24,7 +24,6 @@ class CandidateScan:
     """What the validation pass found."""
 
     path: str
-    sha256: str
     rows: int  # every row in the file
     skipped: int  # rows already mined by an interrupted run
     with_negatives: int
@@ -67,7 +66,7 @@ def scan_candidates(
         if len(buf) >= shard_rows:
             flush()
     flush()
-    return CandidateScan(str(path), file_sha256(path), rows, skipped, with_neg, without_neg, max_neg)
+    return CandidateScan(str(path), rows, skipped, with_neg, without_neg, max_neg)
 
 
 def check_feasible(scan: CandidateScan, config: MinerConfig, *, has_corpus: bool) -> None:
