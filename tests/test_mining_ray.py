@@ -184,7 +184,7 @@ def test_an_actor_killed_mid_run_loses_no_candidate(wordnet_world: Path, tmp_pat
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_path: Path) -> None:
-    cands = _copies(wordnet_world, 10)
+    cands = _copies(wordnet_world, 40)  # long enough that the SIGINT lands mid-run
     path = tmp_path / "many.parquet"
     write_candidates(path, cands)
     out = tmp_path / "resumed.parquet"

@@ -113,9 +113,9 @@ def mine_batch(
     if b == 0:
         return RESULT_SCHEMA.empty_table()
     device = encoder.device
-    # Per row: negative texts, ids, embeddings source.
-    neg_texts: list[list[str]] = [[] for _ in range(b)]
-    neg_ids: list[list[str | None]] = [[] for _ in range(b)]
+    # src[i, j]: where negative j of row i comes from, as an index into the pool of corpus rows followed
+    # by the batch's given negatives; -1 where there is none. Texts and ids are only gathered at the end.
+    n_corpus = len(corpus) if corpus is not None else 0
     dup_dropped = np.zeros(b, dtype=np.int64)
     given_rows = [i for i in range(b) if batch.negatives[i] is not None]
     mined_rows = [i for i in range(b) if batch.negatives[i] is None]
@@ -125,26 +125,28 @@ def mine_batch(
             "pass --corpus F (or give every candidate a 'negatives' list)"
         )
     flat_given: list[str] = []
+    given_counts: list[int] = []
     for i in given_rows:
-        kept, dropped = _given_negatives(batch.negatives[i] or [], batch.anchor[i], batch.positive[i])
-        neg_texts[i], neg_ids[i], dup_dropped[i] = kept, [None] * len(kept), dropped
+        kept, dup_dropped[i] = _given_negatives(batch.negatives[i] or [], batch.anchor[i], batch.positive[i])
         flat_given.extend(kept)
+        given_counts.append(len(kept))
 
     emb = encoder.encode([*batch.anchor, *batch.positive, *flat_given], batch_size=encode_batch_size)
     emb_t = torch.from_numpy(emb).to(device)
     anchors, positives, given_emb = emb_t[:b], emb_t[b : 2 * b], emb_t[2 * b :]
     s_pos = (anchors * positives).sum(-1)  # (B,)
 
-    n_max = max([len(neg_texts[i]) for i in given_rows] + ([config.window] if mined_rows else []) + [0])
+    n_max = max(given_counts + ([config.window] if mined_rows else []) + [0])
     s_neg = torch.full((b, n_max), float("-inf"), device=device)
     valid = torch.zeros((b, n_max), dtype=torch.bool, device=device)
+    src = np.full((b, n_max), -1, dtype=np.int64)
 
     offset = 0
-    for i in given_rows:
-        n = len(neg_texts[i])
+    for i, n in zip(given_rows, given_counts, strict=True):
         if n:
             s_neg[i, :n] = rowwise_scores(anchors[i : i + 1], given_emb[None, offset : offset + n])[0]
             valid[i, :n] = True
+            src[i, :n] = np.arange(n_corpus + offset, n_corpus + offset + n)
         offset += n
 
     if mined_rows:
@@ -174,28 +176,21 @@ def mine_batch(
         ok = torch.from_numpy(idx_np >= 0).to(device)
         s_neg[rows, : config.window] = torch.where(ok, scores, torch.full_like(scores, float("-inf")))
         valid[rows, : config.window] = ok
-        for r, i in enumerate(mined_rows):
-            got = [int(j) for j in idx_np[r] if j >= 0]
-            neg_texts[i] = [corpus.texts[j] for j in got]
-            neg_ids[i] = [corpus.ids[j] for j in got]
+        src[np.asarray(mined_rows), : config.window] = np.where(idx_np >= 0, idx_np, -1)
 
-    # Optional false-negative ceiling: drop, count, and compact the survivors to the front.
-    fn_dropped = np.zeros(b, dtype=np.int64)
     s_neg_np = s_neg.cpu().numpy()
     valid_np = valid.cpu().numpy()
     s_pos_np = s_pos.cpu().numpy()
+    # Optional false-negative ceiling: drop, count, and compact the survivors to the front (order kept).
+    fn_dropped = np.zeros(b, dtype=np.int64)
     if config.max_danger is not None:
         too_close = valid_np & (s_neg_np - s_pos_np[:, None] > config.max_danger)
         fn_dropped = too_close.sum(axis=1)
-        for i in (int(x) for x in np.flatnonzero(fn_dropped)):
-            keep = ~too_close[i, : len(neg_texts[i])]
-            neg_texts[i] = [t for t, k in zip(neg_texts[i], keep, strict=True) if k]
-            neg_ids[i] = [d for d, k in zip(neg_ids[i], keep, strict=True) if k]
-            row = s_neg_np[i, : len(keep)][keep]
-            s_neg_np[i] = -np.inf
-            valid_np[i] = False
-            s_neg_np[i, : len(row)] = row
-            valid_np[i, : len(row)] = True
+        keep = valid_np & ~too_close
+        order = np.argsort(~keep, axis=1, kind="stable")
+        s_neg_np = np.take_along_axis(np.where(keep, s_neg_np, -np.inf), order, axis=1)
+        src = np.take_along_axis(np.where(keep, src, -1), order, axis=1)
+        valid_np = np.take_along_axis(keep, order, axis=1)
     n_neg = valid_np.sum(axis=1)
 
     lineups = draw_lineups(config.seed, batch.candidate_id, n_neg, config.lineups, config.lineup_size)
@@ -206,14 +201,52 @@ def mine_batch(
         torch.from_numpy(lineups),
         danger_margin=config.danger_margin,
     )
-    return _rows(batch, config, neg_texts, neg_ids, s_pos_np, s_neg_np, valid_np, verdict, fn_dropped, dup_dropped)
+    pool = _Pool.of(corpus, flat_given)
+    return _rows(batch, config, pool, src, s_pos_np, s_neg_np, valid_np, verdict, fn_dropped, dup_dropped)
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Texts and ids of every negative a batch can name: the corpus rows, then the given negatives."""
+
+    texts: pa.Array
+    ids: pa.Array
+
+    @classmethod
+    def of(cls, corpus: CorpusIndex | None, given: list[str]) -> _Pool:
+        g_texts = pa.array(given, type=pa.string())
+        g_ids = pa.nulls(len(given), type=pa.string())
+        if corpus is None:
+            return cls(g_texts, g_ids)
+        if not given:
+            return cls(corpus.text_array, corpus.id_array)
+        return cls(pa.concat_arrays([corpus.text_array, g_texts]), pa.concat_arrays([corpus.id_array, g_ids]))
+
+
+def _negative_lists(
+    mask: np.ndarray, src: np.ndarray, scores: np.ndarray, pool: _Pool, kills: np.ndarray | None
+) -> pa.Array:
+    """One list per row of the entries where ``mask`` is True, in column order, as an Arrow list array."""
+    offsets = np.zeros(mask.shape[0] + 1, dtype=np.int32)
+    np.cumsum(mask.sum(axis=1), out=offsets[1:])
+    picked = src[mask]
+    fields = [
+        pool.texts.take(pa.array(picked)),
+        pool.ids.take(pa.array(picked)),
+        pa.array(scores[mask].astype(np.float32)),
+    ]
+    item = _NEG if kills is None else _KILLER
+    if kills is not None:
+        fields.append(pa.array(kills[mask].astype(np.int32)))
+    values = pa.StructArray.from_arrays(fields, fields=list(item))
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(item))
 
 
 def _rows(
     batch: CandidateBatch,
     config: MinerConfig,
-    neg_texts: list[list[str]],
-    neg_ids: list[list[str | None]],
+    pool: _Pool,
+    src: np.ndarray,
     s_pos: np.ndarray,
     s_neg: np.ndarray,
     valid: np.ndarray,
@@ -226,34 +259,19 @@ def _rows(
     lineup_max = verdict.lineup_max.cpu().numpy()
     kill_counts = verdict.kill_counts.cpu().numpy()
     n_neg = valid.sum(axis=1)
-    killers_col: list[list[dict[str, object]]] = []
-    near_col: list[list[dict[str, object]]] = []
-    danger_max: list[float | None] = []
-    danger_mean: list[float | None] = []
-    status: list[str] = []
-    # Vectorised per batch; the per-row Python work below only touches plain lists.
-    order_all = np.argsort(np.where(valid, -s_neg, np.inf), axis=1, kind="stable")  # most dangerous first
-    scores_sorted = np.take_along_axis(s_neg, order_all, axis=1).tolist()
-    kills_sorted = np.take_along_axis(kill_counts, order_all, axis=1).tolist()
-    order_list = order_all.tolist()
-    dmax = np.where(n_neg > 0, np.where(valid, s_neg, -np.inf).max(axis=1, initial=-np.inf) - s_pos, np.nan)
-    dmean = (lineup_max - s_pos[:, None]).mean(axis=1)
-    keep = config.keep_near_misses
-    for i in range(len(batch)):
-        n = int(n_neg[i])
-        texts, ids, order, sc, kc = neg_texts[i], neg_ids[i], order_list[i], scores_sorted[i], kills_sorted[i]
-        killers_col.append(
-            [{"text": texts[order[r]], "id": ids[order[r]], "score": sc[r], "kills": kc[r]} for r in range(n) if kc[r]]
-        )
-        near = [r for r in range(n) if not kc[r]][:keep]
-        near_col.append([{"text": texts[order[r]], "id": ids[order[r]], "score": sc[r]} for r in near])
-        danger_max.append(float(dmax[i]) if n else None)
-        danger_mean.append(float(dmean[i]) if sufficient[i] else None)
-        if not sufficient[i]:
-            status.append("insufficient")
-        else:
-            status.append("accepted" if pass_count[i] >= config.min_passes else "rejected")
-    accepted = [s == "accepted" for s in status]
+    # Every column is built per batch with numpy and Arrow; nothing loops over rows in Python.
+    order = np.argsort(np.where(valid, -s_neg, np.inf), axis=1, kind="stable")  # most dangerous first
+    valid_sorted = np.take_along_axis(valid, order, axis=1)
+    scores_sorted = np.take_along_axis(s_neg, order, axis=1)
+    kills_sorted = np.take_along_axis(kill_counts, order, axis=1)
+    src_sorted = np.take_along_axis(src, order, axis=1)
+    killer_mask = valid_sorted & (kills_sorted > 0)
+    near = valid_sorted & (kills_sorted == 0)
+    near_mask = near & (np.cumsum(near, axis=1) <= config.keep_near_misses)
+    dmax = np.where(valid, s_neg, -np.inf).max(axis=1, initial=-np.inf) - s_pos
+    dmean = (lineup_max - s_pos[:, None]).mean(axis=1) if lineup_max.size else np.zeros(len(batch))
+    accepted = sufficient & (pass_count >= config.min_passes)
+    status = np.where(~sufficient, "insufficient", np.where(accepted, "accepted", "rejected"))
     return pa.table(
         {
             "candidate_id": batch.candidate_id,
@@ -265,12 +283,12 @@ def _rows(
             "pass_count": np.where(sufficient, pass_count, 0).astype(np.int32),
             "lineups": np.where(sufficient, config.lineups, 0).astype(np.int32),
             "accepted": accepted,
-            "status": status,
+            "status": status.tolist(),
             "score_positive": s_pos.astype(np.float32),
-            "danger_max": pa.array(danger_max, type=pa.float32()),
-            "danger_mean_lineup": pa.array(danger_mean, type=pa.float32()),
-            "killers": pa.array(killers_col, type=pa.list_(_KILLER)),
-            "near_misses": pa.array(near_col, type=pa.list_(_NEG)),
+            "danger_max": pa.array(dmax.astype(np.float32), mask=n_neg == 0),
+            "danger_mean_lineup": pa.array(np.asarray(dmean, dtype=np.float32), mask=~sufficient),
+            "killers": _negative_lists(killer_mask, src_sorted, scores_sorted, pool, kills_sorted),
+            "near_misses": _negative_lists(near_mask, src_sorted, scores_sorted, pool, None),
         },
         schema=RESULT_SCHEMA,
     )

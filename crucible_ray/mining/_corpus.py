@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from crucible_ray.data import CorpusDoc
 from crucible_ray.errors import MiningError
@@ -31,6 +32,8 @@ class CorpusIndex:
     n_duplicates: int = 0
     _by_id: dict[str, int] = field(default_factory=dict, repr=False)
     _by_code: dict[int, int] = field(default_factory=dict, repr=False)
+    text_array: pa.Array = field(init=False, repr=False)  # ``texts`` as Arrow, for vectorised gathers
+    id_array: pa.Array = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.texts) or len(self.ids) != int(self.embeddings.shape[0]):
@@ -40,6 +43,8 @@ class CorpusIndex:
             )
         self._by_id = {d: i for i, d in enumerate(self.ids)}
         self._by_code = {text_code(t): i for i, t in enumerate(self.texts)}
+        self.text_array = pa.array(self.texts, type=pa.string())
+        self.id_array = pa.array(self.ids, type=pa.string())
 
     def __len__(self) -> int:
         return len(self.ids)
