@@ -6,7 +6,7 @@ The Python API for driver scripts:
     >>> world = cr.build_world("wordnet", "worlds/wordnet")  # doctest: +SKIP
     >>> board = cr.evaluate("hashed-ngram:seed=0", [world / "frozen_eval.jsonl"])  # doctest: +SKIP
     >>> board.retention  # doctest: +SKIP
-    0.352
+    0.335
 
 Everything here is importable without starting Ray.
 """
@@ -28,7 +28,7 @@ from crucible_ray.data import (
     write_candidates,
     write_corpus,
 )
-from crucible_ray.distributed import MiningResult, expand, mine
+from crucible_ray.distributed import MiningResult, TrainResult, expand, mine, train
 from crucible_ray.encoders import (
     DEFAULT_ENCODER,
     Encoder,
@@ -44,10 +44,12 @@ from crucible_ray.errors import (
     EncoderError,
     GuardrailViolation,
     MiningError,
+    TrainingError,
 )
 from crucible_ray.evaluation import evaluate
 from crucible_ray.mining import MinerConfig
 from crucible_ray.scoreboard import Scoreboard
+from crucible_ray.training import TrainConfig
 from crucible_ray.worlds import World, build_world
 
 __all__ = [
@@ -68,6 +70,9 @@ __all__ = [
     "Negative",
     "Ratio",
     "Scoreboard",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
     "World",
     "__version__",
     "build_encoder",
@@ -81,6 +86,7 @@ __all__ = [
     "read_corpus",
     "register_encoder",
     "save_checkpoint",
+    "train",
     "write_bundles",
     "write_candidates",
     "write_corpus",

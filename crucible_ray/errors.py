@@ -14,6 +14,7 @@ __all__ = [
     "EncoderError",
     "MiningError",
     "GuardrailViolation",
+    "TrainingError",
 ]
 
 
@@ -37,6 +38,12 @@ class EncoderError(CrucibleError):
 
 class MiningError(CrucibleError):
     """The organic miner cannot run as configured."""
+
+
+class TrainingError(CrucibleError):
+    """A training run failed on its workers and did not recover within its retry budget."""
+
+    exit_code = 3
 
 
 class GuardrailViolation(CrucibleError):

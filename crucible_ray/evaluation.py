@@ -10,7 +10,7 @@ from crucible_ray._logging import get_logger
 from crucible_ray.data import Bundle, file_sha256, read_bundles
 from crucible_ray.encoders import Encoder, build_encoder, load_encoder
 from crucible_ray.errors import ConfigError
-from crucible_ray.metrics import all_tier_metrics, score_bundles
+from crucible_ray.metrics import BundleScores, all_tier_metrics, score_bundles
 from crucible_ray.scoreboard import (
     DEFAULT_DANGER_MARGIN,
     GENERALIZATION_SET,
@@ -91,10 +91,35 @@ def evaluate(
         else:
             loaded[name] = (list(source), {"path": None, "sha256": None})
     encoder, checkpoint = resolve_encoder(model, device=device)
+    board, _ = evaluate_loaded(
+        encoder,
+        loaded,
+        danger_margin=danger_margin,
+        retention_set=retention_set,
+        generalization_set=generalization_set,
+        step=step,
+        checkpoint=checkpoint,
+    )
+    return board
+
+
+def evaluate_loaded(
+    encoder: Encoder,
+    loaded: Mapping[str, tuple[Sequence[Bundle], dict[str, Any]]],
+    *,
+    danger_margin: float = DEFAULT_DANGER_MARGIN,
+    retention_set: str = RETENTION_SET,
+    generalization_set: str = GENERALIZATION_SET,
+    step: int | None = None,
+    checkpoint: str | None = None,
+) -> tuple[Scoreboard, dict[str, BundleScores]]:
+    """Score already-loaded eval sets (``{name: (bundles, {"path", "sha256"})}``); also returns the raw scores."""
     results: dict[str, dict[str, Any]] = {}
+    raw: dict[str, BundleScores] = {}
     for name, (bundles, meta) in loaded.items():
         log.info("evaluating %s (%d bundles)", name, len(bundles))
         scores = score_bundles(bundles, encoder.encode)
+        raw[name] = scores
         results[name] = {
             **all_tier_metrics(scores.s_pos, scores.s_neg, scores.tiers, danger_margin),
             "n_bundles": len(bundles),
@@ -104,7 +129,7 @@ def evaluate(
     def _tier3(name: str) -> float | None:
         return results[name]["3"]["accuracy"] if name in results else None
 
-    return Scoreboard(
+    board = Scoreboard(
         eval_sets=results,
         danger_margin=danger_margin,
         retention=_tier3(retention_set),
@@ -115,3 +140,4 @@ def evaluate(
         checkpoint=checkpoint,
         encoder={"spec": encoder.spec, "fingerprint": encoder.fingerprint()},
     )
+    return board, raw

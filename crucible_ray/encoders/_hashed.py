@@ -27,8 +27,8 @@ class HashedNgramParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dim: int = Field(256, ge=2, le=4096)
-    buckets: int = Field(1 << 18, ge=16, le=1 << 24)
+    dim: int = Field(128, ge=2, le=4096)
+    buckets: int = Field(1 << 16, ge=16, le=1 << 24)  # 8.4M weights: 34 MB checkpoints
     ngram_min: int = Field(3, ge=1, le=8)
     ngram_max: int = Field(5, ge=1, le=8)
     words: bool = True

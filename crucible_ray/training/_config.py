@@ -1,0 +1,122 @@
+"""The training configuration: one validated, frozen object; bad values fail before any work starts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from crucible_ray.config import DEFAULT_POOLS, Ratio
+from crucible_ray.encoders import DEFAULT_ENCODER, normalize_spec
+from crucible_ray.errors import ConfigError, EncoderError
+from crucible_ray.scoreboard import DEFAULT_DANGER_MARGIN, GENERALIZATION_SET, RETENTION_SET
+
+# Learning rates that work for each encoder kind when none is given (see docs/training.md).
+DEFAULT_LR = {"hashed-ngram": 5e-3, "sentence-transformer": 1e-4}
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a training run's result (the seed included).
+
+    ``steps`` are milestones: one run trains to the largest and evaluates at each of them (and every
+    ``eval_every`` steps), writing ``checkpoint_step_<n>.pt`` and ``scoreboard_step_<n>.json``.
+
+    Example:
+        >>> TrainConfig(ratio="75_15_10", steps=[100, 200], seed=1).ratio
+        '75_15_10'
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ratio: str = "75_15_10"
+    pools: tuple[str, ...] = DEFAULT_POOLS
+    steps: tuple[int, ...] = (1000,)
+    seed: int = 42
+    encoder: dict[str, Any] = Field(default_factory=lambda: normalize_spec(DEFAULT_ENCODER))
+    batch_size: int = Field(64, ge=2)
+    negatives_per_bundle: int = Field(4, ge=0)
+    temperature: float = Field(0.05, gt=0)
+    lr: float | None = Field(None, gt=0, description="default: by encoder kind (DEFAULT_LR)")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int | None = Field(None, ge=0, description="default: 5% of the largest milestone")
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 turns clipping off")
+    eval_every: int = Field(0, ge=0, description="also evaluate (and checkpoint) every N steps; 0: milestones only")
+    quality_weighting: bool = Field(False, description="draw organic bundles in proportion to their pass_count")
+    workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    danger_margin: float = DEFAULT_DANGER_MARGIN
+    retention_set: str = RETENTION_SET
+    generalization_set: str = GENERALIZATION_SET
+
+    @field_validator("ratio", mode="before")
+    @classmethod
+    def _ratio(cls, v: Any) -> str:
+        return v if isinstance(v, str) else Ratio.parse(v).canonical
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps(cls, v: Any) -> Any:
+        if isinstance(v, int):
+            return (v,)
+        if isinstance(v, str):
+            try:
+                return tuple(int(x) for x in v.split(",") if x.strip())
+            except ValueError:
+                raise ValueError(f"steps must be integers joined by ',' (e.g. 5000,10000), but got {v!r}") from None
+        return v
+
+    @field_validator("encoder", mode="before")
+    @classmethod
+    def _encoder(cls, v: Any) -> dict[str, Any]:
+        try:
+            return normalize_spec(v)
+        except EncoderError as e:
+            raise ValueError(str(e)) from None
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        Ratio.parse(self.ratio, self.pools)  # the right number of parts for the pools
+        if not self.steps:
+            raise ValueError("steps needs at least one milestone")
+        if any(s < 1 for s in self.steps):
+            raise ValueError(f"steps must be >= 1, but got {list(self.steps)}")
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ValueError(f"steps must be strictly increasing, but got {list(self.steps)}")
+        return self
+
+    @classmethod
+    def from_options(cls, **options: Any) -> TrainConfig:
+        """Build from keyword options; any problem becomes one :class:`ConfigError` line."""
+        try:
+            return cls(**options)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"]) or "config"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"training option {where!r}: {msg}") from None
+        except ConfigError as e:
+            raise ConfigError(f"training option 'ratio': {e}") from None
+
+    @property
+    def ratio_obj(self) -> Ratio:
+        return Ratio.parse(self.ratio, self.pools)
+
+    @property
+    def max_step(self) -> int:
+        return self.steps[-1]
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR.get(str(self.encoder.get("kind")), 1e-3)
+
+    @property
+    def warmup(self) -> int:
+        return self.warmup_steps if self.warmup_steps is not None else max(0, self.max_step // 20)
+
+    def eval_steps(self) -> list[int]:
+        """Every step at which the run evaluates and checkpoints: the milestones and multiples of ``eval_every``."""
+        points = set(self.steps)
+        if self.eval_every:
+            points.update(range(self.eval_every, self.max_step + 1, self.eval_every))
+        return sorted(points)

@@ -1,0 +1,128 @@
+"""The frozen-backbone embedding cache: backbone features of a world's texts, computed once.
+
+With a frozen pretrained backbone (``sentence-transformer`` in ``frozen-head`` mode) only the head
+trains, so the backbone's output for a text never changes. :func:`feature_table` computes it once per
+(backbone, text), stores it beside the world in ``.cache/features/<key>.npz`` (key: the backbone's
+identity: kind, model, sequence length and weight-file hash) and only encodes texts it has not seen.
+Training, evaluation and every trial of a sweep then run the head on cached features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from crucible_ray._logging import get_logger
+from crucible_ray.data import atomic_path
+from crucible_ray.encoders import Encoder
+
+log = get_logger(__name__)
+
+CACHE_DIR = Path(".cache") / "features"
+
+
+def text_key(text: str) -> bytes:
+    """16-byte identity of a text in the cache."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+@dataclass
+class FeatureTable:
+    """Backbone features ``(T, D)`` float32 and the text key of each row."""
+
+    keys: np.ndarray  # (T,) dtype S16
+    features: np.ndarray  # (T, D) float32
+    _rows: dict[bytes, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rows = {bytes(k): i for i, k in enumerate(self.keys)}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def rows(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Row of each text, or ``None`` when any text is not cached."""
+        out = np.empty(len(texts), dtype=np.int64)
+        for i, t in enumerate(texts):
+            r = self._rows.get(text_key(t))
+            if r is None:
+                return None
+            out[i] = r
+        return out
+
+
+def is_frozen_backbone(encoder: Encoder) -> bool:
+    """True when the encoder's features come from a frozen backbone (so they can be cached)."""
+    return bool(getattr(encoder.module, "frozen", False)) and hasattr(encoder.module, "backbone_embed")
+
+
+def backbone_key(encoder: Encoder) -> str:
+    """The cache key of the encoder's backbone (not of its head)."""
+    params = dict(encoder.spec.get("params", {}))
+    ident = {
+        "kind": encoder.spec.get("kind"),
+        "model": params.get("model"),
+        "max_seq_length": params.get("max_seq_length"),
+        "weights": encoder.module.fingerprint_extra(),  # type: ignore[operator]
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def feature_table(
+    encoder: Encoder, texts: Iterable[str], cache_root: str | Path, *, batch_size: int = 128
+) -> FeatureTable:
+    """Backbone features for ``texts``, read from and added to the cache under ``cache_root``."""
+    path = Path(cache_root) / CACHE_DIR / f"{backbone_key(encoder)}.npz"
+    keys, feats = np.zeros(0, dtype="S16"), None
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            keys, feats = z["keys"], z["features"]
+    have = {bytes(k) for k in keys}
+    missing = list(dict.fromkeys(t for t in texts if text_key(t) not in have))
+    if missing:
+        log.info("embedding %d new texts with the frozen backbone (cache: %s)", len(missing), path)
+        new = _backbone_features(encoder, missing, batch_size)
+        new_keys = np.array([text_key(t) for t in missing], dtype="S16")
+        keys = np.concatenate([keys, new_keys])
+        feats = new if feats is None else np.concatenate([feats, new])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=keys, features=feats)
+    assert feats is not None or not len(keys)
+    return FeatureTable(keys, feats if feats is not None else np.zeros((0, 0), dtype=np.float32))
+
+
+@torch.no_grad()
+def _backbone_features(encoder: Encoder, texts: list[str], batch_size: int) -> np.ndarray:
+    module = encoder.module
+    module.eval()
+    order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a padded batch
+    chunks = [
+        module.backbone_embed([texts[j] for j in order[i : i + batch_size]], encoder.device).float().cpu().numpy()  # type: ignore[operator]
+        for i in range(0, len(texts), batch_size)
+    ]
+    out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
+    out[order] = np.concatenate(chunks)
+    return out
+
+
+class CachedFeatureEncoder(Encoder):
+    """An encoder that takes its frozen-backbone features from a :class:`FeatureTable` when it has them."""
+
+    def __init__(self, base: Encoder, table: FeatureTable) -> None:
+        super().__init__(base.spec, base.module)
+        self.table = table
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        rows = self.table.rows(texts)
+        if rows is None:
+            return super().embed(texts)
+        features = torch.from_numpy(self.table.features[rows]).to(self.device)
+        return nn.functional.normalize(self._impl.forward(features), dim=-1)

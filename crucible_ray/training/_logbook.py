@@ -1,0 +1,71 @@
+"""TensorBoard event files of a training run (rank 0 only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crucible_ray.metrics import BundleScores
+from crucible_ray.metrics._tiers import margins
+from crucible_ray.scoreboard import Scoreboard
+
+TB_DIR = "tensorboard"
+
+
+class Logbook:
+    """Writes ``train/*`` scalars every ``every`` steps and ``eval/*`` scalars and histograms at eval points.
+
+    Tags: ``train/loss``, ``train/lr``, ``train/grad_norm``, ``train/tier<k>_accuracy`` (on training
+    batches); ``eval/retention``, ``eval/generalization``; per eval set ``<set>/tier<k>/accuracy``,
+    ``mrr``, ``danger_rate``, ``margin_p<q>``; histograms ``<set>/margins_tier<k>``.
+    """
+
+    def __init__(self, output_dir: Path, *, enabled: bool, every: int = 10) -> None:
+        self.every = every
+        self.writer: Any = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(output_dir / TB_DIR))
+
+    def train_scalars(self, step: int, loss: float, lr: float, grad_norm: float, tiers: dict[str, float]) -> None:
+        if self.writer is None:
+            return
+        self.writer.add_scalar("train/loss", loss, step)
+        self.writer.add_scalar("train/lr", lr, step)
+        self.writer.add_scalar("train/grad_norm", grad_norm, step)
+        for k, v in tiers.items():
+            self.writer.add_scalar(f"train/{k}", v, step)
+
+    def eval_scalars(self, step: int, board: Scoreboard, raw: dict[str, BundleScores]) -> None:
+        if self.writer is None:
+            return
+        w = self.writer
+        if board.retention is not None:
+            w.add_scalar("eval/retention", board.retention, step)
+        if board.generalization is not None:
+            w.add_scalar("eval/generalization", board.generalization, step)
+        for name, result in board.eval_sets.items():
+            for tier in ("1", "2", "3", "all"):
+                r = result[tier]
+                for key in ("accuracy", "mrr", "danger_rate"):
+                    if r[key] is not None:
+                        w.add_scalar(f"{name}/tier{tier}/{key}", r[key], step)
+                for q, v in r["margin"].items():
+                    if q.startswith("p") and v is not None:
+                        w.add_scalar(f"{name}/tier{tier}/margin_{q}", v, step)
+            scores = raw.get(name)
+            if scores is None:
+                continue
+            for tier, tier_set in (("3", {3}), ("all", {1, 2, 3})):
+                m = margins(scores.s_pos, scores.s_neg, scores.tiers, tier_set)
+                m = m[~np.isnan(m)]
+                if m.size:
+                    w.add_histogram(f"{name}/margins_tier{tier}", m, step)
+        w.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
