@@ -47,11 +47,13 @@ def _register() -> None:
     from crucible_ray.cli._demo import demo
     from crucible_ray.cli._eval import eval_command
     from crucible_ray.cli._mine import expand_command, mine_command
+    from crucible_ray.cli._train import train_command
 
     app.add_command(data)
     app.add_command(eval_command)
     app.add_command(mine_command)
     app.add_command(expand_command)
+    app.add_command(train_command)
     app.add_command(demo)
 
 

@@ -109,6 +109,10 @@ class Encoder:
         self._impl.load_trainable_state(state)
         self._fingerprint = None
 
+    def weights_changed(self) -> None:
+        """Forget the cached fingerprint (call after an optimizer changed the weights in place)."""
+        self._fingerprint = None
+
     def fingerprint(self) -> str:
         """A sha256 over the spec, the trainable tensors and any frozen weights' identity."""
         if self._fingerprint is None:

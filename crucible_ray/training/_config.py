@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from crucible_ray.config import DEFAULT_POOLS, Ratio
 from crucible_ray.encoders import DEFAULT_ENCODER, normalize_spec
@@ -28,8 +28,8 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ratio: str = "75_15_10"
     pools: tuple[str, ...] = DEFAULT_POOLS
+    ratio: str = "75_15_10"
     steps: tuple[int, ...] = (1000,)
     seed: int = 42
     encoder: dict[str, Any] = Field(default_factory=lambda: normalize_spec(DEFAULT_ENCODER))
@@ -51,8 +51,22 @@ class TrainConfig(BaseModel):
 
     @field_validator("ratio", mode="before")
     @classmethod
-    def _ratio(cls, v: Any) -> str:
-        return v if isinstance(v, str) else Ratio.parse(v).canonical
+    def _ratio(cls, v: Any, info: ValidationInfo) -> str:
+        try:
+            return Ratio.parse(v, info.data.get("pools", DEFAULT_POOLS)).canonical
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
+    @field_validator("steps", mode="after")
+    @classmethod
+    def _steps_order(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("steps needs at least one milestone")
+        if any(s < 1 for s in v):
+            raise ValueError(f"steps must be >= 1, but got {list(v)}")
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError(f"steps must be strictly increasing, but got {list(v)}")
+        return v
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -74,17 +88,6 @@ class TrainConfig(BaseModel):
         except EncoderError as e:
             raise ValueError(str(e)) from None
 
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        Ratio.parse(self.ratio, self.pools)  # the right number of parts for the pools
-        if not self.steps:
-            raise ValueError("steps needs at least one milestone")
-        if any(s < 1 for s in self.steps):
-            raise ValueError(f"steps must be >= 1, but got {list(self.steps)}")
-        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
-            raise ValueError(f"steps must be strictly increasing, but got {list(self.steps)}")
-        return self
-
     @classmethod
     def from_options(cls, **options: Any) -> TrainConfig:
         """Build from keyword options; any problem becomes one :class:`ConfigError` line."""
@@ -95,8 +98,6 @@ class TrainConfig(BaseModel):
             where = ".".join(str(x) for x in err["loc"]) or "config"
             msg = str(err["msg"]).removeprefix("Value error, ")
             raise ConfigError(f"training option {where!r}: {msg}") from None
-        except ConfigError as e:
-            raise ConfigError(f"training option 'ratio': {e}") from None
 
     @property
     def ratio_obj(self) -> Ratio:

@@ -9,6 +9,7 @@ step ``t`` therefore continues exactly as the uninterrupted run would.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
@@ -183,6 +184,7 @@ def _eval_point(
     metrics: dict[str, Any] = {"step": step}
     state: dict[str, Any] | None = None
     if ctx.rank == 0:
+        encoder.weights_changed()
         plain = config.model_dump(mode="json")
         ckpt = output_dir / f"checkpoint_step_{step}.pt"
         if milestone:
@@ -209,7 +211,7 @@ def _eval_point(
             "step": step,
             "encoder_spec": dict(encoder.spec),
             "state_dict": encoder.trainable_state(),
-            "optimizer": opt.state_dict(),
+            "optimizer": copy.deepcopy(opt.state_dict()),  # a snapshot, not the live moment tensors
         }
         log.info("step %d: retention %s generalization %s", step, board.retention, board.generalization)
     ctx.report(metrics, state)
