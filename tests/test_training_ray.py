@@ -1,0 +1,106 @@
+"""Training on Ray Train: outputs, TensorBoard, a killed worker, the CLI on the WordNet world."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import crucible_ray as cr
+from crucible_ray.cli._main import run
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+
+def _board(path: Path) -> dict[str, Any]:
+    doc = cr.Scoreboard.read(path).to_dict()
+    doc.pop("checkpoint")
+    return doc
+
+
+def test_train_on_ray_writes_checkpoints_scoreboards_and_tensorboard(synthetic_world: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    res = cr.train(synthetic_world, output_dir=out, ratio="75_15_10", steps=[50, 100], seed=5, eval_every=25)
+    assert set(res.milestones) == {50, 100}
+    assert res.final.retention == res.milestones[100].retention
+    for step in (50, 100):
+        payload = torch.load(out / f"checkpoint_step_{step}.pt", weights_only=True)
+        assert payload["step"] == step
+    assert cr.load_encoder(res.checkpoint).fingerprint() == res.final.encoder["fingerprint"]
+    assert sorted(p.name for p in out.glob("scoreboard_step_*.json")) == [
+        f"scoreboard_step_{s}.json" for s in (100, 25, 50, 75)
+    ]
+    assert res.manifest["status"] == "complete" and res.manifest["inputs"]["legacy"]["sha256"]
+    assert not (out / "ray_train").exists()  # recovery state dropped once complete
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in (
+        "train/loss",
+        "train/lr",
+        "train/tier3_accuracy",
+        "eval/retention",
+        "eval/generalization",
+        "frozen_eval/tier3/accuracy",
+        "organic_holdout/tier3/margin_p50",
+    ):
+        assert tag in tags["scalars"], tag
+    assert "frozen_eval/margins_tierall" in tags["histograms"]
+    assert [e.step for e in acc.Scalars("eval/retention")] == [25, 50, 75, 100]
+    lrs = [e.value for e in acc.Scalars("train/lr")]
+    assert max(lrs) > lrs[-1]  # warm-up then decay
+
+
+@pytest.mark.slow
+def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world: Path, tmp_path: Path) -> None:
+    from ray.util.state import list_actors
+
+    args: dict[str, Any] = dict(ratio="75_15_10", steps=[400], seed=9, eval_every=100)
+    cr.train(synthetic_world, output_dir=tmp_path / "straight", **args)
+    out = tmp_path / "killed"
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["res"] = cr.train(synthetic_world, output_dir=out, **args)
+        except Exception as e:  # surfaced by the assertion below
+            result["err"] = e
+
+    t = threading.Thread(target=work)
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 180
+    while killed is None and time.monotonic() < deadline and t.is_alive():
+        if (out / "scoreboard_step_100.json").exists() and not (out / "scoreboard_step_400.json").exists():
+            workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed = workers[0].actor_id
+        time.sleep(0.05)
+    t.join(timeout=300)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert "err" not in result, result.get("err")
+    assert _board(out / "scoreboard_final.json") == _board(tmp_path / "straight" / "scoreboard_final.json")
+
+
+def test_train_cli_on_the_wordnet_world(
+    wordnet_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "wn"
+    code = run(
+        ["train", "--data", str(wordnet_world), "--ratio", "100_0_0", "--steps", "20,40", "--output-dir", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "retention" in printed and "40" in printed
+    for name in ("checkpoint_step_20.pt", "checkpoint_step_40.pt", "checkpoint_final.pt", "scoreboard_step_20.json"):
+        assert (out / name).is_file(), name
+    assert any((out / "tensorboard").iterdir())
