@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from crucible_ray.cli._main import run
 
 import crucible_ray as cr
-from crucible_ray.cli._main import run
 from crucible_ray.data import Bundle, Negative
 from crucible_ray.errors import ConfigError
 from crucible_ray.training import (

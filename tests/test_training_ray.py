@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import torch
+from crucible_ray.cli._main import run
 
 import crucible_ray as cr
-from crucible_ray.cli._main import run
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
