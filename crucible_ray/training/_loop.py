@@ -22,7 +22,7 @@ import torch
 
 from crucible_ray._logging import get_logger
 from crucible_ray._rng import stream_key
-from crucible_ray.data import Bundle
+from crucible_ray.data import Bundle, write_json
 from crucible_ray.encoders import Encoder, build_encoder, save_checkpoint
 from crucible_ray.evaluation import evaluate_loaded
 from crucible_ray.training._config import TrainConfig
@@ -139,6 +139,7 @@ def train_worker(config: TrainConfig, data: TrainData, output_dir: Path, ctx: Wo
     window: list[float] = []
     tier_window: dict[str, list[float]] = {}
     t_last_log = time.monotonic()
+    started_at, eval_seconds = time.time(), 0.0
     encoder.module.train()
     for step in range(start, config.max_step):
         torch.manual_seed(step_seed(config.seed, ctx.rank, step))
@@ -165,8 +166,23 @@ def train_worker(config: TrainConfig, data: TrainData, output_dir: Path, ctx: Wo
             log.info("step %d/%d loss %.4f lr %.2e", done, config.max_step, float(loss), lr)
             t_last_log = time.monotonic()
         if done in eval_points:
+            t_eval = time.monotonic()
             last = _eval_point(encoder, opt, config, data, output_dir, ctx, book, done, done in milestones)
+            eval_seconds += time.monotonic() - t_eval
     book.close()
+    if ctx.rank == 0:
+        total = time.time() - started_at
+        timing = {
+            "loop_started_at": started_at,
+            "steps_run": config.max_step - start,
+            "loop_seconds": round(total, 3),
+            "eval_seconds": round(eval_seconds, 3),
+            "train_seconds": round(total - eval_seconds, 3),
+            "samples_per_second": round(
+                (config.max_step - start) * config.batch_size / max(total - eval_seconds, 1e-9), 1
+            ),
+        }
+        write_json(output_dir / "timing.json", timing)
     return last
 
 
