@@ -37,12 +37,12 @@ def text_key(text: str) -> bytes:
 class FeatureTable:
     """Backbone features ``(T, D)`` float32 and the text key of each row."""
 
-    keys: np.ndarray  # (T,) dtype S16
+    keys: np.ndarray  # (T, 16) uint8 (not numpy bytes 'S16': those drop trailing NUL bytes)
     features: np.ndarray  # (T, D) float32
     _rows: dict[bytes, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._rows = {bytes(k): i for i, k in enumerate(self.keys)}
+        self._rows = {k.tobytes(): i for i, k in enumerate(self.keys)}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -80,16 +80,18 @@ def feature_table(
 ) -> FeatureTable:
     """Backbone features for ``texts``, read from and added to the cache under ``cache_root``."""
     path = Path(cache_root) / CACHE_DIR / f"{backbone_key(encoder)}.npz"
-    keys, feats = np.zeros(0, dtype="S16"), None
+    keys, feats = np.zeros((0, 16), dtype=np.uint8), None
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             keys, feats = z["keys"], z["features"]
-    have = {bytes(k) for k in keys}
+        if keys.ndim != 2:  # written by an earlier version with lossy 'S16' keys: rebuild
+            keys, feats = np.zeros((0, 16), dtype=np.uint8), None
+    have = {k.tobytes() for k in keys}
     missing = list(dict.fromkeys(t for t in texts if text_key(t) not in have))
     if missing:
         log.info("embedding %d new texts with the frozen backbone (cache: %s)", len(missing), path)
         new = _backbone_features(encoder, missing, batch_size)
-        new_keys = np.array([text_key(t) for t in missing], dtype="S16")
+        new_keys = np.frombuffer(b"".join(text_key(t) for t in missing), dtype=np.uint8).reshape(-1, 16)
         keys = np.concatenate([keys, new_keys])
         feats = new if feats is None else np.concatenate([feats, new])
         path.parent.mkdir(parents=True, exist_ok=True)
