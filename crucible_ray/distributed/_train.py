@@ -138,8 +138,8 @@ def train(
         >>> res = train("worlds/synthetic", output_dir="runs/a", ratio="75_15_10", steps=[200, 400])  # doctest: +SKIP
         >>> res.final.retention  # doctest: +SKIP
     """
-    given = {k: v for k, v in dict(ratio=ratio, steps=steps, seed=seed, encoder=encoder, workers=workers).items()}
-    given = {k: v for k, v in given.items() if v is not None}
+    common = dict(ratio=ratio, steps=steps, seed=seed, encoder=encoder, workers=workers)
+    given = {k: v for k, v in common.items() if v is not None}
     if config is not None:
         cfg = TrainConfig.from_options(**{**config.model_dump(), **given, **options})
     else:

@@ -269,7 +269,7 @@ def _rows(
     near = valid_sorted & (kills_sorted == 0)
     near_mask = near & (np.cumsum(near, axis=1) <= config.keep_near_misses)
     dmax = np.where(valid, s_neg, -np.inf).max(axis=1, initial=-np.inf) - s_pos
-    dmean = (lineup_max - s_pos[:, None]).mean(axis=1) if lineup_max.size else np.zeros(len(batch))
+    dmean = (lineup_max - s_pos[:, None]).mean(axis=1)  # K >= 1 and the batch is not empty
     accepted = sufficient & (pass_count >= config.min_passes)
     status = np.where(~sufficient, "insufficient", np.where(accepted, "accepted", "rejected"))
     return pa.table(

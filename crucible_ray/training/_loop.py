@@ -241,8 +241,3 @@ def _flat_metrics(board: Mapping[str, Any]) -> dict[str, Any]:
         for tier in ("1", "2", "3", "all"):
             out[f"{name}/tier{tier}_accuracy"] = result[tier]["accuracy"]
     return out
-
-
-def recovery_state_ok(state: Mapping[str, Any], config: TrainConfig) -> bool:
-    """True when ``state`` is a recovery state of this encoder kind."""
-    return state.get("format") == RECOVERY_FORMAT and dict(state.get("encoder_spec", {})) == dict(config.encoder)

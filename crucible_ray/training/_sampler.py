@@ -100,16 +100,20 @@ class CurriculumSampler:
             return rng.permutation(n)
         return rng.choice(n, size=n, replace=True, p=w)
 
-    def indices(self, pool: str, step: int) -> list[int]:
-        """Indices into ``pools[pool]`` that this worker takes at ``step``."""
+    def _draws(self, pool: str, step: int) -> list[tuple[int, int]]:
+        """``(index into pools[pool], pool epoch)`` of each slot this worker fills at ``step``."""
         q = self.quotas[pool]
         n = len(self.pools[pool])
         start = (step * self.world_size + self.rank) * q
         out = []
         for pos in range(start, start + q):
             epoch, offset = divmod(pos, n)
-            out.append(int(self._epoch(pool, epoch)[offset]))
+            out.append((int(self._epoch(pool, epoch)[offset]), epoch))
         return out
+
+    def indices(self, pool: str, step: int) -> list[int]:
+        """Indices into ``pools[pool]`` that this worker takes at ``step``."""
+        return [i for i, _ in self._draws(pool, step)]
 
     def batch(self, step: int) -> TrainBatch:
         """The batch for ``step`` (0-based), in pool order then stream order."""
@@ -120,11 +124,8 @@ class CurriculumSampler:
         negatives: list[list[str]] = []
         tiers: list[list[int]] = []
         for pool in self.pools:
-            n = len(self.pools[pool])
-            q = self.quotas[pool]
-            for slot, i in enumerate(self.indices(pool, step)):
+            for i, epoch in self._draws(pool, step):
                 bundle = self.pools[pool][i]
-                epoch = ((step * self.world_size + self.rank) * q + slot) // n
                 negs = self.pick_negatives(bundle, epoch)
                 pools.append(pool)
                 ids.append(bundle.bundle_id)
