@@ -195,15 +195,17 @@ def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_pat
         f"cr.mine({str(path)!r}, corpus={str(wordnet_world / 'corpus.jsonl')!r}, out={str(out)!r}, "
         "**json.loads(sys.argv[1]))"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(args)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None and len(list(work.glob("part-*.parquet"))) < 3:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
+    log = tmp_path / "driver.log"  # a file, not a pipe: a full pipe would block the driver
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(args)], stderr=err, text=True)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and len(list(work.glob("part-*.parquet"))) < 3:
+            time.sleep(0.1)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
     parts = list(work.glob("part-*.parquet"))
-    assert len(parts) >= 3
+    assert len(parts) >= 3, log.read_text()[-3000:]
     assert not out.exists()  # nothing under the final name until the run is complete
     done = sum(pq.read_metadata(p).num_rows for p in parts)
     assert done < len(cands)
