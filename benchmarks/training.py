@@ -58,6 +58,8 @@ def main() -> None:
         cfg = TrainConfig(**opts)  # type: ignore[arg-type]
         prep = prepare_training(world, cfg)
         torch.set_num_threads(1)  # what the single Ray worker gets on this machine (one CPU left free)
+        warm = TrainConfig(**{**opts, "steps": [50]})  # type: ignore[arg-type]
+        train_worker(warm, prep.data, tmp / "warm-up", WorkerContext())  # first-run allocations, not timed
         train_worker(cfg, prep.data, tmp / "plain", WorkerContext())
         plain = timing(tmp / "plain")
         row(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from crucible_ray.analysis import pareto
 from crucible_ray.config import DEFAULT_POOLS, Ratio
 from crucible_ray.data import (
     Bundle,
@@ -28,7 +29,7 @@ from crucible_ray.data import (
     write_candidates,
     write_corpus,
 )
-from crucible_ray.distributed import MiningResult, TrainResult, expand, mine, train
+from crucible_ray.distributed import MiningResult, TrainResult, expand, mine, sweep, train
 from crucible_ray.encoders import (
     DEFAULT_ENCODER,
     Encoder,
@@ -47,8 +48,10 @@ from crucible_ray.errors import (
     TrainingError,
 )
 from crucible_ray.evaluation import evaluate
+from crucible_ray.guardrails import GuardrailConfig, GuardrailReport, check_guardrails
 from crucible_ray.mining import MinerConfig
 from crucible_ray.scoreboard import Scoreboard
+from crucible_ray.sweeps import SweepSpace, load_space
 from crucible_ray.training import TrainConfig
 from crucible_ray.worlds import World, build_world
 
@@ -63,6 +66,8 @@ __all__ = [
     "DataError",
     "Encoder",
     "EncoderError",
+    "GuardrailConfig",
+    "GuardrailReport",
     "GuardrailViolation",
     "MinerConfig",
     "MiningError",
@@ -70,6 +75,7 @@ __all__ = [
     "Negative",
     "Ratio",
     "Scoreboard",
+    "SweepSpace",
     "TrainConfig",
     "TrainResult",
     "TrainingError",
@@ -77,15 +83,19 @@ __all__ = [
     "__version__",
     "build_encoder",
     "build_world",
+    "check_guardrails",
     "evaluate",
     "expand",
     "load_encoder",
+    "load_space",
     "mine",
+    "pareto",
     "read_bundles",
     "read_candidates",
     "read_corpus",
     "register_encoder",
     "save_checkpoint",
+    "sweep",
     "train",
     "write_bundles",
     "write_candidates",

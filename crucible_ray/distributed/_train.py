@@ -12,30 +12,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from crucible_ray._logging import get_logger
 from crucible_ray.data import write_json
+from crucible_ray.distributed._fit import fit_run
+from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
-from crucible_ray.errors import ConfigError, CrucibleError, TrainingError
+from crucible_ray.errors import ConfigError, TrainingError
 from crucible_ray.scoreboard import Scoreboard
-from crucible_ray.training import TrainConfig, TrainData, WorkerContext, prepare_training, train_worker
+from crucible_ray.training import TrainConfig, prepare_training
 from crucible_ray.training._logbook import TB_DIR
-from crucible_ray.training._loop import RECOVERY_FORMAT
 from crucible_ray.worlds._world import versions
 
 log = get_logger(__name__)
-
-STATE_FILE = "state.pt"
 
 
 @dataclass(frozen=True)
@@ -56,47 +50,6 @@ def run_key(config: TrainConfig, inputs: dict[str, Any]) -> str:
     """A short hash of everything that decides the run (the Ray Train run name)."""
     doc = {"config": config.model_dump(mode="json"), "inputs": {k: v["sha256"] for k, v in sorted(inputs.items())}}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _worker_loop(loop_config: dict[str, Any]) -> None:
-    import ray
-    import ray.train
-    import ray.train.torch
-
-    ctx = ray.train.get_context()
-    config = TrainConfig(**loop_config["config"])
-    data: TrainData = ray.get(loop_config["data"])
-    threads = int(loop_config.get("threads") or 0)
-    if threads:
-        torch.set_num_threads(threads)
-    resume = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            resume = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
-        if resume.get("format") != RECOVERY_FORMAT:
-            raise TrainingError(f"the recovery checkpoint of this run is not a {RECOVERY_FORMAT!r} state")
-
-    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
-        clean = {k: v for k, v in metrics.items() if v is not None}
-        if state is None:
-            ray.train.report(clean)
-            return
-        tmp = Path(tempfile.mkdtemp(prefix="crucible-state-"))
-        try:
-            torch.save(state, tmp / STATE_FILE)
-            ray.train.report(clean, checkpoint=ray.train.Checkpoint.from_directory(str(tmp)))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    worker = WorkerContext(
-        rank=ctx.get_world_rank(),
-        world_size=ctx.get_world_size(),
-        device=ray.train.torch.get_device(),
-        resume=resume,
-        report=report,
-    )
-    train_worker(config, data, Path(loop_config["output_dir"]), worker)
 
 
 def train(
@@ -170,40 +123,26 @@ def train(
     t0 = time.perf_counter()
     with ray_session(address):
         import ray
-        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
 
         cpus, gpus = cluster_cpus_gpus()
         gpu = bool(gpus) if use_gpu is None else use_gpu
         if gpu and gpus < cfg.workers:
             raise ConfigError(f"{cfg.workers} GPU workers asked for but the Ray cluster has {gpus:g} GPUs")
         per_worker = max(1.0, (cpus - 1) // cfg.workers) if cpus > cfg.workers else max(0.1, cpus / (cfg.workers + 1))
-        trainer = TorchTrainer(
-            _worker_loop,
-            train_loop_config={
-                "config": cfg.model_dump(mode="json"),
-                "data": ray.put(prepared.data),
-                "output_dir": str(out),
-                "threads": max(1, int(per_worker)) if not gpu else 0,
-            },
-            scaling_config=ScalingConfig(
-                num_workers=cfg.workers, use_gpu=gpu, resources_per_worker={"CPU": float(per_worker)}
-            ),
-            run_config=RunConfig(
-                name=key,
-                storage_path=str(storage),
-                failure_config=FailureConfig(max_failures=max_failures),
-                checkpoint_config=CheckpointConfig(num_to_keep=1),
-            ),
-        )
-        watcher = _ProgressWatcher(out, cfg.max_step)
+        watcher = ProgressWatcher(out, cfg.max_step)
         watcher.start()
         try:
-            trainer.fit()
-        except CrucibleError:
-            raise
-        except Exception as e:  # Ray wraps worker errors; report the first line of the root cause
-            raise TrainingError(f"training failed: {_root_message(e)}") from e
+            fit_run(
+                cfg,
+                ray.put(prepared.data),
+                out,
+                name=key,
+                storage=storage,
+                use_gpu=gpu,
+                cpus_per_worker=float(per_worker),
+                threads=max(1, int(per_worker)) if not gpu else 0,
+                max_failures=max_failures,
+            )
         finally:
             watcher.stop()
     final_path = out / "scoreboard_final.json"
@@ -238,49 +177,3 @@ def _clear_outputs(out: Path) -> None:
         for p in out.glob(pattern):
             p.unlink()
     shutil.rmtree(out / TB_DIR, ignore_errors=True)
-
-
-def _root_message(e: BaseException) -> str:
-    while e.__cause__ is not None:
-        e = e.__cause__
-    text = str(e).strip().splitlines()
-    return text[-1] if text else type(e).__name__
-
-
-class _ProgressWatcher:
-    """Logs each new scoreboard the workers write (worker logs do not reach the terminal)."""
-
-    def __init__(self, out: Path, total: int) -> None:
-        self.out, self.total = out, total
-        self.seen: set[str] = {p.name for p in out.glob("scoreboard_step_*.json")}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            for p in sorted(self.out.glob("scoreboard_step_*.json"), key=os.path.getmtime):
-                if p.name in self.seen:
-                    continue
-                self.seen.add(p.name)
-                try:
-                    b = Scoreboard.read(p)
-                except CrucibleError:
-                    continue
-                log.info(
-                    "step %s/%d: retention %s, generalization %s",
-                    b.step,
-                    self.total,
-                    _fmt(b.retention),
-                    _fmt(b.generalization),
-                )
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3f}"

@@ -154,7 +154,8 @@ def train_worker(config: TrainConfig, data: TrainData, output_dir: Path, ctx: Wo
         grad_norm = clip_gradients(opt.params, config.grad_clip)
         opt.step()
         done = step + 1
-        window.append(float(loss.detach()))
+        loss_value = float(loss.detach())
+        window.append(loss_value)
         for k, v in stats.items():
             tier_window.setdefault(k, []).append(v)
         if done % book.every == 0 or done in eval_points:
@@ -163,7 +164,7 @@ def train_worker(config: TrainConfig, data: TrainData, output_dir: Path, ctx: Wo
             )
             window, tier_window = [], {}
         if ctx.rank == 0 and time.monotonic() - t_last_log > 10:
-            log.info("step %d/%d loss %.4f lr %.2e", done, config.max_step, float(loss), lr)
+            log.info("step %d/%d loss %.4f lr %.2e", done, config.max_step, loss_value, lr)
             t_last_log = time.monotonic()
         if done in eval_points:
             t_eval = time.monotonic()

@@ -1,0 +1,220 @@
+"""``crucible-ray sweep ratio|run``: sweeps on Ray Tune; ``crucible-ray pareto``; ``crucible-ray guardrail check``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+from crucible_ray.cli._render import table
+
+from crucible_ray.guardrails import GuardrailConfig
+
+
+def _guardrail_options(f: Any) -> Any:
+    f = click.option(
+        "--dilution-floor", type=float, default=None, help="Least legacy share a ratio may give (default 0.70)."
+    )(f)
+    return click.option(
+        "--guardrails",
+        "guardrail_mode",
+        type=click.Choice(["warn", "block"]),
+        default="warn",
+        show_default=True,
+        help="block: refuse a ratio below the dilution floor before starting.",
+    )(f)
+
+
+def _common(f: Any) -> Any:
+    for opt in reversed(
+        [
+            click.option(
+                "--data", required=True, type=click.Path(path_type=Path), help="World folder (with its pools)."
+            ),
+            click.option("--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path)),
+            click.option("--resume", is_flag=True, help="Continue the interrupted sweep in --output-dir."),
+            click.option(
+                "--address", default=None, help="Ray cluster address, e.g. auto (default: RAY_ADDRESS or local)."
+            ),
+            click.option("--workers", type=int, default=None, help="Ray Train workers per trial (default 1)."),
+            click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train on GPUs (default: when present)."),
+            click.option("--max-concurrent-trials", type=int, default=None, help="Cap on trials running at once."),
+            click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a crashed trial."),
+            click.option("--encoder", "encoder_spec", default=None, help="Encoder spec shared by every trial."),
+            click.option("--batch-size", type=int, default=None),
+            _guardrail_options,
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@click.group("sweep")
+def sweep_group() -> None:
+    """Sweeps over ratio x seed x steps (and training params) on Ray Tune."""
+
+
+@sweep_group.command("ratio")
+@click.option("--ratios", required=True, help='Comma-separated ratios, e.g. "85_10_5,75_15_10".')
+@click.option("--seeds", required=True, help="Comma-separated seeds, e.g. 42,123.")
+@click.option("--steps", required=True, help="Milestones, e.g. 1000,2000 (each trial is evaluated at every one).")
+@click.option("--baseline", default=None, help="Baseline ratio for Pareto and guardrails (default: most legacy).")
+@_common
+def sweep_ratio(**o: Any) -> None:
+    """A grid of ratios x seeds, each trial evaluated at every step milestone."""
+    _run(o, space=None, ratios=o["ratios"], seeds=o["seeds"], steps=o["steps"])
+
+
+@sweep_group.command("run")
+@click.option("--space", required=True, help="A search-space YAML file, or a preset name (e.g. seed_style).")
+@click.option("--steps", default=None, help="Override the space's milestones, e.g. 200,400.")
+@_common
+def sweep_run(**o: Any) -> None:
+    """A sweep from a search-space YAML (a grid, or an Optuna multi-objective search)."""
+    _run(o, space=o["space"], ratios=None, seeds=None, steps=o["steps"])
+
+
+def _run(o: dict[str, Any], **what: Any) -> None:
+    from crucible_ray.analysis import pareto
+    from crucible_ray.distributed import sweep
+
+    gcfg = GuardrailConfig.from_options(mode=o["guardrail_mode"], dilution_floor=o["dilution_floor"])
+    train = {"workers": o["workers"], "batch_size": o["batch_size"]}
+    if o["encoder_spec"]:
+        train["encoder"] = o["encoder_spec"]
+    results = sweep(
+        o["data"],
+        output_dir=o["output_dir"],
+        resume=o["resume"],
+        address=o["address"],
+        use_gpu=o["use_gpu"],
+        max_concurrent_trials=o["max_concurrent_trials"],
+        max_failures=o["max_failures"],
+        guardrails=gcfg,
+        **what,
+        **train,
+    )
+    failed = results.attrs["manifest"]["failed_trials"]
+    click.echo(
+        f"{results['trial_id'].nunique()} trials, {len(failed)} failed; results in {o['output_dir']}/results.parquet"
+    )
+    for t in failed:
+        err = results.loc[results["trial_id"] == t, "error"].iloc[0]
+        click.echo(f"  failed: {t}: {err}")
+    if (results["status"] == "complete").any():
+        click.echo(pareto_table(pareto(results, baseline=o.get("baseline"))))
+    click.echo(f"TensorBoard: tensorboard --logdir {o['output_dir']}/trials")
+
+
+def pareto_table(df: Any) -> str:
+    """The terminal table of :func:`crucible_ray.pareto`, frontier first."""
+    rows = []
+    order = df.sort_values(["on_frontier", "frontier_probability"], ascending=[False, False], kind="stable")
+    for _, r in order.iterrows():
+        mark = "*" if r["recommended"] else ("F" if r["on_frontier"] else "")
+        rows.append(
+            [
+                mark,
+                r["config"],
+                int(r["n_seeds"]),
+                _pm(r["retention_mean"], r["retention_ci_low"], r["retention_ci_high"]),
+                _pm(r["generalization_mean"], r["generalization_ci_low"], r["generalization_ci_high"]),
+                f"{r['frontier_probability']:.2f}",
+                "baseline" if r["is_baseline"] else _delta(r),
+            ]
+        )
+    head = [
+        "",
+        "config",
+        "seeds",
+        "retention (95% CI)",
+        "generalization (95% CI)",
+        "P(frontier)",
+        "vs baseline (Holm p)",
+    ]
+    a = df.attrs
+    foot = (
+        f"* recommended: {a['recommended']}   F on the frontier   hypervolume vs (0,0): {a['hypervolume']:.4f}   "
+        f"baseline: {', '.join(a['baseline']['configs'])}"
+    )
+    return table(head, rows) + "\n" + foot
+
+
+def _pm(mean: float, lo: float, hi: float) -> str:
+    return f"{mean:.3f}" if math.isnan(lo) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _delta(r: Any) -> str:
+    if math.isnan(r["retention_delta"]):
+        return "-"
+    parts = []
+    for obj, short in (("retention", "ret"), ("generalization", "gen")):
+        p = r[f"{obj}_p_holm"]
+        parts.append(f"{short} {r[f'{obj}_delta']:+.3f}" + ("" if math.isnan(p) else f" (p={p:.3f})"))
+    return ", ".join(parts)
+
+
+@click.command("pareto")
+@click.option("--results-dir", required=True, type=click.Path(path_type=Path), help="A sweep output dir.")
+@click.option("--baseline", default=None, help="Baseline config, e.g. 85_10_5 or 85_10_5@2000 (default: most legacy).")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True, help="Seed-bootstrap resamples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def pareto_command(results_dir: Path, baseline: str | None, n_bootstrap: int, as_json: bool) -> None:
+    """Per-config seed statistics, the retention/generalization frontier and a recommended config."""
+    from crucible_ray.analysis import pareto
+
+    df = pareto(results_dir, baseline=baseline, n_bootstrap=n_bootstrap)
+    if as_json:
+        rows = json.loads(df.to_json(orient="records"))
+        click.echo(json.dumps({"rows": rows, **df.attrs}, indent=2, default=str))
+        return
+    click.echo(pareto_table(df))
+
+
+@click.group("guardrail")
+def guardrail_group() -> None:
+    """Dilution, regression and overfitting-cliff guardrails."""
+
+
+@guardrail_group.command("check")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=None, help="A sweep output dir.")
+@click.option("--scoreboard", type=click.Path(path_type=Path), default=None, help="One scoreboard JSON.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None, help="Baseline scoreboard (regression).")
+@click.option("--baseline-config", default=None, help="Baseline config of the dilution-outcome check.")
+@click.option("--mode", type=click.Choice(["warn", "block"]), default="warn", show_default=True)
+@click.option("--dilution-floor", type=float, default=None)
+@click.option("--dilution-drop", type=float, default=None)
+@click.option("--regression-drop", type=float, default=None)
+@click.option("--cliff-drop", type=float, default=None)
+def guardrail_check(**o: Any) -> None:
+    """Check a sweep's results (or a scoreboard); exit 1 on a violation in block mode."""
+    from crucible_ray.guardrails import check_guardrails
+
+    cfg = GuardrailConfig.from_options(
+        mode=o["mode"],
+        dilution_floor=o["dilution_floor"],
+        dilution_drop=o["dilution_drop"],
+        regression_drop=o["regression_drop"],
+        cliff_drop=o["cliff_drop"],
+    )
+    report = check_guardrails(
+        results_dir=o["results_dir"],
+        scoreboard=o["scoreboard"],
+        baseline=o["baseline"],
+        baseline_config=o["baseline_config"],
+        config=cfg,
+    )
+    rows = [[v.check, v.subject, v.message] for v in report.violations]
+    click.echo(f"checked: {', '.join(report.checked)} (mode {cfg.mode})")
+    if rows:
+        click.echo(table(["check", "subject", "finding"], rows))
+    else:
+        click.echo("no violation")
+    for subject, step in sorted(report.early_stop.items()):
+        click.echo(f"early stop for {subject}: step {step} (generalization peak)")
+    if report.blocked:
+        from crucible_ray.errors import GuardrailViolation
+
+        raise GuardrailViolation(f"guardrails blocked: {len(report.violations)} violation(s) in block mode")

@@ -1,0 +1,21 @@
+"""The Pareto analyzer over retention and generalization (pure pandas/numpy/scipy, no Ray)."""
+
+from crucible_ray.analysis._analyze import pareto
+from crucible_ray.analysis._frontier import frontier_mask, frontier_probability, hypervolume
+from crucible_ray.analysis._stats import holm, paired_test, seed_summary
+from crucible_ray.analysis._table import OBJECTIVES, PARAM_PREFIX, RESULTS_FILE, config_columns, load_results
+
+__all__ = [
+    "OBJECTIVES",
+    "PARAM_PREFIX",
+    "RESULTS_FILE",
+    "config_columns",
+    "frontier_mask",
+    "frontier_probability",
+    "holm",
+    "hypervolume",
+    "load_results",
+    "paired_test",
+    "pareto",
+    "seed_summary",
+]

@@ -1,0 +1,172 @@
+"""``pareto``: per-config seed statistics, the frontier, its stability, and a comparison with a baseline."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crucible_ray.analysis._frontier import frontier_mask, frontier_probability, hypervolume
+from crucible_ray.analysis._stats import holm, paired_test, seed_summary
+from crucible_ray.analysis._table import OBJECTIVES, config_columns, config_label, load_results
+from crucible_ray.config import Ratio
+from crucible_ray.errors import ConfigError
+
+
+def pareto(
+    results: str | Path | pd.DataFrame,
+    *,
+    baseline: str | dict[str, Any] | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Analyse a sweep: one row per config (ratio, step and swept params), seeds aggregated.
+
+    Args:
+        results: a sweep output dir, its ``results.parquet``, or the table itself (``crucible_ray.sweep``).
+        baseline: the config to compare against, as ``"85_10_5"`` (compared at each step) or
+            ``"85_10_5@2000"`` or ``{"ratio": ..., "step": ..., "param_lr": ...}``. Default: the ratio with
+            the largest first-pool (legacy) share, the most conservative mix.
+        n_bootstrap: seed-bootstrap resamples for ``frontier_probability``.
+        seed: seed of the bootstrap.
+
+    Returns:
+        A DataFrame with the config columns, ``config`` (a label), ``n_seeds``; for retention and
+        generalization ``_mean``, ``_std``, ``_ci_low``, ``_ci_high`` (95% Student-t over seeds);
+        ``on_frontier`` (dominance on the means), ``frontier_probability``, ``recommended``;
+        ``is_baseline``, ``n_pairs``, and per objective ``_delta`` (mean paired difference to the
+        baseline over shared seeds), ``_p`` and ``_p_holm`` (paired t-test, Holm-corrected over all
+        comparisons). ``df.attrs`` holds ``hypervolume``, ``recommended`` and ``baseline``.
+
+    Raises:
+        DataError: no results, or none complete. ConfigError: a baseline that matches no config.
+
+    Example:
+        >>> df = pareto("runs/sweep")  # doctest: +SKIP
+        >>> df[df.on_frontier][["config", "retention_mean", "generalization_mean"]]  # doctest: +SKIP
+    """
+    table = load_results(results)
+    if baseline is None:
+        baseline = _space_baseline(results)
+    cols = config_columns(table)
+    rows: list[dict[str, Any]] = []
+    per_seed: list[dict[int, tuple[float, float]]] = []
+    for key, group in table.groupby(cols, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        by_seed = group.groupby("seed")[list(OBJECTIVES)].mean()  # one value per seed
+        per_seed.append({int(s): (float(r.retention), float(r.generalization)) for s, r in by_seed.iterrows()})
+        row: dict[str, Any] = dict(zip(cols, key, strict=True))
+        row["config"] = config_label(row, cols)
+        row["n_seeds"] = len(by_seed)
+        for obj in OBJECTIVES:
+            for stat, v in seed_summary(by_seed[obj].to_numpy()).items():
+                if stat != "n":
+                    row[f"{obj}_{stat}"] = v
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    means = df[[f"{o}_mean" for o in OBJECTIVES]].to_numpy()
+    df["on_frontier"] = frontier_mask(means)
+    df["frontier_probability"] = frontier_probability(per_seed, n_bootstrap=n_bootstrap, seed=seed)
+    pick = _recommend(df)
+    df["recommended"] = df.index == pick
+    base_desc = _compare(df, per_seed, cols, baseline)
+    df.attrs.update(
+        hypervolume=hypervolume(means[df["on_frontier"].to_numpy()]),
+        recommended=str(df.loc[pick, "config"]),
+        baseline=base_desc,
+        n_bootstrap=n_bootstrap,
+    )
+    return df
+
+
+def _recommend(df: pd.DataFrame) -> int:
+    """The frontier config most often on the frontier; ties: larger mean sum, then the earlier step."""
+    front = df[df["on_frontier"]]
+    order = front.assign(_sum=front["retention_mean"] + front["generalization_mean"]).sort_values(
+        ["frontier_probability", "_sum", "step"], ascending=[False, False, True], kind="stable"
+    )
+    return int(order.index[0])
+
+
+def _baseline_spec(df: pd.DataFrame, baseline: str | dict[str, Any] | None) -> dict[str, Any]:
+    if baseline is None:
+        first_share = df["ratio"].map(lambda r: int(str(r).split("_")[0]))
+        return {"ratio": str(df.loc[first_share.idxmax(), "ratio"])}
+    if isinstance(baseline, dict):
+        spec = dict(baseline)
+    else:
+        ratio, _, step = str(baseline).partition("@")
+        spec = {"ratio": ratio.strip()}
+        if step:
+            try:
+                spec["step"] = int(step)
+            except ValueError:
+                raise ConfigError(f"baseline {baseline!r}: the step after '@' must be an integer") from None
+    if "ratio" in spec:
+        spec["ratio"] = _canonical(str(spec["ratio"]), df)
+    return spec
+
+
+def _canonical(ratio: str, df: pd.DataFrame) -> str:
+    parts = len(str(df["ratio"].iloc[0]).split("_"))
+    return Ratio.parse(ratio, pools=[f"p{i}" for i in range(parts)]).canonical
+
+
+def _compare(
+    df: pd.DataFrame, per_seed: list[dict[int, tuple[float, float]]], cols: list[str], baseline: Any
+) -> dict[str, Any]:
+    spec = _baseline_spec(df, baseline)
+    unknown = [k for k in spec if k not in cols]
+    if unknown:
+        raise ConfigError(f"baseline field {unknown[0]!r} is not a config column; the config columns are {cols}")
+    matches = np.ones(len(df), dtype=bool)
+    for k, v in spec.items():
+        matches &= (df[k] == v).to_numpy()
+    if not matches.any():
+        raise ConfigError(
+            f"baseline {spec} matches no config in the results; the ratios are {sorted(df['ratio'].unique())}"
+        )
+    df["is_baseline"] = matches
+    for obj in OBJECTIVES:
+        df[f"{obj}_delta"] = math.nan
+        df[f"{obj}_p"] = math.nan
+    df["n_pairs"] = 0
+    for i in range(len(df)):
+        if matches[i]:
+            continue
+        same = matches & (df["step"] == df.loc[i, "step"]).to_numpy() if "step" not in spec else matches
+        if not same.any():
+            continue
+        b = int(np.flatnonzero(same)[0])
+        shared = sorted(set(per_seed[i]) & set(per_seed[b]))
+        df.loc[i, "n_pairs"] = len(shared)
+        if not shared:
+            continue
+        for k, obj in enumerate(OBJECTIVES):
+            d = np.array([per_seed[i][s][k] - per_seed[b][s][k] for s in shared])
+            df.loc[i, f"{obj}_delta"] = float(d.mean())
+            df.loc[i, f"{obj}_p"] = paired_test(d)
+    flat = [float(df.loc[i, f"{o}_p"]) for o in OBJECTIVES for i in range(len(df))]
+    adjusted = holm(flat)
+    for k, obj in enumerate(OBJECTIVES):
+        df[f"{obj}_p_holm"] = adjusted[k * len(df) : (k + 1) * len(df)]
+    return {**spec, "configs": df.loc[matches, "config"].tolist()}
+
+
+def _space_baseline(results: str | Path | pd.DataFrame) -> dict[str, Any] | None:
+    """The baseline the sweep's search space names (manifest ``space.baseline``), if any."""
+    if isinstance(results, pd.DataFrame):
+        manifest = results.attrs.get("manifest") or {}
+    else:
+        path = Path(results)
+        mpath = (path if path.is_dir() else path.parent) / "manifest.json"
+        try:
+            manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            manifest = {}
+    base = (manifest.get("space") or {}).get("baseline")
+    return dict(base) if isinstance(base, dict) and base else None

@@ -1,0 +1,122 @@
+"""One Ray Train run of the training loop: the ``TorchTrainer`` shared by ``train`` and sweep trials.
+
+Rank 0 reports a recovery state (weights, optimiser moments, step) at each eval point as a Ray Train
+checkpoint; a run restarted under the same ``name`` and ``storage`` continues from the latest one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from crucible_ray.errors import CrucibleError, TrainingError
+from crucible_ray.training import TrainConfig, TrainData, WorkerContext, train_worker
+from crucible_ray.training._loop import RECOVERY_FORMAT
+
+STATE_FILE = "state.pt"
+
+
+def _worker_loop(loop_config: dict[str, Any]) -> None:
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    config = TrainConfig(**loop_config["config"])
+    data: TrainData = ray.get(loop_config["data"])
+    threads = int(loop_config.get("threads") or 0)
+    if threads:
+        torch.set_num_threads(threads)
+    resume = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            resume = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+        if resume.get("format") != RECOVERY_FORMAT:
+            raise TrainingError(f"the recovery checkpoint of this run is not a {RECOVERY_FORMAT!r} state")
+
+    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        clean = {k: v for k, v in metrics.items() if v is not None}
+        if state is None:
+            ray.train.report(clean)
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="crucible-state-"))
+        try:
+            torch.save(state, tmp / STATE_FILE)
+            ray.train.report(clean, checkpoint=ray.train.Checkpoint.from_directory(str(tmp)))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    worker = WorkerContext(
+        rank=ctx.get_world_rank(),
+        world_size=ctx.get_world_size(),
+        device=ray.train.torch.get_device(),
+        resume=resume,
+        report=report,
+    )
+    train_worker(config, data, Path(loop_config["output_dir"]), worker)
+
+
+def fit_run(
+    cfg: TrainConfig,
+    data_ref: Any,
+    out: Path,
+    *,
+    name: str,
+    storage: Path,
+    use_gpu: bool,
+    cpus_per_worker: float,
+    threads: int,
+    max_failures: int,
+    callbacks: list[Any] | None = None,
+) -> None:
+    """Run ``train_worker`` on ``cfg.workers`` Ray Train workers; blocks until the run ends.
+
+    Args:
+        data_ref: an object ref of the :class:`TrainData` (put once, shared by every worker).
+        name, storage: the Ray Train run; the same pair resumes an interrupted run.
+        callbacks: Ray Train callbacks (a sweep trial passes Tune's ``TuneReportCallback``).
+
+    Raises:
+        TrainingError: the workers failed more than ``max_failures`` times (first line of the cause).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={
+            "config": cfg.model_dump(mode="json"),
+            "data": data_ref,
+            "output_dir": str(out),
+            "threads": threads,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker={"CPU": float(cpus_per_worker)}
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(storage),
+            failure_config=FailureConfig(max_failures=max_failures, controller_failure_limit=3),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            callbacks=callbacks or [],
+        ),
+    )
+    try:
+        trainer.fit()
+    except CrucibleError:
+        raise
+    except Exception as e:  # Ray wraps worker errors; report the first line of the root cause
+        raise TrainingError(f"training failed: {root_message(e)}") from e
+
+
+def root_message(e: BaseException) -> str:
+    """The last line of the innermost cause: what actually went wrong."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = str(e).strip().splitlines()
+    return text[-1] if text else type(e).__name__

@@ -1,0 +1,57 @@
+"""A driver thread that logs each scoreboard the workers write (worker logs do not reach the terminal)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from crucible_ray._logging import get_logger
+from crucible_ray.errors import CrucibleError
+from crucible_ray.scoreboard import Scoreboard
+
+log = get_logger(__name__)
+
+
+class ProgressWatcher:
+    """Polls ``root`` for new ``pattern`` files (scoreboards) and logs retention and generalization.
+
+    With ``pattern="*/scoreboard_step_*.json"`` (a sweep's trials), each line names the trial folder.
+    """
+
+    def __init__(self, root: Path, total: int, pattern: str = "scoreboard_step_*.json") -> None:
+        self.root, self.total, self.pattern = root, total, pattern
+        self.seen: set[Path] = set(root.glob(pattern))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            for p in sorted(self.root.glob(self.pattern), key=os.path.getmtime):
+                if p in self.seen:
+                    continue
+                self.seen.add(p)
+                try:
+                    b = Scoreboard.read(p)
+                except (CrucibleError, OSError):
+                    continue
+                where = f"{p.parent.name}: " if p.parent != self.root else ""
+                log.info(
+                    "%sstep %s/%d: retention %s, generalization %s",
+                    where,
+                    b.step,
+                    self.total,
+                    _fmt(b.retention),
+                    _fmt(b.generalization),
+                )
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"

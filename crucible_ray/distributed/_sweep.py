@@ -1,0 +1,317 @@
+"""``sweep``: a grid or an Optuna search of training runs on Ray Tune, Ray Train inside each trial.
+
+A trial is one (ratio, seed, params) run trained to the largest milestone and evaluated at each one
+(the Train V2 pattern: a ``TorchTrainer`` inside a Tune function trainable, ``TuneReportCallback`` in
+its ``RunConfig``). Each trial's Ray Train run is named by the trial's stable id, so a trial Tune
+retries (``tune.FailureConfig``) or a sweep resumed with ``resume=True`` continues from the trial's last
+eval point. ``results.parquet`` is rebuilt from the trial folders on disk after every fit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crucible_ray._logging import get_logger
+from crucible_ray.config import Ratio
+from crucible_ray.data import write_json
+from crucible_ray.distributed._fit import fit_run, root_message
+from crucible_ray.distributed._progress import ProgressWatcher
+from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
+from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
+from crucible_ray.errors import ConfigError
+from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
+from crucible_ray.sweeps import (
+    TRIALS_DIR,
+    SweepSpace,
+    collect_results,
+    grid_space,
+    load_space,
+    trial_key,
+    write_results,
+)
+from crucible_ray.sweeps._results import STATUS_FILE, write_trial_meta, write_trial_status
+from crucible_ray.training import TrainConfig, prepare_training
+from crucible_ray.worlds._world import versions
+
+log = get_logger(__name__)
+
+EXPERIMENT = "tune"
+
+
+def sweep(
+    data: str | Path,
+    *,
+    output_dir: str | Path,
+    space: SweepSpace | str | Path | None = None,
+    ratios: str | list[str] | None = None,
+    seeds: str | list[int] | None = None,
+    steps: str | list[int] | None = None,
+    resume: bool = False,
+    address: str | None = None,
+    use_gpu: bool | None = None,
+    max_concurrent_trials: int | None = None,
+    max_failures: int = 2,
+    guardrails: GuardrailConfig | None = None,
+    **train_options: Any,
+) -> pd.DataFrame:
+    """Run a sweep and return its results table (also written to ``output_dir/results.parquet``).
+
+    Args:
+        data: the world folder.
+        output_dir: the sweep folder: ``tune/`` (the Tune experiment), ``trials/<id>/`` (checkpoints,
+            scoreboards, TensorBoard), ``results.parquet``, ``manifest.json``.
+        space: a :class:`SweepSpace`, a YAML path or a preset name (``seed_style``); or give
+            ``ratios``, ``seeds`` and ``steps`` for a ratio grid.
+        resume: continue the interrupted sweep in ``output_dir`` (finished trials are not re-run).
+        address: a Ray cluster (default: ``RAY_ADDRESS`` or a new local instance).
+        use_gpu: train on GPUs (default: when the cluster has them).
+        max_concurrent_trials: a cap below what the cluster fits.
+        max_failures: retries of a crashed trial (from its last eval point) before it is recorded as failed.
+        guardrails: in ``block`` mode, a ratio below the dilution floor stops the sweep before it starts.
+        train_options: training options shared by every trial (``workers``, ``batch_size``, ...).
+
+    Returns:
+        One row per (trial, milestone step): see :mod:`crucible_ray.analysis`. ``df.attrs`` holds
+        ``output_dir`` and ``manifest``.
+
+    Raises:
+        ConfigError / DataError: a bad space, options or inputs (before Ray starts); an existing sweep in
+            ``output_dir`` without ``resume``. GuardrailViolation: block mode refused a ratio.
+    """
+    sp = _space(space, ratios, seeds, steps, train_options)
+    gcfg = guardrails or GuardrailConfig()
+    _check_floor(sp, gcfg)
+    out = Path(output_dir).resolve()
+    exp = out / EXPERIMENT
+    if exp.exists() and not resume:
+        raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --output-dir")
+    union = _union_config(sp)
+    prepared = prepare_training(data, union)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {
+        "kind": "sweep",
+        "status": "running",
+        "space": sp.model_dump(mode="json"),
+        "pools": list(sp.pools),
+        "data": str(Path(data).resolve()),
+        "inputs": prepared.inputs,
+        "guardrails": gcfg.model_dump(),
+        "versions": versions(),
+    }
+    write_json(out / "manifest.json", manifest)
+    log.info("sweep %s", sp.describe())
+    t0 = time.perf_counter()
+    with ray_session(address):
+        import ray
+        from ray import tune
+
+        cpus, gpus = cluster_cpus_gpus()
+        workers = int(sp.train.get("workers", 1))
+        plan = plan_trials(cpus, gpus, workers=workers, use_gpu=use_gpu, max_concurrent=max_concurrent_trials)
+        log.info("resources: %s", plan.describe())
+        setup = {"space": sp.model_dump(mode="json"), "output_dir": str(out), "plan": plan.__dict__}
+        trainable = tune.with_resources(
+            tune.with_parameters(_trial, data=[ray.put(prepared.data)], setup=setup), {"cpu": TRIAL_CPU}
+        )
+        if resume and exp.exists() and tune.Tuner.can_restore(str(exp)):
+            log.info("resuming the sweep in %s (finished trials are kept)", exp)
+            tuner = tune.Tuner.restore(str(exp), trainable=trainable, resume_errored=True)
+        else:
+            if resume:
+                log.info("nothing to resume in %s; starting the sweep", out)
+            tuner = _new_tuner(trainable, sp, plan, out, max_failures)
+        watcher = ProgressWatcher(out / TRIALS_DIR, sp.steps[-1], pattern="*/scoreboard_step_*.json")
+        watcher.start()
+        try:
+            grid = tuner.fit()
+        finally:
+            watcher.stop()
+        for result in grid:
+            if result.error is not None:
+                _record_failure(out, sp, result.config or {}, root_message(result.error))
+    table = collect_results(out)
+    write_results(table, out)
+    failed = sorted(set(table.loc[table["status"] != "complete", "trial_id"])) if not table.empty else []
+    manifest.update(
+        status="complete",
+        plan=plan.__dict__,
+        trials=int(table["trial_id"].nunique()) if not table.empty else 0,
+        failed_trials=failed,
+        wall_seconds=round(time.perf_counter() - t0, 2),
+    )
+    write_json(out / "manifest.json", manifest)
+    table.attrs.update(output_dir=str(out), manifest=manifest)
+    return table
+
+
+def _space(
+    space: SweepSpace | str | Path | None,
+    ratios: str | list[str] | None,
+    seeds: str | list[int] | None,
+    steps: str | list[int] | None,
+    train_options: dict[str, Any],
+) -> SweepSpace:
+    options = {k: v for k, v in train_options.items() if v is not None}
+    if space is None:
+        if ratios is None or seeds is None or steps is None:
+            raise ConfigError("a sweep needs a search space, or ratios, seeds and steps for a ratio grid")
+        return grid_space(ratios, seeds, steps, train=options)
+    sp = space if isinstance(space, SweepSpace) else load_space(space)
+    if steps is not None or options:
+        doc = sp.model_dump()
+        if steps is not None:
+            doc["steps"] = [int(s) for s in str(steps).split(",")] if isinstance(steps, str) else list(steps)
+        doc["train"] = {**doc["train"], **options}
+        sp = SweepSpace(**doc)
+        sp.check()
+    return sp
+
+
+def _check_floor(sp: SweepSpace, cfg: GuardrailConfig) -> None:
+    if sp.grid is not None:
+        for r in sp.grid.ratio:
+            enforce_dilution_floor(Ratio.parse(r, sp.pools), cfg)
+    elif sp.optuna is not None and sp.optuna.legacy[0] / 100 < cfg.dilution_floor:
+        low = sp.optuna.legacy[0]
+        rest = [100 - low] + [0] * (len(sp.pools) - 2)
+        enforce_dilution_floor(Ratio.parse([low, *rest], sp.pools), cfg)
+
+
+def _union_config(sp: SweepSpace) -> TrainConfig:
+    """A config whose ratio weights every pool some trial uses (what the driver must read once)."""
+    used = set()
+    if sp.grid is not None:
+        for r in sp.grid.ratio:
+            used |= {p for p, w in Ratio.parse(r, sp.pools).weights.items() if w > 0}
+    else:
+        used = set(sp.pools)
+    share = [1 if p in used else 0 for p in sp.pools]
+    percents = [100 // sum(share) * s for s in share]
+    percents[share.index(1)] += 100 - sum(percents)
+    return sp.train_config("_".join(map(str, percents)), sp.seed, {})
+
+
+def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_failures: int) -> Any:
+    from ray import tune
+
+    if sp.grid is not None:
+        keys = [trial_key(t["ratio"], t["seed"], t["params"]) for t in sp.trials()]
+        param_space: dict[str, Any] = {"trial": tune.grid_search(keys)}
+        tune_config = tune.TuneConfig(max_concurrent_trials=plan.concurrency)
+    else:
+        from ray.tune.search.optuna import OptunaSearch
+
+        assert sp.optuna is not None
+        param_space = {}
+        searcher = OptunaSearch(
+            space=_optuna_define(sp),
+            metric=["retention", "generalization"],
+            mode=["max", "max"],
+            sampler=_optuna_sampler(sp.optuna.sampler_seed),
+        )
+        tune_config = tune.TuneConfig(
+            search_alg=searcher, num_samples=sp.optuna.trials, max_concurrent_trials=plan.concurrency
+        )
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune_config,
+        run_config=tune.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(out),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            verbose=0,
+        ),
+    )
+
+
+def _optuna_sampler(seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _optuna_define(sp: SweepSpace) -> Any:
+    assert sp.optuna is not None
+    spec, pools = sp.optuna, sp.pools
+
+    def define(trial: Any) -> None:
+        left = 100 - trial.suggest_int(pools[0], spec.legacy[0], spec.legacy[1])
+        for pool in pools[1:-1]:
+            left -= trial.suggest_int(pool, 0, left)
+        for name, r in spec.params.items():
+            trial.suggest_float(name, r.low, r.high, log=r.log)
+
+    return define
+
+
+def resolve_trial(config: dict[str, Any], sp: SweepSpace) -> tuple[str, int, dict[str, Any]]:
+    """(ratio, seed, params) of a Tune trial config (a grid key, or Optuna's sampled values)."""
+    if "trial" in config:
+        for t in sp.trials():
+            if trial_key(t["ratio"], t["seed"], t["params"]) == config["trial"]:
+                return t["ratio"], t["seed"], t["params"]
+        raise ConfigError(f"trial {config['trial']!r} is not in the search space {sp.name!r}")
+    assert sp.optuna is not None
+    parts = [int(config[p]) for p in sp.pools[:-1]]
+    ratio = "_".join(map(str, [*parts, 100 - sum(parts)]))
+    params = {k: float(config[k]) for k in sorted(sp.optuna.params)}
+    return ratio, sp.seed, params
+
+
+def _record_failure(out: Path, sp: SweepSpace, config: dict[str, Any], error: str) -> None:
+    try:
+        ratio, seed, params = resolve_trial(config, sp)
+    except (ConfigError, KeyError):
+        return
+    trial_dir = out / TRIALS_DIR / trial_key(ratio, seed, params)
+    if (trial_dir / STATUS_FILE).is_file() and '"complete"' in (trial_dir / STATUS_FILE).read_text():
+        return
+    write_trial_meta(trial_dir, _meta(trial_key(ratio, seed, params), ratio, seed, params, sp))
+    write_trial_status(trial_dir, "failed", error, None)
+    log.warning("trial %s failed: %s", trial_dir.name, error)
+
+
+def _meta(key: str, ratio: str, seed: int, params: dict[str, Any], sp: SweepSpace) -> dict[str, Any]:
+    return {"trial_id": key, "ratio": ratio, "seed": seed, "params": params, "steps": list(sp.steps)}
+
+
+def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> None:
+    """The Tune function trainable: one training run on Ray Train, its reports forwarded to Tune."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    sp = SweepSpace(**setup["space"])
+    plan = TrialPlan(**setup["plan"])
+    out = Path(setup["output_dir"])
+    ratio, seed, params = resolve_trial(config, sp)
+    key = trial_key(ratio, seed, params)
+    trial_dir = out / TRIALS_DIR / key
+    write_trial_meta(trial_dir, _meta(key, ratio, seed, params, sp))
+    write_trial_status(trial_dir, "running", None, None)
+    t0 = time.perf_counter()
+    cfg = sp.train_config(ratio, seed, params)
+    cfg = TrainConfig(**{**cfg.model_dump(), "use_gpu": plan.use_gpu})
+    storage = out / "ray_train"
+    try:
+        fit_run(
+            cfg,
+            data[0],
+            trial_dir,
+            name=key,
+            storage=storage,
+            use_gpu=plan.use_gpu,
+            cpus_per_worker=plan.cpus_per_worker,
+            threads=plan.threads if not plan.use_gpu else 0,
+            max_failures=0,  # Tune retries the whole trial, which resumes from the run's last checkpoint
+            callbacks=[TuneReportCallback()],
+        )
+    except Exception as e:
+        write_trial_status(trial_dir, "failed", root_message(e), round(time.perf_counter() - t0, 2))
+        raise
+    write_trial_status(trial_dir, "complete", None, round(time.perf_counter() - t0, 2))
+    shutil.rmtree(storage / key, ignore_errors=True)  # the recovery state is not needed once the trial is done

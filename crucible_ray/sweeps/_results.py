@@ -1,0 +1,94 @@
+"""Assemble ``results.parquet`` from the trial folders: one row per (trial, milestone step).
+
+Each trial folder (``<sweep>/trials/<trial id>/``) holds ``trial.json`` (ratio, seed, params, steps),
+the training outputs (``scoreboard_step_<n>.json``, ``checkpoint_step_<n>.pt``, ``timing.json``) and,
+once Tune has finished with it, ``status.json``. The files on disk are the source of truth, so the
+table can be rebuilt after a crash or a resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crucible_ray.analysis import PARAM_PREFIX, RESULTS_FILE
+from crucible_ray.data import atomic_path, write_json
+from crucible_ray.errors import CrucibleError
+from crucible_ray.guardrails import scoreboard_metrics
+from crucible_ray.scoreboard import Scoreboard
+
+TRIALS_DIR = "trials"
+TRIAL_FILE = "trial.json"
+STATUS_FILE = "status.json"
+
+
+def write_trial_meta(trial_dir: Path, meta: dict[str, Any]) -> None:
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    write_json(trial_dir / TRIAL_FILE, meta)
+
+
+def write_trial_status(trial_dir: Path, status: str, error: str | None, wall_seconds: float | None) -> None:
+    write_json(trial_dir / STATUS_FILE, {"status": status, "error": error, "wall_seconds": wall_seconds})
+
+
+def trial_rows(trial_dir: Path) -> list[dict[str, Any]]:
+    """The rows of one trial: one per milestone, metrics NaN where the trial never reached it."""
+    meta = json.loads((trial_dir / TRIAL_FILE).read_text())
+    status_doc: dict[str, Any] = {"status": "pending", "error": None, "wall_seconds": None}
+    if (trial_dir / STATUS_FILE).is_file():
+        status_doc = json.loads((trial_dir / STATUS_FILE).read_text())
+    timing: dict[str, Any] = {}
+    if (trial_dir / "timing.json").is_file():
+        timing = json.loads((trial_dir / "timing.json").read_text())
+    rows = []
+    for step in meta["steps"]:
+        row: dict[str, Any] = {
+            "trial_id": meta["trial_id"],
+            "ratio": meta["ratio"],
+            "seed": int(meta["seed"]),
+            "step": int(step),
+            **{f"{PARAM_PREFIX}{k}": v for k, v in sorted(meta.get("params", {}).items())},
+            "retention": math.nan,
+            "generalization": math.nan,
+        }
+        board_path = trial_dir / f"scoreboard_step_{step}.json"
+        if board_path.is_file():
+            try:
+                board = Scoreboard.read(board_path)
+            except CrucibleError:
+                board = None
+            if board is not None:
+                row.update({k: (math.nan if v is None else float(v)) for k, v in scoreboard_metrics(board).items()})
+        ckpt = trial_dir / f"checkpoint_step_{step}.pt"
+        row["checkpoint"] = str(ckpt) if ckpt.is_file() else None
+        row["status"] = status_doc["status"]
+        row["error"] = status_doc.get("error")
+        row["wall_seconds"] = status_doc.get("wall_seconds")
+        row["train_seconds"] = timing.get("loop_seconds")
+        rows.append(row)
+    return rows
+
+
+def collect_results(sweep_dir: Path) -> pd.DataFrame:
+    """Every trial's rows, sorted by ratio, params, seed and step."""
+    rows: list[dict[str, Any]] = []
+    for trial_dir in sorted((sweep_dir / TRIALS_DIR).glob("*")):
+        if (trial_dir / TRIAL_FILE).is_file():
+            rows.extend(trial_rows(trial_dir))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    params = sorted(c for c in table.columns if c.startswith(PARAM_PREFIX))
+    return table.sort_values(["ratio", *params, "seed", "step"], kind="stable").reset_index(drop=True)
+
+
+def write_results(table: pd.DataFrame, sweep_dir: Path) -> Path:
+    """Write ``results.parquet`` atomically."""
+    path = sweep_dir / RESULTS_FILE
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+    return path
