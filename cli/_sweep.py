@@ -13,7 +13,7 @@ from crucible_ray.cli._render import table
 from crucible_ray.guardrails import GuardrailConfig
 
 
-def _guardrail_options(f: Any) -> Any:
+def guardrail_options(f: Any) -> Any:
     f = click.option(
         "--dilution-floor", type=float, default=None, help="Least legacy share a ratio may give (default 0.70)."
     )(f)
@@ -44,7 +44,7 @@ def _common(f: Any) -> Any:
             click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a crashed trial."),
             click.option("--encoder", "encoder_spec", default=None, help="Encoder spec shared by every trial."),
             click.option("--batch-size", type=int, default=None),
-            _guardrail_options,
+            guardrail_options,
         ]
     ):
         f = opt(f)

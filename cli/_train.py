@@ -8,7 +8,9 @@ from typing import Any
 import click
 from crucible_ray.cli._eval import encoder_help
 from crucible_ray.cli._render import table
+from crucible_ray.cli._sweep import guardrail_options
 
+from crucible_ray.guardrails import GuardrailConfig
 from crucible_ray.training import TrainConfig
 
 _F = TrainConfig.model_fields
@@ -36,6 +38,7 @@ _F = TrainConfig.model_fields
 @click.option("--max-failures", type=int, default=3, show_default=True, help="Worker-group restarts allowed.")
 @click.option("--restart", is_flag=True, help="Start over instead of continuing an interrupted run.")
 @click.option("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance).")
+@guardrail_options
 def train_command(**o: Any) -> None:
     """Train an encoder on a world's pools by a ratio; checkpoints, scoreboards and TensorBoard per milestone."""
     from crucible_ray.distributed import train
@@ -66,6 +69,7 @@ def train_command(**o: Any) -> None:
         address=o["address"],
         max_failures=o["max_failures"],
         restart=o["restart"],
+        guardrails=GuardrailConfig.from_options(mode=o["guardrail_mode"], dilution_floor=o["dilution_floor"]),
         **options,
     )
     rows = [[step, b.retention, b.generalization] for step, b in sorted(res.milestones.items())]

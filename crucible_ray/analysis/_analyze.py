@@ -84,10 +84,13 @@ def pareto(
 
 
 def _recommend(df: pd.DataFrame) -> int:
-    """The frontier config most often on the frontier; ties: larger mean sum, then the earlier step."""
+    """The frontier config most often on the frontier; ties: larger mean sum, more legacy, earlier step."""
     front = df[df["on_frontier"]]
-    order = front.assign(_sum=front["retention_mean"] + front["generalization_mean"]).sort_values(
-        ["frontier_probability", "_sum", "step"], ascending=[False, False, True], kind="stable"
+    order = front.assign(
+        _sum=front["retention_mean"] + front["generalization_mean"],
+        _legacy=front["ratio"].map(lambda r: int(str(r).split("_")[0])),
+    ).sort_values(
+        ["frontier_probability", "_sum", "_legacy", "step"], ascending=[False, False, False, True], kind="stable"
     )
     return int(order.index[0])
 
@@ -146,14 +149,14 @@ def _compare(
         df.loc[i, "n_pairs"] = len(shared)
         if not shared:
             continue
-        for k, obj in enumerate(OBJECTIVES):
-            d = np.array([per_seed[i][s][k] - per_seed[b][s][k] for s in shared])
+        for o, obj in enumerate(OBJECTIVES):
+            d = np.array([per_seed[i][s][o] - per_seed[b][s][o] for s in shared])
             df.loc[i, f"{obj}_delta"] = float(d.mean())
             df.loc[i, f"{obj}_p"] = paired_test(d)
     flat = [float(df.loc[i, f"{o}_p"]) for o in OBJECTIVES for i in range(len(df))]
     adjusted = holm(flat)
-    for k, obj in enumerate(OBJECTIVES):
-        df[f"{obj}_p_holm"] = adjusted[k * len(df) : (k + 1) * len(df)]
+    for o, obj in enumerate(OBJECTIVES):
+        df[f"{obj}_p_holm"] = adjusted[o * len(df) : (o + 1) * len(df)]
     return {**spec, "configs": df.loc[matches, "config"].tolist()}
 
 

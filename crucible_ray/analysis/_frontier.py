@@ -26,7 +26,7 @@ def frontier_mask(points: np.ndarray) -> np.ndarray:
     geq = (p[:, None, :] >= p[None, :, :]).all(axis=2)  # geq[j, i]: j at least as good as i on both
     gt = (p[:, None, :] > p[None, :, :]).any(axis=2)  # gt[j, i]: j better than i on one
     dominated = (geq & gt).any(axis=0)  # (n,)
-    return ~dominated
+    return np.asarray(~dominated)
 
 
 def hypervolume(points: np.ndarray, reference: tuple[float, float] = (0.0, 0.0)) -> float:

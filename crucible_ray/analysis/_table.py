@@ -27,7 +27,7 @@ def config_columns(table: pd.DataFrame) -> list[str]:
 
 def config_label(row: pd.Series | dict[str, object], columns: list[str]) -> str:
     """A short readable name such as ``75_15_10@2000`` or ``75_15_10@2000 lr=0.001``."""
-    label = f"{row['ratio']}@{int(row['step'])}"  # type: ignore[call-overload]
+    label = f"{row['ratio']}@{int(row['step'])}"  # type: ignore[arg-type]
     extra = [f"{c[len(PARAM_PREFIX) :]}={row[c]}" for c in columns if c.startswith(PARAM_PREFIX)]
     return " ".join([label, *extra])
 

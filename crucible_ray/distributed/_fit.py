@@ -101,7 +101,9 @@ def fit_run(
         run_config=RunConfig(
             name=name,
             storage_path=str(storage),
-            failure_config=FailureConfig(max_failures=max_failures, controller_failure_limit=3),
+            failure_config=FailureConfig(  # type: ignore[call-arg]  # V2 field; the stubs are V1
+                max_failures=max_failures, controller_failure_limit=3
+            ),
             checkpoint_config=CheckpointConfig(num_to_keep=1),
             callbacks=callbacks or [],
         ),

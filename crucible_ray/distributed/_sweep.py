@@ -9,6 +9,7 @@ eval point. ``results.parquet`` is rebuilt from the trial folders on disk after 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -131,9 +132,12 @@ def sweep(
             grid = tuner.fit()
         finally:
             watcher.stop()
-        for result in grid:
+        for i in range(len(grid)):
+            result = grid[i]
             if result.error is not None:
                 _record_failure(out, sp, result.config or {}, root_message(result.error))
+    with contextlib.suppress(OSError):
+        (out / "ray_train").rmdir()  # empty once every trial finished
     table = collect_results(out)
     write_results(table, out)
     failed = sorted(set(table.loc[table["status"] != "complete", "trial_id"])) if not table.empty else []

@@ -24,6 +24,7 @@ from crucible_ray.distributed._fit import fit_run
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError, TrainingError
+from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.training import TrainConfig, prepare_training
 from crucible_ray.training._logbook import TB_DIR
@@ -66,6 +67,7 @@ def train(
     address: str | None = None,
     max_failures: int = 3,
     restart: bool = False,
+    guardrails: GuardrailConfig | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train an encoder on a world's pools by a ratio, evaluating at every milestone.
@@ -79,12 +81,15 @@ def train(
         address: a Ray cluster (default: ``RAY_ADDRESS`` or a new local instance).
         max_failures: worker-group restarts allowed before the run fails.
         restart: discard an interrupted run's recovery state instead of continuing from it.
+        guardrails: in ``block`` mode a ratio below the dilution floor is refused before anything starts
+            (``warn``, the default, logs it).
 
     Returns:
         A :class:`TrainResult` with the final and per-milestone scoreboards.
 
     Raises:
         ConfigError / DataError: bad options or inputs, before any training starts.
+        GuardrailViolation: block mode refused the ratio.
         TrainingError: the workers failed more than ``max_failures`` times.
 
     Example:
@@ -97,6 +102,7 @@ def train(
         cfg = TrainConfig.from_options(**{**config.model_dump(), **given, **options})
     else:
         cfg = TrainConfig.from_options(**given, **options)
+    enforce_dilution_floor(cfg.ratio_obj, guardrails or GuardrailConfig())
     prepared = prepare_training(data, cfg)
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

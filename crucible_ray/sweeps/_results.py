@@ -32,18 +32,26 @@ def write_trial_meta(trial_dir: Path, meta: dict[str, Any]) -> None:
 
 
 def write_trial_status(trial_dir: Path, status: str, error: str | None, wall_seconds: float | None) -> None:
-    write_json(trial_dir / STATUS_FILE, {"status": status, "error": error, "wall_seconds": wall_seconds})
+    """Record the trial's state; each ``running`` record counts one attempt (Tune retries add more)."""
+    old = _read(trial_dir / STATUS_FILE)
+    attempts = int(old.get("attempts", 0)) + (status == "running")
+    doc = {"status": status, "error": error, "wall_seconds": wall_seconds, "attempts": attempts}
+    write_json(trial_dir / STATUS_FILE, doc)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def trial_rows(trial_dir: Path) -> list[dict[str, Any]]:
     """The rows of one trial: one per milestone, metrics NaN where the trial never reached it."""
     meta = json.loads((trial_dir / TRIAL_FILE).read_text())
-    status_doc: dict[str, Any] = {"status": "pending", "error": None, "wall_seconds": None}
-    if (trial_dir / STATUS_FILE).is_file():
-        status_doc = json.loads((trial_dir / STATUS_FILE).read_text())
-    timing: dict[str, Any] = {}
-    if (trial_dir / "timing.json").is_file():
-        timing = json.loads((trial_dir / "timing.json").read_text())
+    status_doc = _read(trial_dir / STATUS_FILE) or {"status": "pending"}
+    timing = _read(trial_dir / "timing.json")
     rows = []
     for step in meta["steps"]:
         row: dict[str, Any] = {
@@ -67,6 +75,7 @@ def trial_rows(trial_dir: Path) -> list[dict[str, Any]]:
         row["checkpoint"] = str(ckpt) if ckpt.is_file() else None
         row["status"] = status_doc["status"]
         row["error"] = status_doc.get("error")
+        row["attempts"] = int(status_doc.get("attempts", 0))
         row["wall_seconds"] = status_doc.get("wall_seconds")
         row["train_seconds"] = timing.get("loop_seconds")
         rows.append(row)

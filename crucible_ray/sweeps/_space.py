@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,11 @@ class SweepSpace(BaseModel):
     def model_post_init(self, _: Any) -> None:
         if (self.grid is None) == (self.optuna is None):
             raise ValueError("a search space has exactly one of 'grid' or 'optuna'")
-        for key in (
-            *self.train,
-            *(self.grid.params if self.grid else {}),
-            *(self.optuna.params if self.optuna else {}),
-        ):
+        axes = [*(self.grid.params if self.grid else {}), *(self.optuna.params if self.optuna else {})]
+        for key in axes:
+            if key in _FIXED_FIELDS:
+                raise ValueError(f"'{key}' is shared by every trial: set it under 'train', not as an axis")
+        for key in (*self.train, *axes):
             if key in _OWN_FIELDS:
                 raise ValueError(f"'{key}' is a sweep axis of its own; set it at the top level or under grid")
             if key not in TrainConfig.model_fields:
@@ -193,9 +194,28 @@ def presets() -> list[str]:
     return sorted(f.name.removesuffix(".yaml") for f in root.iterdir() if f.name.endswith(".yaml"))
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``85_10_5`` as the integer 85105; here digits joined by '_' stay strings (ratios)."""
+
+    # (the resolvers are set below, on a copy of SafeLoader's table)
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:int"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?0|[-+]?[1-9][0-9]*|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789")
+)
+# ... and 1e-3 is a float (YAML 1.1 wants a dot in the mantissa).
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
 def _parse(text: str, source: str) -> SweepSpace:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -1,0 +1,90 @@
+"""Search spaces: presets load and validate, malformed YAML fails with one clear line (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from crucible_ray.cli._main import run
+
+import crucible_ray as cr
+from crucible_ray.errors import ConfigError, DataError
+from crucible_ray.sweeps import grid_space, presets, trial_key
+
+
+def test_presets_load_and_expand() -> None:
+    assert {"seed_style", "optuna_ratio"} <= set(presets())
+    seed_style = cr.load_space("seed_style")
+    trials = seed_style.trials()
+    assert len(trials) == 9 and seed_style.steps == (1000, 2000, 4000)
+    assert {t["ratio"] for t in trials} == {"85_10_5", "75_15_10", "65_25_10"}
+    assert len({trial_key(t["ratio"], t["seed"], t["params"]) for t in trials}) == 9
+    opt = cr.load_space("optuna_ratio")
+    assert opt.kind == "optuna" and opt.optuna is not None and opt.optuna.trials == 12
+
+
+def test_grid_params_multiply_the_trials(tmp_path: Path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text("steps: [10, 20]\ngrid:\n  ratio: [85_10_5]\n  seed: [1, 2]\n  params:\n    lr: [0.001, 0.01]\n")
+    space = cr.load_space(p)
+    assert len(space.trials()) == 4
+    assert space.train_config("85_10_5", 1, {"lr": 0.01}).lr == 0.01
+    assert trial_key("85_10_5", 1, {"lr": 0.01}) != trial_key("85_10_5", 1, {"lr": 0.001})
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("steps: [10\ngrid: {", r"s\.yaml:\d+: not valid YAML"),
+        ("- a\n- b\n", "a YAML mapping"),
+        ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1]}\nbogus: 1\n", "field 'bogus'"),
+        ("steps: [10]\ngrid: {ratio: [85_10], seed: [1]}\n", "ratio '85_10' has 2 parts"),
+        ("steps: [20, 10]\ngrid: {ratio: [85_10_5], seed: [1]}\n", "steps"),
+        ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1], params: {lrr: [1]}}\n", "'lrr' is not a training option"),
+        ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1], params: {encoder: [x]}}\n", "set it under 'train'"),
+        ("steps: [10]\n", "exactly one of 'grid' or 'optuna'"),
+        ("steps: [10]\noptuna: {trials: 3, legacy: [90, 80]}\n", "legacy bounds"),
+        ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1], params: {temperature: [-1]}}\n", "temperature"),
+    ],
+)
+def test_malformed_spaces_name_file_and_field(tmp_path: Path, text: str, match: str) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    with pytest.raises((ConfigError, DataError), match=match) as e:
+        cr.load_space(p)
+    assert "s.yaml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cli_rejects_a_bad_space_and_an_empty_results_dir(
+    tmp_path: Path, synthetic_world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [10]\ngrid: {ratio: [85_10_5], seed: [one]}\n")
+    code = run(
+        ["sweep", "run", "--space", str(bad), "--data", str(synthetic_world), "--output-dir", str(tmp_path / "o")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "bad.yaml: field 'grid.seed.0'" in err
+    assert not (tmp_path / "o").exists()  # nothing started
+    assert run(["pareto", "--results-dir", str(tmp_path)]) == 2
+    assert "no results file" in capsys.readouterr().err
+    code = run(
+        [
+            "sweep",
+            "ratio",
+            "--data",
+            str(synthetic_world),
+            "--ratios",
+            "60_30_10",
+            "--seeds",
+            "1",
+            "--steps",
+            "10",
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--guardrails",
+            "block",
+        ]
+    )
+    assert code == 1 and "dilution floor" in capsys.readouterr().err
+    assert grid_space("85_10_5, 75_15_10", "1,2", "5,10").describe().startswith("ratio: grid of 4 trials")
