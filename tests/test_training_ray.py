@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -79,7 +80,8 @@ def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world
     killed = None
     deadline = time.monotonic() + 180
     while killed is None and time.monotonic() < deadline and t.is_alive():
-        if (out / "scoreboard_step_100.json").exists() and not (out / "scoreboard_step_400.json").exists():
+        saved = any((out / "ray_train").glob("*/checkpoint_*/state.pt"))  # registered with Ray Train
+        if saved and not (out / "scoreboard_step_400.json").exists():
             workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
             if workers:
                 os.kill(workers[0].pid, signal.SIGKILL)
@@ -89,6 +91,7 @@ def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world
     assert killed is not None, "the run ended before a worker could be killed"
     assert "err" not in result, result.get("err")
     assert _board(out / "scoreboard_final.json") == _board(tmp_path / "straight" / "scoreboard_final.json")
+    assert 0 < json.loads((out / "timing.json").read_text())["steps_run"] < 400  # resumed, not restarted
 
 
 def test_train_cli_on_the_wordnet_world(

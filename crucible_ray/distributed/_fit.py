@@ -36,8 +36,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             resume = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
-        if resume.get("format") != RECOVERY_FORMAT:
-            raise TrainingError(f"the recovery checkpoint of this run is not a {RECOVERY_FORMAT!r} state")
+    elif loop_config.get("run_dir"):
+        resume = latest_state(Path(loop_config["run_dir"]))
+    if resume is not None and resume.get("format") != RECOVERY_FORMAT:
+        raise TrainingError(f"the recovery checkpoint of this run is not a {RECOVERY_FORMAT!r} state")
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         clean = {k: v for k, v in metrics.items() if v is not None}
@@ -59,6 +61,25 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         report=report,
     )
     train_worker(config, data, Path(loop_config["output_dir"]), worker)
+
+
+def latest_state(run_dir: Path) -> dict[str, Any] | None:
+    """The newest loadable recovery state among the run's checkpoint folders, or None.
+
+    Ray Train V2 hands the latest checkpoint back only once it has written its checkpoint-manager
+    snapshot, which it had not done when a worker died right after the first report (seen in a
+    sweep trial's retry, which then started from step 0). The checkpoint folders themselves are
+    already there, so a new attempt of the same run picks the newest one up here; a half-copied
+    file (a crash during upload) is skipped for the one before it.
+    """
+    for d in sorted(run_dir.glob("checkpoint_*"), reverse=True):  # names carry the report time
+        try:
+            state = torch.load(d / STATE_FILE, map_location="cpu", weights_only=True)
+        except Exception:  # missing or truncated: try the previous one
+            continue
+        if isinstance(state, dict):
+            return state
+    return None
 
 
 def fit_run(
@@ -94,6 +115,7 @@ def fit_run(
             "data": data_ref,
             "output_dir": str(out),
             "threads": threads,
+            "run_dir": str(storage / name),
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker={"CPU": float(cpus_per_worker)}

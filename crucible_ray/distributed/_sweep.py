@@ -10,6 +10,7 @@ eval point. ``results.parquet`` is rebuilt from the trial folders on disk after 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError
-from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
+from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor, scoreboard_metrics
+from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.sweeps import (
     TRIALS_DIR,
     SweepSpace,
@@ -295,6 +297,8 @@ def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> No
     ratio, seed, params = resolve_trial(config, sp)
     key = trial_key(ratio, seed, params)
     trial_dir = out / TRIALS_DIR / key
+    if _replay_if_complete(trial_dir, sp.steps):
+        return  # finished before a driver crash that Tune's last snapshot did not see
     write_trial_meta(trial_dir, _meta(key, ratio, seed, params, sp))
     write_trial_status(trial_dir, "running", None, None)
     t0 = time.perf_counter()
@@ -319,3 +323,19 @@ def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> No
         raise
     write_trial_status(trial_dir, "complete", None, round(time.perf_counter() - t0, 2))
     shutil.rmtree(storage / key, ignore_errors=True)  # the recovery state is not needed once the trial is done
+
+
+def _replay_if_complete(trial_dir: Path, steps: tuple[int, ...]) -> bool:
+    """Report a finished trial's milestones to Tune from disk instead of training it again."""
+    from ray import tune
+
+    status = trial_dir / STATUS_FILE
+    if not status.is_file() or json.loads(status.read_text()).get("status") != "complete":
+        return False
+    boards = [trial_dir / f"scoreboard_step_{s}.json" for s in steps]
+    if not all(b.is_file() for b in boards):
+        return False
+    for b in boards:
+        metrics = scoreboard_metrics(Scoreboard.read(b))
+        tune.report({"step": Scoreboard.read(b).step, **{k: v for k, v in metrics.items() if v is not None}})
+    return True

@@ -1,0 +1,189 @@
+"""Sweeps on Ray Tune: more trials than CPUs, a crashed trial retried, a failed trial recorded, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import crucible_ray as cr
+
+pytestmark = [pytest.mark.usefixtures("ray_local"), pytest.mark.slow]
+
+SMALL = dict(batch_size=16)
+
+
+def _status(trial_dir: Path) -> dict[str, Any]:
+    return json.loads((trial_dir / "status.json").read_text())
+
+
+def test_more_trials_than_cpus_complete_with_results_and_logs(synthetic_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    # 4 trials on the session's 2 CPUs: without the trial plan this hangs forever (RAY_NOTES).
+    table = cr.sweep(synthetic_world, output_dir=out, ratios="85_10_5,75_15_10", seeds="1,2", steps="10,20", **SMALL)
+    assert len(table) == 8 and set(table["status"]) == {"complete"}
+    assert table.equals(pd.read_parquet(out / "results.parquet"))
+    assert sorted(set(zip(table["ratio"], table["seed"], strict=True))) == [
+        ("75_15_10", 1),
+        ("75_15_10", 2),
+        ("85_10_5", 1),
+        ("85_10_5", 2),
+    ]
+    assert set(table["step"]) == {10, 20} and table["retention"].between(0, 1).all()
+    assert all(Path(p).is_file() for p in table["checkpoint"])
+    assert (table["attempts"] == 1).all()
+    for trial in table["trial_id"].unique():
+        assert any((out / "trials" / trial / "tensorboard").rglob("events.out.tfevents.*"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["trials"] == 4 and manifest["plan"]["concurrency"] == 2
+    assert (out / "tune").is_dir() and not (out / "ray_train").exists()
+    df = cr.pareto(out, n_bootstrap=50)
+    assert len(df) == 4 and set(df["n_seeds"]) == {2} and df["on_frontier"].any()
+    with pytest.raises(cr.ConfigError, match="--resume"):
+        cr.sweep(synthetic_world, output_dir=out, ratios="85_10_5", seeds="1", steps="10")
+
+
+def _kill_a_worker_when(ready: Callable[[], bool], work: Callable[[], Any], times: int = 1) -> dict[str, Any]:
+    """Run ``work`` in a thread; SIGKILL a Ray Train worker ``times`` times once ``ready()``."""
+    from ray.util.state import list_actors
+
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except Exception as e:  # surfaced by the caller's assertions
+            result["error"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    killed: list[int] = []
+    deadline = time.monotonic() + 240
+    while len(killed) < times and time.monotonic() < deadline and t.is_alive():
+        if ready():
+            alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
+            fresh = [a for a in alive if a.pid not in killed]
+            if fresh:
+                os.kill(fresh[0].pid, signal.SIGKILL)
+                killed.append(fresh[0].pid)
+        time.sleep(0.05)
+    t.join(timeout=400)
+    result["killed"] = len(killed)
+    return result
+
+
+def test_a_crashed_trial_is_retried_from_its_last_checkpoint(synthetic_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "retry"
+
+    def ready() -> bool:  # a recovery checkpoint is registered with Ray Train, and the run is not finished
+        saved = any((out / "ray_train").glob("*/checkpoint_*/state.pt"))
+        return saved and not any((out / "trials").glob("*/scoreboard_step_400.json"))
+
+    res = _kill_a_worker_when(
+        ready,
+        lambda: cr.sweep(
+            synthetic_world,
+            output_dir=out,
+            ratios="75_15_10",
+            seeds="3",
+            steps="100,400",
+            eval_every=100,
+            max_failures=1,
+            **SMALL,
+        ),
+    )
+    assert res["killed"] == 1, "the trial ended before its worker could be killed"
+    assert "error" not in res, res.get("error")
+    table = res["value"]
+    assert set(table["status"]) == {"complete"} and set(table["attempts"]) == {2}
+    trial = out / "trials" / table["trial_id"].iloc[0]
+    timing = json.loads((trial / "timing.json").read_text())
+    assert 0 < timing["steps_run"] < 400  # the retry continued from a checkpoint, not from step 0
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fail"
+
+    def ready() -> bool:
+        return any((out / "trials").glob("*/scoreboard_step_100.json")) if (out / "trials").exists() else False
+
+    res = _kill_a_worker_when(
+        ready,
+        lambda: cr.sweep(
+            synthetic_world,
+            output_dir=out,
+            ratios="85_10_5,75_15_10",
+            seeds="5",
+            steps="100,400",
+            eval_every=100,
+            max_failures=0,
+            **SMALL,
+        ),
+    )
+    assert res["killed"] == 1 and "error" not in res, res.get("error")
+    table = res["value"]
+    by_trial = table.groupby("trial_id")["status"].first()
+    assert sorted(by_trial) == ["complete", "failed"]
+    failed = table[table["status"] == "failed"]
+    assert failed["error"].str.len().gt(0).all() and set(failed["ratio"]) <= {"85_10_5", "75_15_10"}
+    assert failed["seed"].eq(5).all()  # recorded with its params
+    assert json.loads((out / "manifest.json").read_text())["failed_trials"] == list(failed["trial_id"].unique())
+    assert len(cr.pareto(out, n_bootstrap=10)) == 2  # the failed trial's milestones are left out
+
+
+def test_a_killed_driver_resumes_without_rerunning_finished_trials(synthetic_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "resume"
+    args = [
+        "sweep",
+        "ratio",
+        "--data",
+        str(synthetic_world),
+        "--ratios",
+        "85_10_5,75_15_10,80_10_10",
+        "--seeds",
+        "1",
+        "--steps",
+        "20,40",
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+    ]
+    log = tmp_path / "driver.log"
+    env = {**os.environ, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "crucible-ray"), *args], stdout=err, stderr=err, env=env
+        )
+        deadline = time.monotonic() + 240
+        done: list[Path] = []
+        while time.monotonic() < deadline and proc.poll() is None and not done:
+            done = [p.parent for p in out.glob("trials/*/status.json") if _status(p.parent)["status"] == "complete"]
+            time.sleep(0.1)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert done and not (out / "results.parquet").exists()
+    before = {d.name: _status(d) for d in done}
+    table = cr.sweep(
+        synthetic_world,
+        output_dir=out,
+        ratios="85_10_5,75_15_10,80_10_10",
+        seeds="1",
+        steps="20,40",
+        resume=True,
+        batch_size=16,
+    )
+    assert len(table) == 6 and set(table["status"]) == {"complete"}
+    for name, status in before.items():
+        assert _status(out / "trials" / name) == status  # finished before the kill: not run again
