@@ -56,6 +56,8 @@ bench: setup
 	$(BIN)/pip install -q ".[bench]"
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/mining.py
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/sweep.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

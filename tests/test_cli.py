@@ -30,6 +30,12 @@ def test_help_everywhere() -> None:
         ["data", "validate", "--help"],
         ["eval", "--help"],
         ["demo", "--help"],
+        ["train", "--help"],
+        ["sweep", "--help"],
+        ["sweep", "ratio", "--help"],
+        ["sweep", "run", "--help"],
+        ["pareto", "--help"],
+        ["guardrail", "check", "--help"],
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, args
