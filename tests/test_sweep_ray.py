@@ -187,3 +187,19 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(synthetic_wor
     assert len(table) == 6 and set(table["status"]) == {"complete"}
     for name, status in before.items():
         assert _status(out / "trials" / name) == status  # finished before the kill: not run again
+
+
+def test_an_optuna_space_searches_the_ratio_simplex(synthetic_world: Path, tmp_path: Path) -> None:
+    space = tmp_path / "opt.yaml"
+    space.write_text(
+        "name: opt\nsteps: [10, 20]\nseed: 4\ntrain: {batch_size: 16}\n"
+        "optuna:\n  trials: 3\n  legacy: [70, 90]\n  params:\n    lr: {low: 0.001, high: 0.01, log: true}\n"
+    )
+    table = cr.sweep(synthetic_world, output_dir=tmp_path / "opt", space=space)
+    assert len(table) == 6 and set(table["status"]) == {"complete"} and set(table["seed"]) == {4}
+    for ratio in table["ratio"]:
+        parts = [int(x) for x in ratio.split("_")]
+        assert len(parts) == 3 and sum(parts) == 100 and 70 <= parts[0] <= 90
+    assert table["param_lr"].between(0.001, 0.01).all()
+    assert table["trial_id"].nunique() == 3
+    assert len(cr.pareto(table, n_bootstrap=10)) == len(table.groupby(["ratio", "step", "param_lr"]))

@@ -215,7 +215,7 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
         assert sp.optuna is not None
         param_space = {}
         searcher = OptunaSearch(
-            space=_optuna_define(sp),
+            space=_OptunaSpace(sp),
             metric=["retention", "generalization"],
             mode=["max", "max"],
             sampler=_optuna_sampler(sp.optuna.sampler_seed),
@@ -242,18 +242,24 @@ def _optuna_sampler(seed: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def _optuna_define(sp: SweepSpace) -> Any:
-    assert sp.optuna is not None
-    spec, pools = sp.optuna, sp.pools
+class _OptunaSpace:
+    """Optuna's define-by-run space: integer ratio parts summing to 100, then float params.
 
-    def define(trial: Any) -> None:
-        left = 100 - trial.suggest_int(pools[0], spec.legacy[0], spec.legacy[1])
-        for pool in pools[1:-1]:
+    A class rather than a closure: Tune pickles the searcher (with this space) in its experiment state.
+    """
+
+    def __init__(self, sp: SweepSpace) -> None:
+        assert sp.optuna is not None
+        self.pools = tuple(sp.pools)
+        self.legacy = tuple(sp.optuna.legacy)
+        self.params = {k: (r.low, r.high, r.log) for k, r in sp.optuna.params.items()}
+
+    def __call__(self, trial: Any) -> None:
+        left = 100 - trial.suggest_int(self.pools[0], self.legacy[0], self.legacy[1])
+        for pool in self.pools[1:-1]:
             left -= trial.suggest_int(pool, 0, left)
-        for name, r in spec.params.items():
-            trial.suggest_float(name, r.low, r.high, log=r.log)
-
-    return define
+        for name, (low, high, log) in self.params.items():
+            trial.suggest_float(name, low, high, log=log)
 
 
 def resolve_trial(config: dict[str, Any], sp: SweepSpace) -> tuple[str, int, dict[str, Any]]:
