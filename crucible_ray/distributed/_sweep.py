@@ -142,9 +142,20 @@ def sweep(
         (out / "ray_train").rmdir()  # empty once every trial finished
     table = collect_results(out)
     write_results(table, out)
-    failed = sorted(set(table.loc[table["status"] != "complete", "trial_id"])) if not table.empty else []
+    by_trial = table.groupby("trial_id")["status"].first() if not table.empty else pd.Series(dtype=str)
+    failed = sorted(by_trial[by_trial == "failed"].index)
+    finished = int(by_trial.isin(["complete", "failed"]).sum())
+    expected = len(sp.trials()) if sp.grid is not None else sp.optuna.trials  # type: ignore[union-attr]
+    status = "complete" if finished >= expected else "interrupted"
+    if status == "interrupted":
+        log.warning(
+            "the sweep stopped with %d of %d trials finished; continue it with --resume (resume=True)",
+            finished,
+            expected,
+        )
     manifest.update(
-        status="complete",
+        status=status,
+        finished_trials=finished,
         plan=plan.__dict__,
         trials=int(table["trial_id"].nunique()) if not table.empty else 0,
         failed_trials=failed,
