@@ -148,3 +148,21 @@ def test_bad_inputs_are_clear(tmp_path: Path) -> None:
         cr.pareto(crafted_table().drop(columns=["generalization"]))
     with pytest.raises(ConfigError, match="matches no config"):
         cr.pareto(crafted_table(), baseline="50_25_25")
+
+
+def test_pareto_cli_prints_a_table_and_the_same_rows_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crucible_ray.cli._main import run
+
+    crafted_table().to_parquet(tmp_path / "results.parquet")
+    assert run(["pareto", "--results-dir", str(tmp_path), "--bootstrap", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "recommended" in out and "75_15_10@200" in out and "hypervolume" in out
+    assert run(["pareto", "--results-dir", str(tmp_path), "--bootstrap", "100", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    df = cr.pareto(tmp_path, n_bootstrap=100)
+    assert [r["config"] for r in doc["rows"]] == df["config"].tolist()
+    assert [r["on_frontier"] for r in doc["rows"]] == df["on_frontier"].tolist()
+    assert doc["recommended"] == df.attrs["recommended"]
+    assert doc["rows"][0]["retention_mean"] == pytest.approx(df["retention_mean"].iloc[0])
