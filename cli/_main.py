@@ -32,10 +32,19 @@ def app(debug: bool, quiet: bool) -> None:
     _configure_logging(logging.WARNING if quiet else logging.INFO)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not when the CLI first ran
+    (an embedding program or a test harness may swap and close the stream it had then)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _configure_logging(level: int) -> None:
     logger = logging.getLogger("crucible_ray")
     if not any(getattr(h, "_crucible_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
         handler._crucible_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

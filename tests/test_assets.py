@@ -11,6 +11,7 @@ import yaml
 from crucible_ray.search_spaces import available
 
 from crucible_ray import Ratio
+from crucible_ray.sweeps import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def test_shipped_search_spaces_parse() -> None:
     spaces = available()
     assert "seed_style" in spaces
     for path in spaces.values():
-        doc = yaml.safe_load(path.read_text())
-        for r in doc["grid"]["ratio"]:
-            Ratio.parse(r, pools=doc["pools"])
-        assert doc["steps"] == sorted(doc["steps"])
+        space = load_space(path)  # validates every trial it can produce
+        for t in space.trials():
+            Ratio.parse(t["ratio"], pools=space.pools)
+        assert list(space.steps) == sorted(space.steps)

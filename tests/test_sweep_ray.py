@@ -85,9 +85,10 @@ def _kill_a_worker_when(ready: Callable[[], bool], work: Callable[[], Any], time
 def test_a_crashed_trial_is_retried_from_its_last_checkpoint(synthetic_world: Path, tmp_path: Path) -> None:
     out = tmp_path / "retry"
 
-    def ready() -> bool:  # a recovery checkpoint is registered with Ray Train, and the run is not finished
-        saved = any((out / "ray_train").glob("*/checkpoint_*/state.pt"))
-        return saved and not any((out / "trials").glob("*/scoreboard_step_400.json"))
+    def ready() -> bool:  # a recovery checkpoint is complete in Ray Train's storage, and the run is not finished
+        # The step-200 eval point exists, so the step-100 report (and its checkpoint upload) has returned.
+        saved = any((out / "trials").glob("*/scoreboard_step_200.json"))
+        return saved and not any((out / "trials").glob("*/scoreboard_step_600.json"))
 
     res = _kill_a_worker_when(
         ready,
@@ -96,7 +97,7 @@ def test_a_crashed_trial_is_retried_from_its_last_checkpoint(synthetic_world: Pa
             output_dir=out,
             ratios="75_15_10",
             seeds="3",
-            steps="100,400",
+            steps="100,600",
             eval_every=100,
             max_failures=1,
             **SMALL,
@@ -108,7 +109,7 @@ def test_a_crashed_trial_is_retried_from_its_last_checkpoint(synthetic_world: Pa
     assert set(table["status"]) == {"complete"} and set(table["attempts"]) == {2}
     trial = out / "trials" / table["trial_id"].iloc[0]
     timing = json.loads((trial / "timing.json").read_text())
-    assert 0 < timing["steps_run"] < 400  # the retry continued from a checkpoint, not from step 0
+    assert 0 < timing["steps_run"] < 600  # the retry continued from a checkpoint, not from step 0
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Path, tmp_path: Path) -> None:

@@ -88,13 +88,16 @@ def sweep(
     """
     sp = _space(space, ratios, seeds, steps, train_options)
     gcfg = guardrails or GuardrailConfig()
-    _check_floor(sp, gcfg)
+    if gcfg.mode == "block":
+        _check_floor(sp, gcfg)  # refuse before any work
     out = Path(output_dir).resolve()
     exp = out / EXPERIMENT
     if exp.exists() and not resume:
         raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --output-dir")
     union = _union_config(sp)
     prepared = prepare_training(data, union)
+    if gcfg.mode == "warn":
+        _check_floor(sp, gcfg)  # warn once the inputs are known to be good
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
         "kind": "sweep",

@@ -102,8 +102,12 @@ def train(
         cfg = TrainConfig.from_options(**{**config.model_dump(), **given, **options})
     else:
         cfg = TrainConfig.from_options(**given, **options)
-    enforce_dilution_floor(cfg.ratio_obj, guardrails or GuardrailConfig())
+    gcfg = guardrails or GuardrailConfig()
+    if gcfg.mode == "block":
+        enforce_dilution_floor(cfg.ratio_obj, gcfg)  # refuse before any work
     prepared = prepare_training(data, cfg)
+    if gcfg.mode == "warn":
+        enforce_dilution_floor(cfg.ratio_obj, gcfg)  # warn once the inputs are known to be good
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     key = run_key(cfg, prepared.inputs)
