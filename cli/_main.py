@@ -56,7 +56,7 @@ def _register() -> None:
     from crucible_ray.cli._demo import demo
     from crucible_ray.cli._eval import eval_command
     from crucible_ray.cli._mine import expand_command, mine_command
-    from crucible_ray.cli._sweep import guardrail_group, pareto_command, sweep_group
+    from crucible_ray.cli._sweep import guardrail_group, pareto_command, report_command, sweep_group
     from crucible_ray.cli._train import train_command
 
     app.add_command(data)
@@ -67,6 +67,7 @@ def _register() -> None:
     app.add_command(sweep_group)
     app.add_command(pareto_command)
     app.add_command(guardrail_group)
+    app.add_command(report_command)
     app.add_command(demo)
 
 

@@ -218,3 +218,15 @@ def guardrail_check(**o: Any) -> None:
         from crucible_ray.errors import GuardrailViolation
 
         raise GuardrailViolation(f"guardrails blocked: {len(report.violations)} violation(s) in block mode")
+
+
+@click.command("report")
+@click.option("--results-dir", required=True, type=click.Path(path_type=Path), help="A sweep output dir.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="e.g. dashboard.html")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True, help="Seed-bootstrap resamples.")
+def report_command(results_dir: Path, output: Path, n_bootstrap: int) -> None:
+    """One self-contained HTML report (opens offline): Pareto plot, heatmaps, curves, margins, mining, guardrails."""
+    from crucible_ray.reporting import report
+
+    path = report(results_dir, output, n_bootstrap=n_bootstrap)
+    click.echo(f"report written to {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")

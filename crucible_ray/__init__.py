@@ -50,6 +50,7 @@ from crucible_ray.errors import (
 from crucible_ray.evaluation import evaluate
 from crucible_ray.guardrails import GuardrailConfig, GuardrailReport, check_guardrails
 from crucible_ray.mining import MinerConfig
+from crucible_ray.reporting import report
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.sweeps import SweepSpace, load_space
 from crucible_ray.training import TrainConfig
@@ -94,6 +95,7 @@ __all__ = [
     "read_candidates",
     "read_corpus",
     "register_encoder",
+    "report",
     "save_checkpoint",
     "sweep",
     "train",

@@ -107,6 +107,7 @@ def test_public_api_is_pinned() -> None:
             "read_candidates",
             "read_corpus",
             "register_encoder",
+            "report",
             "save_checkpoint",
             "sweep",
             "train",

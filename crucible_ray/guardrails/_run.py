@@ -79,6 +79,7 @@ def check_guardrails(
     baseline: str | Path | None = None,
     baseline_config: str | None = None,
     config: GuardrailConfig | None = None,
+    write: bool = True,
 ) -> GuardrailReport:
     """Run the guardrails on a sweep's results (all four checks) or on one scoreboard (regression).
 
@@ -88,6 +89,7 @@ def check_guardrails(
         baseline: a baseline scoreboard JSON for the regression check.
         baseline_config: the baseline config of the dilution-outcome check (see :func:`crucible_ray.analysis`).
         config: thresholds and mode.
+        write: write ``guardrails.json`` into ``results_dir`` (the report reads without writing).
 
     Raises:
         ConfigError: neither or both of ``results_dir`` and ``scoreboard``. DataError: unreadable inputs.
@@ -142,7 +144,8 @@ def check_guardrails(
         for _, row in means.iterrows():
             subject = f"{row['ratio']}@{int(row['step'])}"
             report.violations += regression(subject, {c: float(row[c]) for c in metric_cols}, base, cfg.regression_drop)
-    write_json(rdir / GUARDRAILS_FILE, report.to_dict())
+    if write:
+        write_json(rdir / GUARDRAILS_FILE, report.to_dict())
     return report
 
 
