@@ -1,4 +1,4 @@
-"""``crucible-ray demo``: the pipeline on the embedded default world."""
+"""``crucible-ray demo``: the whole pipeline on the embedded default world (WordNet when installed)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,7 @@ import time
 from pathlib import Path
 
 import click
-from crucible_ray.cli._render import scoreboard_table
-
-from crucible_ray.encoders import DEFAULT_ENCODER
-from crucible_ray.errors import DataError
-from crucible_ray.evaluation import evaluate
-from crucible_ray.worlds import World, build_world, find_wordnet
+from crucible_ray.cli._render import table
 
 
 @click.command()
@@ -26,38 +21,44 @@ from crucible_ray.worlds import World, build_world, find_wordnet
     show_default=True,
     help="auto: WordNet when it is installed, else the synthetic world.",
 )
-@click.option(
-    "--encoder",
-    "encoder_spec",
-    default=DEFAULT_ENCODER,
-    show_default=True,
-    help="The encoder to score (untrained, from its spec).",
-)
-def demo(output_dir: Path, world_name: str, encoder_spec: str) -> None:
-    """Build the default world and score an untrained encoder on it.
+@click.option("--quick", is_flag=True, help="A smaller run: fewer steps, trials and expansion candidates.")
+@click.option("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance).")
+def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) -> None:
+    """Build the world, train a base model, mine and vet killers with it, sweep ratio x seed x steps,
+    analyse (Pareto, guardrails) and write the HTML report."""
+    from crucible_ray.pipeline import run_demo
 
-    Later stages (training, mining, sweeps, report) join the demo as they land.
-    """
     start = time.monotonic()
-    if world_name == "auto":
-        try:
-            find_wordnet()
-            world_name = "wordnet"
-        except DataError:
-            world_name = "synthetic"
-            click.echo(
-                "WordNet is not installed: using the synthetic world (apt-get install wordnet-base for the real one).",
-                err=True,
-            )
-    world_dir = output_dir / "world"
-    click.echo(f"[1/2] building the {world_name} world in {world_dir} ...", err=True)
-    build_world(world_name, world_dir)
-    world = World.open(world_dir)
-    counts = ", ".join(f"{k} {v['rows']}" for k, v in sorted(world.manifest["files"].items()))
-    click.echo(f"      {counts}", err=True)
-    click.echo(f"[2/2] scoring the untrained {encoder_spec} encoder on {', '.join(world.eval_sets)} ...", err=True)
-    board = evaluate(encoder_spec, world.eval_sets)
-    path = board.write(output_dir / "scoreboard_untrained.json")
-    click.echo(f"\nworld: {world_name}   encoder: {encoder_spec} (untrained)\n")
-    click.echo(scoreboard_table(board))
-    click.echo(f"\nworld:      {world_dir}\nscoreboard: {path}\ntook {time.monotonic() - start:.0f}s")
+    res = run_demo(output_dir, world=world_name, quick=quick, address=address)
+    c, e = res.organic.counts, res.expansion.counts
+    base = res.base.final
+    rec = res.front[res.front["recommended"]].iloc[0]
+    click.echo(f"\nworld: {res.world_name} ({res.world})")
+    click.echo(f"base model (legacy only): retention {base.retention:.3f}  -> {res.base.checkpoint}")
+    click.echo(
+        f"organic mining: {c['accepted']} of {c['candidates']} candidates survived the lineups "
+        f"(pass rate {c['pass_rate']:.1%}); expansion: {e['accepted']} of {e['candidates']} vetted"
+    )
+    click.echo(f"sweep: {res.results['trial_id'].nunique()} trials -> {res.sweep_dir / 'results.parquet'}")
+    front = res.front.sort_values("frontier_probability", ascending=False)
+    rows = [
+        [
+            r["config"],
+            f"{r['retention_mean']:.3f}",
+            f"{r['generalization_mean']:.3f}",
+            "yes" if r["on_frontier"] else "",
+            f"{r['frontier_probability']:.2f}",
+        ]
+        for _, r in front.iterrows()
+    ]
+    click.echo(table(["config", "retention", "generalization", "frontier", "P(frontier)"], rows))
+    click.echo(
+        f"recommended: {rec['config']} (retention {rec['retention_mean']:.3f}, "
+        f"generalization {rec['generalization_mean']:.3f})"
+    )
+    v = res.guardrails.violations
+    click.echo(f"guardrails: {len(v)} finding(s)" + "".join(f"\n  {x.check}: {x.subject}: {x.message}" for x in v))
+    click.echo(f"report: {res.dashboard}  (open it in a browser; works offline)")
+    click.echo(f"TensorBoard: tensorboard --logdir {res.sweep_dir / 'trials'}")
+    click.echo("stages: " + ", ".join(f"{k} {s:.0f}s" for k, s in res.seconds.items()))
+    click.echo(f"took {time.monotonic() - start:.0f}s")

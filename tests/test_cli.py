@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from crucible_ray.cli import app
@@ -192,9 +193,20 @@ def test_installed_command_runs_as_subprocess(synthetic_world: Path, tmp_path: P
     assert bad.stderr.strip() == f"crucible-ray: error: {tmp_path / 'x.jsonl'}: no such file"
 
 
-def test_demo_on_synthetic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["demo", "--output-dir", str(tmp_path / "d"), "--world", "synthetic"], capsys)
+@pytest.mark.slow
+def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "d"
+    code, out, err = _run(["demo", "--output-dir", str(out_dir), "--world", "synthetic", "--quick"], capsys)
     assert code == 0, err
-    assert "world: synthetic" in out and "retention (frozen_eval" in out
-    doc = json.loads((tmp_path / "d" / "scoreboard_untrained.json").read_text())
-    assert doc["retention"] is not None and doc["generalization"] is not None
+    for stage in ("[1/7]", "[3/7]", "[5/7]", "[7/7]"):
+        assert stage in err  # progress at every stage
+    assert "world: synthetic" in out and "recommended:" in out and "dashboard.html" in out
+    results = pd.read_parquet(out_dir / "sweep" / "results.parquet")
+    assert len(results) == 4 and set(results["status"]) == {"complete"}
+    assert (out_dir / "base" / "checkpoint_final.pt").is_file()
+    assert (out_dir / "sweep" / "guardrails.json").is_file()
+    assert (out_dir / "dashboard.html").stat().st_size > 1_000_000
+    mined = json.loads((out_dir / "world" / "organic_mined.manifest.json").read_text())
+    assert mined["model"]["checkpoint"] == str(
+        out_dir.resolve() / "base" / "checkpoint_final.pt"
+    )  # mined with the base model

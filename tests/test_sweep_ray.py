@@ -47,6 +47,27 @@ def test_more_trials_than_cpus_complete_with_results_and_logs(synthetic_world: P
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["trials"] == 4 and manifest["plan"]["concurrency"] == 2
     assert (out / "tune").is_dir() and not (out / "ray_train").exists()
+    # Each trial's TensorBoard events, read with TensorBoard's own reader (DESIGN section 7).
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for trial in table["trial_id"].unique():
+        acc = EventAccumulator(
+            str(out / "trials" / trial / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0}
+        )
+        acc.Reload()
+        tags = acc.Tags()
+        for tag in (
+            "train/loss",
+            "train/lr",
+            "train/tier3_accuracy",
+            "eval/retention",
+            "eval/generalization",
+            "frozen_eval/tier3/accuracy",
+            "organic_holdout/tier3/margin_p50",
+        ):
+            assert tag in tags["scalars"], (trial, tag)
+        assert {e.step for e in acc.Scalars("eval/retention")} == {10, 20}
+        assert "frozen_eval/margins_tier3" in tags["histograms"]
     df = cr.pareto(out, n_bootstrap=50)
     assert len(df) == 4 and set(df["n_seeds"]) == {2} and df["on_frontier"].any()
     with pytest.raises(cr.ConfigError, match="--resume"):

@@ -159,8 +159,10 @@ def _pareto(data: ReportData) -> go.Figure:
 
 def _err(rows: list[dict[str, Any]], obj: str) -> dict[str, Any]:
     def gap(r: dict[str, Any], a: str, b: str) -> float:
-        v = r.get(a), r.get(b)
-        return 0.0 if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in v) else abs(v[0] - v[1])
+        x, y = r.get(a), r.get(b)
+        if x is None or y is None or math.isnan(x) or math.isnan(y):
+            return 0.0  # one seed: no interval
+        return abs(float(x) - float(y))
 
     return {
         "type": "data",
@@ -243,7 +245,7 @@ def _pareto_table(data: ReportData) -> str:
     return _table(
         ["config", "seeds", "retention", "generalization", "frontier", "P(frontier)", "generalization vs baseline"],
         rows,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _guardrail_table(doc: dict[str, Any] | None) -> str:
@@ -252,7 +254,7 @@ def _guardrail_table(doc: dict[str, Any] | None) -> str:
     rows = [[v["check"], v["subject"], v["message"]] for v in doc.get("violations", [])]
     stops = ", ".join(f"{k}: step {v}" for k, v in sorted(doc.get("early_stop", {}).items()))
     head = f"<p>mode {esc(doc.get('mode'))}, status <b>{esc(doc.get('status'))}</b>; early stop: {esc(stops)}</p>"
-    return head + (_table(["check", "subject", "finding"], rows) if rows else "<p>no violation</p>")  # type: ignore[arg-type]
+    return head + (_table(["check", "subject", "finding"], rows) if rows else "<p>no violation</p>")
 
 
 def _examples(examples: list[dict[str, Any]]) -> str:

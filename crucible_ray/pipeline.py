@@ -1,0 +1,157 @@
+"""``run_demo``: the whole pipeline on the embedded default world, as composed public API calls.
+
+world -> a base model trained on the legacy pool -> organic killers mined with it -> expansion
+candidates vetted with it -> a ratio x seed x steps sweep -> Pareto and guardrails -> the report.
+One Ray instance serves every stage.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crucible_ray._logging import get_logger
+from crucible_ray.analysis import pareto
+from crucible_ray.distributed import MiningResult, TrainResult, expand, mine, ray_session, sweep, train
+from crucible_ray.errors import DataError
+from crucible_ray.guardrails import GuardrailReport, check_guardrails
+from crucible_ray.reporting import report
+from crucible_ray.worlds import World, build_world, find_wordnet
+
+log = get_logger(__name__)
+
+# (full, quick) settings of each stage.
+_SETTINGS: dict[str, tuple[Any, Any]] = {
+    "base_steps": (400, 100),
+    "expand_limit": (2000, 300),
+    "ratios": ("85_10_5,75_15_10,65_25_10", "85_10_5,75_15_10"),
+    "seeds": ("1,2", "1"),
+    "steps": ("200,400", "50,100"),
+}
+
+
+@dataclass
+class DemoResult:
+    """Where everything went and what it found."""
+
+    output_dir: Path
+    world_name: str
+    world: Path
+    base: TrainResult
+    organic: MiningResult
+    expansion: MiningResult
+    sweep_dir: Path
+    results: pd.DataFrame
+    front: pd.DataFrame
+    guardrails: GuardrailReport
+    dashboard: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_demo(
+    output_dir: str | Path, *, world: str = "auto", quick: bool = False, address: str | None = None
+) -> DemoResult:
+    """Run every stage into ``output_dir`` (``world/``, ``base/``, ``sweep/``, ``dashboard.html``).
+
+    Args:
+        world: ``wordnet``, ``synthetic``, or ``auto`` (WordNet when installed, else synthetic).
+        quick: a smaller run (fewer steps, trials and expansion candidates).
+        address: a Ray cluster (default: ``RAY_ADDRESS`` or a local instance).
+    """
+    out = Path(output_dir).resolve()
+    pick = 1 if quick else 0
+    s = {k: v[pick] for k, v in _SETTINGS.items()}
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        seconds[name] = round(now - t, 1)
+        t = now
+
+    if world == "auto":
+        try:
+            find_wordnet()
+            world = "wordnet"
+        except DataError:
+            world = "synthetic"
+            log.warning("WordNet is not installed: using the synthetic world (apt-get install wordnet-base)")
+    wdir = out / "world"
+    log.info("[1/7] building the %s world in %s", world, wdir)
+    build_world(world, wdir)
+    w = World.open(wdir)
+    stage("world")
+    with ray_session(address):
+        log.info("[2/7] training a base model on the legacy pool (%d steps)", s["base_steps"])
+        base = train(wdir, output_dir=out / "base", ratio="100_0_0", steps=[s["base_steps"]], seed=0)
+        stage("base model")
+        log.info("[3/7] mining organic killers with the base model (10 lineups each)")
+        mined = out / "mined"
+        organic = mine(
+            w.root / "organic_candidates.jsonl",
+            corpus=w.root / "corpus.jsonl",
+            out=w.root / "organic_mined.parquet",  # its manifest beside it: the report's mining funnel
+            model=base.checkpoint,
+            bundles_dir=mined,
+        )
+        _adopt(w.root, {"organic": "pool", "organic_holdout": "eval"}, mined, organic)
+        stage("mining")
+        log.info("[4/7] vetting up to %d expansion candidates next to the legacy killers", s["expand_limit"])
+        expansion = expand(w.root, out=mined / "expansion.jsonl", model=base.checkpoint, limit=s["expand_limit"])
+        shutil.copy(expansion.manifest_path, w.root / expansion.manifest_path.name)
+        _adopt(w.root, {"expansion": "pool"}, mined, expansion)
+        stage("expansion")
+        log.info("[5/7] sweeping ratios %s x seeds %s x steps %s", s["ratios"], s["seeds"], s["steps"])
+        sweep_dir = out / "sweep"
+        shutil.rmtree(sweep_dir, ignore_errors=True)  # the demo starts over: its world was just rebuilt
+        results = sweep(
+            wdir,
+            output_dir=sweep_dir,
+            ratios=s["ratios"],
+            seeds=s["seeds"],
+            steps=s["steps"],
+            resume=sweep_dir.exists(),
+        )
+        stage("sweep")
+    log.info("[6/7] Pareto analysis and guardrails")
+    front = pareto(sweep_dir)
+    guard = check_guardrails(results_dir=sweep_dir)
+    stage("analysis")
+    log.info("[7/7] writing the report")
+    dashboard = report(sweep_dir, out / "dashboard.html")
+    stage("report")
+    return DemoResult(out, world, wdir, base, organic, expansion, sweep_dir, results, front, guard, dashboard, seconds)
+
+
+# Fewer mined bundles than this and the world keeps the pool it was built with (the synthetic world
+# ships every pool; a base model that already separates nearly every candidate leaves too few killers
+# to train on or to hold out).
+MIN_POOL_ROWS = {"pool": 20, "eval": 10}
+
+
+def _adopt(world: Path, stems: dict[str, str], mined: Path, result: MiningResult) -> None:
+    """Copy mined bundles into the world and register them, when there are enough of them."""
+    rows = result.counts.get("bundles", {})
+    short = [s for s, role in stems.items() if rows.get(s, 0) < MIN_POOL_ROWS[role]]
+    if short:
+        have = World.open(world).pools | World.open(world).eval_sets
+        kept = [s for s in short if s in have]
+        log.warning(
+            "only %s mined for %s: too few to use; %s",
+            ", ".join(str(rows.get(s, 0)) for s in short),
+            ", ".join(short),
+            f"keeping the world's own {', '.join(kept)}" if kept else "the sweep will leave them out",
+        )
+        if len(kept) < len(short):
+            raise DataError(f"{world}: the base model left too few mined bundles for {', '.join(short)}")
+        return
+    w = World.open(world)
+    for stem, role in stems.items():
+        shutil.copy(mined / f"{stem}.jsonl", world / f"{stem}.jsonl")
+        w = w.register(stem, world / f"{stem}.jsonl", role=role, rows=int(rows[stem]))
