@@ -50,6 +50,13 @@ def ray_local() -> Iterator[None]:
 
     import ray
 
-    ray.init(num_cpus=2, log_to_driver=False, logging_level=logging.WARNING, include_dashboard=True)
+    # Metrics exported every second (default 10 s) so a short mining run shows on the endpoint.
+    ray.init(
+        num_cpus=2,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        include_dashboard=True,
+        _system_config={"metrics_report_interval_ms": 1000},
+    )
     yield
     ray.shutdown()
