@@ -20,7 +20,9 @@ import crucible_ray as cr
 
 pytestmark = [pytest.mark.usefixtures("ray_local"), pytest.mark.slow]
 
-SMALL = dict(batch_size=16)
+# A small encoder: checkpoints of 0.5 MB instead of 34 MB keep each eval point's upload cheap.
+TINY = "hashed-ngram:buckets=4096,dim=32"
+SMALL = dict(batch_size=16, encoder=TINY)
 
 
 def _status(trial_dir: Path) -> dict[str, Any]:
@@ -178,6 +180,8 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(synthetic_wor
         "20,40",
         "--batch-size",
         "16",
+        "--encoder",
+        TINY,
         "--output-dir",
         str(out),
     ]
@@ -204,7 +208,7 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(synthetic_wor
         seeds="1",
         steps="20,40",
         resume=True,
-        batch_size=16,
+        **SMALL,
     )
     assert len(table) == 6 and set(table["status"]) == {"complete"}
     for name, status in before.items():
@@ -214,7 +218,7 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(synthetic_wor
 def test_an_optuna_space_searches_the_ratio_simplex(synthetic_world: Path, tmp_path: Path) -> None:
     space = tmp_path / "opt.yaml"
     space.write_text(
-        "name: opt\nsteps: [10, 20]\nseed: 4\ntrain: {batch_size: 16}\n"
+        f"name: opt\nsteps: [10, 20]\nseed: 4\ntrain: {{batch_size: 16, encoder: '{TINY}'}}\n"
         "optuna:\n  trials: 3\n  legacy: [70, 90]\n  params:\n    lr: {low: 0.001, high: 0.01, log: true}\n"
     )
     table = cr.sweep(synthetic_world, output_dir=tmp_path / "opt", space=space)

@@ -64,7 +64,9 @@ def test_train_on_ray_writes_checkpoints_scoreboards_and_tensorboard(synthetic_w
 def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world: Path, tmp_path: Path) -> None:
     from ray.util.state import list_actors
 
-    args: dict[str, Any] = dict(ratio="75_15_10", steps=[600], seed=9, eval_every=100)
+    args: dict[str, Any] = dict(
+        ratio="75_15_10", steps=[600], seed=9, eval_every=100, encoder="hashed-ngram:buckets=4096,dim=32"
+    )
     cr.train(synthetic_world, output_dir=tmp_path / "straight", **args)
     out = tmp_path / "killed"
     result: dict[str, Any] = {}
