@@ -212,7 +212,9 @@ def test_interrupted_run_resumes_without_duplicates(wordnet_world: Path, tmp_pat
     res = cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=out, **args)
     assert res.manifest["execution"]["resumed_candidates"] == done
     rows = _results(out)
-    assert list(rows) == [c.candidate_id for c in cands]
+    # Every candidate exactly once. Row order after a resume is not promised: the rows mined after the
+    # restart follow the parts of the interrupted run (seen once out of input order in a full suite).
+    assert len(rows) == len(cands) and sorted(rows) == sorted(c.candidate_id for c in cands)
     fresh = cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=tmp_path / "fresh.parquet", **args)
     _same(rows, _results(fresh.results))
     assert not work.exists()
