@@ -28,7 +28,7 @@ def test_mining_counters_reach_the_metrics_endpoint_and_actors_have_names(wordne
 
     port = ray._private.worker.global_worker.node.metrics_export_port
     path = tmp_path / "c.parquet"
-    write_candidates(path, _copies(wordnet_world, 10))
+    write_candidates(path, _copies(wordnet_world, 30))  # long enough for several metric exports
     result: dict[str, Any] = {}
     names: set[str] = set()
 
