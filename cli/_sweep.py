@@ -27,6 +27,11 @@ def guardrail_options(f: Any) -> Any:
     )(f)
 
 
+def guardrails_from(o: dict[str, Any]) -> GuardrailConfig:
+    """The guardrail config of the options ``guardrail_options`` adds."""
+    return GuardrailConfig.from_options(mode=o["guardrail_mode"], dilution_floor=o["dilution_floor"])
+
+
 def _common(f: Any) -> Any:
     for opt in reversed(
         [
@@ -80,7 +85,7 @@ def _run(o: dict[str, Any], **what: Any) -> None:
     from crucible_ray.analysis import pareto
     from crucible_ray.distributed import sweep
 
-    gcfg = GuardrailConfig.from_options(mode=o["guardrail_mode"], dilution_floor=o["dilution_floor"])
+    gcfg = guardrails_from(o)
     train = {"workers": o["workers"], "batch_size": o["batch_size"]}
     if o["encoder_spec"]:
         train["encoder"] = o["encoder_spec"]

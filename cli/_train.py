@@ -8,9 +8,8 @@ from typing import Any
 import click
 from crucible_ray.cli._eval import encoder_help
 from crucible_ray.cli._render import table
-from crucible_ray.cli._sweep import guardrail_options
+from crucible_ray.cli._sweep import guardrail_options, guardrails_from
 
-from crucible_ray.guardrails import GuardrailConfig
 from crucible_ray.training import TrainConfig
 
 _F = TrainConfig.model_fields
@@ -69,7 +68,7 @@ def train_command(**o: Any) -> None:
         address=o["address"],
         max_failures=o["max_failures"],
         restart=o["restart"],
-        guardrails=GuardrailConfig.from_options(mode=o["guardrail_mode"], dilution_floor=o["dilution_floor"]),
+        guardrails=guardrails_from(o),
         **options,
     )
     rows = [[step, b.retention, b.generalization] for step, b in sorted(res.milestones.items())]

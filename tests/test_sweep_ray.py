@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from faults import kill_a_train_worker_when
 
 import crucible_ray as cr
 
@@ -76,35 +75,6 @@ def test_more_trials_than_cpus_complete_with_results_and_logs(synthetic_world: P
         cr.sweep(synthetic_world, output_dir=out, ratios="85_10_5", seeds="1", steps="10")
 
 
-def _kill_a_worker_when(ready: Callable[[], bool], work: Callable[[], Any], times: int = 1) -> dict[str, Any]:
-    """Run ``work`` in a thread; SIGKILL a Ray Train worker ``times`` times once ``ready()``."""
-    from ray.util.state import list_actors
-
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = work()
-        except Exception as e:  # surfaced by the caller's assertions
-            result["error"] = e
-
-    t = threading.Thread(target=target)
-    t.start()
-    killed: list[int] = []
-    deadline = time.monotonic() + 240
-    while len(killed) < times and time.monotonic() < deadline and t.is_alive():
-        if ready():
-            alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
-            fresh = [a for a in alive if a.pid not in killed]
-            if fresh:
-                os.kill(fresh[0].pid, signal.SIGKILL)
-                killed.append(fresh[0].pid)
-        time.sleep(0.05)
-    t.join(timeout=400)
-    result["killed"] = len(killed)
-    return result
-
-
 def test_a_crashed_trial_is_retried_from_its_last_checkpoint(synthetic_world: Path, tmp_path: Path) -> None:
     out = tmp_path / "retry"
 
@@ -113,7 +83,7 @@ def test_a_crashed_trial_is_retried_from_its_last_checkpoint(synthetic_world: Pa
         saved = any((out / "trials").glob("*/scoreboard_step_200.json"))
         return saved and not any((out / "trials").glob("*/scoreboard_step_600.json"))
 
-    res = _kill_a_worker_when(
+    res = kill_a_train_worker_when(
         ready,
         lambda: cr.sweep(
             synthetic_world,
@@ -141,7 +111,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Pat
     def ready() -> bool:
         return any((out / "trials").glob("*/scoreboard_step_100.json")) if (out / "trials").exists() else False
 
-    res = _kill_a_worker_when(
+    res = kill_a_train_worker_when(
         ready,
         lambda: cr.sweep(
             synthetic_world,

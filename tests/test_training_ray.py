@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from crucible_ray.cli._main import run
+from faults import kill_a_train_worker_when
 
 import crucible_ray as cr
 
@@ -62,36 +59,20 @@ def test_train_on_ray_writes_checkpoints_scoreboards_and_tensorboard(synthetic_w
 
 @pytest.mark.slow
 def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world: Path, tmp_path: Path) -> None:
-    from ray.util.state import list_actors
 
     args: dict[str, Any] = dict(
         ratio="75_15_10", steps=[600], seed=9, eval_every=100, encoder="hashed-ngram:buckets=4096,dim=32"
     )
     cr.train(synthetic_world, output_dir=tmp_path / "straight", **args)
     out = tmp_path / "killed"
-    result: dict[str, Any] = {}
 
-    def work() -> None:
-        try:
-            result["res"] = cr.train(synthetic_world, output_dir=out, **args)
-        except Exception as e:  # surfaced by the assertion below
-            result["err"] = e
-
-    t = threading.Thread(target=work)
-    t.start()
-    killed = None
-    deadline = time.monotonic() + 180
-    while killed is None and time.monotonic() < deadline and t.is_alive():
+    def ready() -> bool:
         # The step-200 eval point exists, so the step-100 report (and its checkpoint upload) has returned.
-        if (out / "scoreboard_step_200.json").exists() and not (out / "scoreboard_step_600.json").exists():
-            workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
-            if workers:
-                os.kill(workers[0].pid, signal.SIGKILL)
-                killed = workers[0].actor_id
-        time.sleep(0.05)
-    t.join(timeout=300)
-    assert killed is not None, "the run ended before a worker could be killed"
-    assert "err" not in result, result.get("err")
+        return (out / "scoreboard_step_200.json").exists() and not (out / "scoreboard_step_600.json").exists()
+
+    result = kill_a_train_worker_when(ready, lambda: cr.train(synthetic_world, output_dir=out, **args))
+    assert result["killed"] == 1, "the run ended before a worker could be killed"
+    assert "error" not in result, result.get("error")
     assert _board(out / "scoreboard_final.json") == _board(tmp_path / "straight" / "scoreboard_final.json")
     assert 0 < json.loads((out / "timing.json").read_text())["steps_run"] < 600  # resumed, not restarted
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from crucible_ray.analysis._frontier import frontier_mask, frontier_probability,
 from crucible_ray.analysis._stats import holm, paired_test, seed_summary
 from crucible_ray.analysis._table import OBJECTIVES, config_columns, config_label, load_results
 from crucible_ray.config import Ratio
+from crucible_ray.data import read_json_object
 from crucible_ray.errors import ConfigError
 
 
@@ -166,10 +166,6 @@ def _space_baseline(results: str | Path | pd.DataFrame) -> dict[str, Any] | None
         manifest = results.attrs.get("manifest") or {}
     else:
         path = Path(results)
-        mpath = (path if path.is_dir() else path.parent) / "manifest.json"
-        try:
-            manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
-        except (OSError, json.JSONDecodeError):
-            manifest = {}
+        manifest = read_json_object((path if path.is_dir() else path.parent) / "manifest.json")
     base = (manifest.get("space") or {}).get("baseline")
     return dict(base) if isinstance(base, dict) and base else None

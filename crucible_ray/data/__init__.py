@@ -8,6 +8,7 @@ from crucible_ray.data._io import (
     read_bundles,
     read_candidates,
     read_corpus,
+    read_json_object,
     read_rows,
     write_bundles,
     write_candidates,
@@ -35,6 +36,7 @@ __all__ = [
     "write_bundles",
     "write_candidates",
     "write_corpus",
+    "read_json_object",
     "write_json",
     "write_rows",
 ]

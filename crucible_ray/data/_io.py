@@ -169,6 +169,18 @@ def write_corpus(path: str | Path, docs: Iterable[CorpusDoc]) -> int:
     return write_rows(path, docs, CorpusDoc)
 
 
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``{}`` when the file is missing, unreadable or not an object.
+
+    For optional side files (manifests, status records) whose absence is a normal state.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write a JSON document atomically (sorted keys, 2-space indent, trailing newline)."""
     with atomic_write(path) as f:

@@ -10,7 +10,6 @@ eval point. ``results.parquet`` is rebuilt from the trial folders on disk after 
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from crucible_ray.sweeps import (
     trial_key,
     write_results,
 )
-from crucible_ray.sweeps._results import STATUS_FILE, write_trial_meta, write_trial_status
+from crucible_ray.sweeps._results import trial_status, write_trial_meta, write_trial_status
 from crucible_ray.training import TrainConfig, prepare_training
 from crucible_ray.worlds._world import versions
 
@@ -296,7 +295,7 @@ def _record_failure(out: Path, sp: SweepSpace, config: dict[str, Any], error: st
     except (ConfigError, KeyError):
         return
     trial_dir = out / TRIALS_DIR / trial_key(ratio, seed, params)
-    if (trial_dir / STATUS_FILE).is_file() and '"complete"' in (trial_dir / STATUS_FILE).read_text():
+    if trial_status(trial_dir) == "complete":
         return
     write_trial_meta(trial_dir, _meta(trial_key(ratio, seed, params), ratio, seed, params, sp))
     write_trial_status(trial_dir, "failed", error, None)
@@ -349,13 +348,13 @@ def _replay_if_complete(trial_dir: Path, steps: tuple[int, ...]) -> bool:
     """Report a finished trial's milestones to Tune from disk instead of training it again."""
     from ray import tune
 
-    status = trial_dir / STATUS_FILE
-    if not status.is_file() or json.loads(status.read_text()).get("status") != "complete":
+    if trial_status(trial_dir) != "complete":
         return False
     boards = [trial_dir / f"scoreboard_step_{s}.json" for s in steps]
     if not all(b.is_file() for b in boards):
         return False
-    for b in boards:
-        metrics = scoreboard_metrics(Scoreboard.read(b))
-        tune.report({"step": Scoreboard.read(b).step, **{k: v for k, v in metrics.items() if v is not None}})
+    for path in boards:
+        board = Scoreboard.read(path)
+        metrics = {k: v for k, v in scoreboard_metrics(board).items() if v is not None}
+        tune.report({"step": board.step, **metrics})
     return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pandas as pd
 from crucible_ray._logging import get_logger
 from crucible_ray.analysis import PARAM_PREFIX, load_results, pareto
 from crucible_ray.config import DEFAULT_POOLS, Ratio
-from crucible_ray.data import write_json
+from crucible_ray.data import read_json_object, write_json
 from crucible_ray.errors import ConfigError, DataError, GuardrailViolation
 from crucible_ray.guardrails._checks import Violation, dilution_floor, dilution_outcome, overfitting_cliff, regression
 from crucible_ray.guardrails._config import GuardrailConfig
@@ -150,15 +149,8 @@ def check_guardrails(
 
 
 def _sweep_pools(rdir: Path) -> tuple[str, ...]:
-    manifest = rdir / "manifest.json"
-    if manifest.is_file():
-        try:
-            pools = json.loads(manifest.read_text()).get("pools")
-        except (OSError, json.JSONDecodeError):
-            pools = None
-        if pools:
-            return tuple(pools)
-    return DEFAULT_POOLS
+    pools = read_json_object(rdir / "manifest.json").get("pools")
+    return tuple(pools) if pools else DEFAULT_POOLS
 
 
 def summary_frame(report: GuardrailReport) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crucible_ray.analysis import OBJECTIVES, load_results, pareto
-from crucible_ray.data import read_bundles
+from crucible_ray.data import read_bundles, read_json_object
 from crucible_ray.errors import CrucibleError
 from crucible_ray.guardrails import GUARDRAILS_FILE, check_guardrails
 from crucible_ray.scoreboard import Scoreboard
@@ -92,7 +92,7 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000) -> Repor
     rdir = Path(results_dir)
     table = load_results(rdir)
     front = pareto(rdir, n_bootstrap=n_bootstrap)
-    manifest = _json(rdir / "manifest.json")
+    manifest = read_json_object(rdir / "manifest.json")
     rows = json.loads(front.to_json(orient="records"))
     rec = front[front["recommended"]].iloc[0]
     world = Path(manifest["data"]) if manifest.get("data") else None
@@ -110,14 +110,6 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000) -> Repor
         manifest=manifest,
         examples=_examples(world) if world is not None and world.is_dir() else [],
     )
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def _config_means(table: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +161,7 @@ def _margins(rdir: Path, table: pd.DataFrame, rec: pd.Series) -> list[Margins]:
 def _mining(world: Path) -> list[Mining]:
     out = []
     for path in sorted(world.glob("*.manifest.json")):
-        doc = _json(path)
+        doc = read_json_object(path)
         counts = doc.get("counts") if doc.get("kind") == "mining" else None
         if not counts:
             continue
@@ -191,7 +183,7 @@ def _mining(world: Path) -> list[Mining]:
 
 
 def _guardrails(rdir: Path) -> dict[str, Any] | None:
-    doc = _json(rdir / GUARDRAILS_FILE)
+    doc = read_json_object(rdir / GUARDRAILS_FILE)
     if doc:
         return doc
     try:

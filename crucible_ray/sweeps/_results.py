@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from crucible_ray.analysis import PARAM_PREFIX, RESULTS_FILE
-from crucible_ray.data import atomic_path, write_json
+from crucible_ray.data import atomic_path, read_json_object, write_json
 from crucible_ray.errors import CrucibleError
 from crucible_ray.guardrails import scoreboard_metrics
 from crucible_ray.scoreboard import Scoreboard
@@ -31,27 +31,24 @@ def write_trial_meta(trial_dir: Path, meta: dict[str, Any]) -> None:
     write_json(trial_dir / TRIAL_FILE, meta)
 
 
+def trial_status(trial_dir: Path) -> str:
+    """``pending``, ``running``, ``complete`` or ``failed``."""
+    return str(read_json_object(trial_dir / STATUS_FILE).get("status", "pending"))
+
+
 def write_trial_status(trial_dir: Path, status: str, error: str | None, wall_seconds: float | None) -> None:
     """Record the trial's state; each ``running`` record counts one attempt (Tune retries add more)."""
-    old = _read(trial_dir / STATUS_FILE)
+    old = read_json_object(trial_dir / STATUS_FILE)
     attempts = int(old.get("attempts", 0)) + (status == "running")
     doc = {"status": status, "error": error, "wall_seconds": wall_seconds, "attempts": attempts}
     write_json(trial_dir / STATUS_FILE, doc)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def trial_rows(trial_dir: Path) -> list[dict[str, Any]]:
     """The rows of one trial: one per milestone, metrics NaN where the trial never reached it."""
-    meta = json.loads((trial_dir / TRIAL_FILE).read_text())
-    status_doc = _read(trial_dir / STATUS_FILE) or {"status": "pending"}
-    timing = _read(trial_dir / "timing.json")
+    meta = json.loads((trial_dir / TRIAL_FILE).read_text())  # required: a trial folder without it is skipped
+    status_doc = read_json_object(trial_dir / STATUS_FILE) or {"status": "pending"}
+    timing = read_json_object(trial_dir / "timing.json")
     rows = []
     for step in meta["steps"]:
         row: dict[str, Any] = {
