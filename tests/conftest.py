@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-# Before Ray is imported anywhere: token auth on (explicit), quiet output, fast Train health checks.
+# Before Ray is imported anywhere: token auth on (explicit) with a token of this session, which every
+# node and every driver subprocess inherits; quiet output; fast Train health checks.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
@@ -44,19 +48,37 @@ def minilm() -> cr.Encoder:
 
 
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    """One local Ray instance (2 CPUs) for the whole test session; crucible-ray reuses it."""
+def ray_cluster() -> Iterator[Any]:
+    """The session's Ray instance: a multi-node cluster on this machine (``ray.cluster_utils.Cluster``).
+
+    A head with no CPUs (as on a real cluster, it only coordinates) and two worker nodes of 1 CPU each,
+    token authentication on. Tests that need more nodes, or kill one, add and remove worker nodes and
+    leave two behind. crucible-ray reuses the connection; driver subprocesses reach it by ``RAY_ADDRESS``.
+    """
     import logging
 
     import ray
+    from ray.cluster_utils import Cluster
 
     # Metrics exported every second (default 10 s) so a short mining run shows on the endpoint.
-    ray.init(
-        num_cpus=2,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        include_dashboard=True,
-        _system_config={"metrics_report_interval_ms": 1000},
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "include_dashboard": True,
+            "_system_config": {"metrics_report_interval_ms": 1000},
+        },
     )
-    yield
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING)
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_local(ray_cluster: Any) -> Iterator[None]:
+    """Tests that only need Ray running (the session's cluster)."""
+    yield

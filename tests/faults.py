@@ -1,4 +1,4 @@
-"""Fault injection shared by the Ray tests: SIGKILL a Ray Train worker while a run is in progress."""
+"""Fault injection shared by the Ray tests: a Ray Train worker SIGKILLed, a node taken away, mid-run."""
 
 from __future__ import annotations
 
@@ -36,4 +36,41 @@ def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any],
         time.sleep(0.05)
     t.join(timeout=400)
     result["killed"] = len(killed)
+    return result
+
+
+def remove_a_node_when(cluster: Any, ready: Callable[[], bool], work: Callable[[], Any], actor: str) -> dict[str, Any]:
+    """Run ``work`` in a thread; once ``ready()``, take away (no graceful drain) the worker node of a live
+    ``actor`` (class name contains it) of ``cluster`` (``ray.cluster_utils.Cluster``).
+
+    A replacement node of 1 CPU joins first, so the cluster keeps its size for later tests. The result
+    has ``value`` or ``error``, ``removed`` (the node id, or None), ``lost_actors`` (ids of the actors
+    alive on it when it went) and ``nodes`` (ids of every node the actors were seen alive on).
+    """
+    from ray.util.state import list_actors
+
+    result: dict[str, Any] = {"removed": None, "nodes": set()}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except Exception as e:  # surfaced by the caller's assertions
+            result["error"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and t.is_alive():
+        alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if actor in a.class_name]
+        result["nodes"] |= {a.node_id for a in alive}
+        if result["removed"] is None and alive and ready():
+            workers = {n.node_id: n for n in cluster.worker_nodes}
+            victims = [workers[a.node_id] for a in alive if a.node_id in workers]
+            if victims:
+                cluster.add_node(num_cpus=1)
+                cluster.remove_node(victims[0], allow_graceful=False)
+                result["removed"] = victims[0].node_id
+                result["lost_actors"] = [a.actor_id for a in alive if a.node_id == result["removed"]]
+        time.sleep(0.1)
+    t.join(timeout=400)
     return result

@@ -17,16 +17,22 @@ from crucible_ray.data import write_candidates
 pytestmark = [pytest.mark.usefixtures("ray_local"), pytest.mark.slow]
 
 
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310 - local
-        return r.read().decode()
+def _scrape() -> str:
+    """Every live node's Prometheus endpoint (each node exports what its own workers recorded)."""
+    import ray
+
+    texts = []
+    for node in ray.nodes():
+        if node["Alive"]:
+            url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - a node of this machine's cluster
+                texts.append(r.read().decode())
+    return "\n".join(texts)
 
 
 def test_mining_counters_reach_the_metrics_endpoint_and_actors_have_names(wordnet_world: Path, tmp_path: Path) -> None:
-    import ray
     from ray.util.state import list_actors
 
-    port = ray._private.worker.global_worker.node.metrics_export_port
     path = tmp_path / "c.parquet"
     write_candidates(path, _copies(wordnet_world, 30))  # long enough for several metric exports
     result: dict[str, Any] = {}
@@ -41,7 +47,7 @@ def test_mining_counters_reach_the_metrics_endpoint_and_actors_have_names(wordne
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         names |= {a.class_name for a in list_actors(filters=[("state", "=", "ALIVE")])}
-        text = _scrape(port)
+        text = _scrape()
         if "ray_crucible_miner_candidates_seen" in text:
             seen = text
             if not t.is_alive():

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -75,36 +70,6 @@ def test_more_trials_than_cpus_complete_with_results_and_logs(synthetic_world: P
         cr.sweep(synthetic_world, output_dir=out, ratios="85_10_5", seeds="1", steps="10")
 
 
-def test_a_crashed_trial_is_retried_from_its_last_checkpoint(synthetic_world: Path, tmp_path: Path) -> None:
-    out = tmp_path / "retry"
-
-    def ready() -> bool:  # a recovery checkpoint is complete in Ray Train's storage, and the run is not finished
-        # The step-200 eval point exists, so the step-100 report (and its checkpoint upload) has returned.
-        saved = any((out / "trials").glob("*/scoreboard_step_200.json"))
-        return saved and not any((out / "trials").glob("*/scoreboard_step_600.json"))
-
-    res = kill_a_train_worker_when(
-        ready,
-        lambda: cr.sweep(
-            synthetic_world,
-            output_dir=out,
-            ratios="75_15_10",
-            seeds="3",
-            steps="100,600",
-            eval_every=100,
-            max_failures=1,
-            **SMALL,
-        ),
-    )
-    assert res["killed"] == 1, "the trial ended before its worker could be killed"
-    assert "error" not in res, res.get("error")
-    table = res["value"]
-    assert set(table["status"]) == {"complete"} and set(table["attempts"]) == {2}
-    trial = out / "trials" / table["trial_id"].iloc[0]
-    timing = json.loads((trial / "timing.json").read_text())
-    assert 0 < timing["steps_run"] < 600  # the retry continued from a checkpoint, not from step 0
-
-
 def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Path, tmp_path: Path) -> None:
     out = tmp_path / "fail"
 
@@ -133,56 +98,6 @@ def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Pat
     assert failed["seed"].eq(5).all()  # recorded with its params
     assert json.loads((out / "manifest.json").read_text())["failed_trials"] == list(failed["trial_id"].unique())
     assert len(cr.pareto(out, n_bootstrap=10)) == 2  # the failed trial's milestones are left out
-
-
-def test_a_killed_driver_resumes_without_rerunning_finished_trials(synthetic_world: Path, tmp_path: Path) -> None:
-    out = tmp_path / "resume"
-    args = [
-        "sweep",
-        "ratio",
-        "--data",
-        str(synthetic_world),
-        "--ratios",
-        "85_10_5,75_15_10,80_10_10",
-        "--seeds",
-        "1",
-        "--steps",
-        "20,40",
-        "--batch-size",
-        "16",
-        "--encoder",
-        TINY,
-        "--output-dir",
-        str(out),
-    ]
-    log = tmp_path / "driver.log"
-    env = {**os.environ, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "crucible-ray"), *args], stdout=err, stderr=err, env=env
-        )
-        deadline = time.monotonic() + 240
-        done: list[Path] = []
-        while time.monotonic() < deadline and proc.poll() is None and not done:
-            done = [p.parent for p in out.glob("trials/*/status.json") if _status(p.parent)["status"] == "complete"]
-            time.sleep(0.1)
-        assert proc.poll() is None, log.read_text()[-3000:]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    assert done and not (out / "results.parquet").exists()
-    before = {d.name: _status(d) for d in done}
-    table = cr.sweep(
-        synthetic_world,
-        output_dir=out,
-        ratios="85_10_5,75_15_10,80_10_10",
-        seeds="1",
-        steps="20,40",
-        resume=True,
-        **SMALL,
-    )
-    assert len(table) == 6 and set(table["status"]) == {"complete"}
-    for name, status in before.items():
-        assert _status(out / "trials" / name) == status  # finished before the kill: not run again
 
 
 def test_an_optuna_space_searches_the_ratio_simplex(synthetic_world: Path, tmp_path: Path) -> None:

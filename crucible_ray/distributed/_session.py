@@ -53,13 +53,35 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, **in
         kwargs.setdefault("dashboard_host", "127.0.0.1")
     try:
         ray.init(address=address, **kwargs)
-    except ConnectionError as e:
-        raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
+    except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+        raise ConfigError(_connect_message(address, e)) from None
     log.info("Ray %s: %s", "cluster" if address else "local instance", _describe(ray.cluster_resources()))
     try:
         yield
     finally:
         ray.shutdown()
+
+
+_TOKEN_HINT = (
+    "supply the cluster's token as RAY_AUTH_TOKEN, a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
+)
+
+
+def _connect_message(address: str | None, error: BaseException) -> str:
+    """One line for a failed ``ray.init``: a missing or rejected token says so and how to supply it."""
+    import ray
+
+    auth = isinstance(error, ray.exceptions.AuthenticationError) or isinstance(
+        error.__cause__, ray.exceptions.AuthenticationError
+    )
+    where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+    if auth:
+        has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"))
+        has_token = has_token or os.path.exists(os.path.expanduser("~/.ray/auth_token"))
+        what = "rejected the authentication token" if has_token else "requires an authentication token"
+        return f"{where} {what}: {_TOKEN_HINT}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"cannot connect to {where}: {first}"
 
 
 def _describe(resources: dict[str, float]) -> str:

@@ -1,0 +1,143 @@
+"""Multi-node runs on the session's cluster (``ray.cluster_utils.Cluster``, head + worker nodes on this
+machine): work spreads over the nodes, a node lost mid-run loses nothing, a killed driver resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from crucible_ray.cli._main import run
+from faults import remove_a_node_when
+from test_mining_ray import CFG, _copies, _results
+from test_sweep_ray import SMALL, TINY, _status
+
+import crucible_ray as cr
+from crucible_ray.data import write_candidates
+
+pytestmark = [pytest.mark.slow]
+
+
+def _assert_node_gone(node_id: str) -> None:
+    import ray
+
+    assert not any(n["NodeID"] == node_id and n["Alive"] for n in ray.nodes())
+
+
+@pytest.mark.wordnet
+def test_mining_spreads_over_nodes_and_a_lost_node_loses_no_candidate(
+    ray_cluster: Any, wordnet_world: Path, tmp_path: Path
+) -> None:
+    from ray.util.state import list_actors
+
+    cands = _copies(wordnet_world, 25)
+    path = tmp_path / "many.jsonl"
+    write_candidates(path, cands)
+    out = tmp_path / "lost-node.parquet"
+    work = out.parent / f".{out.name}.work"
+    # Two actors on two 1-CPU worker nodes: Ray Data spreads them. The node of one of them goes away
+    # (its actor with it: no graceful drain) once the run has started mining.
+    res = remove_a_node_when(
+        ray_cluster,
+        work.exists,
+        lambda: cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=out, actors=2, batch_size=16, **CFG),
+        actor="CrucibleMiner",
+    )
+    assert res["removed"], "the run ended before a node could be removed"
+    assert "error" not in res, res.get("error")
+    assert len(res["nodes"]) >= 2, "the miner actors did not spread over the nodes"
+    _assert_node_gone(res["removed"])
+    rows = _results(out)  # every candidate exactly once
+    assert set(rows) == {c.candidate_id for c in cands}
+    for actor_id in res["lost_actors"]:  # the actor died with its node; the pool replaced it
+        assert [a.state for a in list_actors(filters=[("actor_id", "=", actor_id)])] == ["DEAD"]
+    assert pq.read_metadata(out).num_rows == len(cands)
+
+
+def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
+    ray_cluster: Any, synthetic_world: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sweep"
+
+    def ready() -> bool:  # a recovery checkpoint exists (the step-200 eval point came after it), not finished
+        saved = any((out / "trials").glob("*/scoreboard_step_200.json"))
+        return saved and not any((out / "trials").glob("*/scoreboard_step_600.json"))
+
+    res = remove_a_node_when(
+        ray_cluster,
+        ready,
+        lambda: cr.sweep(
+            synthetic_world,
+            output_dir=out,
+            ratios="75_15_10",
+            seeds="3,4",
+            steps="100,600",
+            eval_every=100,
+            max_failures=2,
+            **SMALL,
+        ),
+        actor="RayTrainWorker",
+    )
+    assert res["removed"], "the sweep ended before a node could be removed"
+    assert "error" not in res, res.get("error")
+    assert len(res["nodes"]) >= 2, "the two trials' workers did not run on two nodes"
+    _assert_node_gone(res["removed"])
+    table = res["value"]
+    assert len(table) == 4 and set(table["status"]) == {"complete"}
+    retried = table[table["attempts"] > 1]["trial_id"].unique()
+    assert len(retried) >= 1  # the trial whose worker was on the lost node ran again...
+    for trial in retried:
+        timing = json.loads((out / "trials" / trial / "timing.json").read_text())
+        assert 0 < timing["steps_run"] < 600  # ...from its last checkpoint, not from step 0
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_killed_driver_resumes_with_resume(ray_cluster: Any, synthetic_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "resume"
+    args = [
+        "sweep",
+        "ratio",
+        "--data",
+        str(synthetic_world),
+        "--ratios",
+        "85_10_5,75_15_10,80_10_10",
+        "--seeds",
+        "1",
+        "--steps",
+        "20,40",
+        "--batch-size",
+        "16",
+        "--encoder",
+        TINY,
+        "--output-dir",
+        str(out),
+    ]
+    log = tmp_path / "driver.log"
+    # The driver is a separate process connected to the session's cluster (with the session's token).
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.address}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "crucible-ray"), *args], stdout=err, stderr=err, env=env
+        )
+        deadline = time.monotonic() + 240
+        done: list[Path] = []
+        while time.monotonic() < deadline and proc.poll() is None and not done:
+            done = [p.parent for p in out.glob("trials/*/status.json") if _status(p.parent)["status"] == "complete"]
+            time.sleep(0.1)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert done and not (out / "results.parquet").exists()
+    before = {d.name: _status(d) for d in done}
+    assert run([*args, "--resume"]) == 0
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"complete"}
+    for name, status in before.items():
+        assert _status(out / "trials" / name) == status  # finished before the kill: not run again
