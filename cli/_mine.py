@@ -73,6 +73,13 @@ def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--batch-size", type=int, default=256, show_default=True, help="Candidates per actor call."),
         click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Use GPUs (default: when the cluster has them)."),
         click.option(
+            "--gpus-per-actor",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="GPUs each encoder actor takes; a fraction packs several actors on one GPU.",
+        ),
+        click.option(
             "--address", default=None, help="Ray cluster address (e.g. auto); default RAY_ADDRESS, else a local Ray."
         ),
         click.option(
@@ -117,6 +124,7 @@ def _execution(o: dict[str, Any]) -> dict[str, Any]:
         "actors": o["actors"],
         "batch_size": o["batch_size"],
         "use_gpu": o["use_gpu"],
+        "gpus_per_actor": o["gpus_per_actor"],
         "address": o["address"],
         "corpus_store": o["corpus_store"],
         "resume": not o["restart"],

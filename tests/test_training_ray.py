@@ -61,20 +61,20 @@ def test_train_on_ray_writes_checkpoints_scoreboards_and_tensorboard(synthetic_w
 def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world: Path, tmp_path: Path) -> None:
 
     args: dict[str, Any] = dict(
-        ratio="75_15_10", steps=[600], seed=9, eval_every=100, encoder="hashed-ngram:buckets=4096,dim=32"
+        ratio="75_15_10", steps=[400], seed=9, eval_every=100, encoder="hashed-ngram:buckets=4096,dim=32"
     )
     cr.train(synthetic_world, output_dir=tmp_path / "straight", **args)
     out = tmp_path / "killed"
 
     def ready() -> bool:
         # The step-200 eval point exists, so the step-100 report (and its checkpoint upload) has returned.
-        return (out / "scoreboard_step_200.json").exists() and not (out / "scoreboard_step_600.json").exists()
+        return (out / "scoreboard_step_200.json").exists() and not (out / "scoreboard_step_400.json").exists()
 
     result = kill_a_train_worker_when(ready, lambda: cr.train(synthetic_world, output_dir=out, **args))
     assert result["killed"] == 1, "the run ended before a worker could be killed"
     assert "error" not in result, result.get("error")
     assert _board(out / "scoreboard_final.json") == _board(tmp_path / "straight" / "scoreboard_final.json")
-    assert 0 < json.loads((out / "timing.json").read_text())["steps_run"] < 600  # resumed, not restarted
+    assert 0 < json.loads((out / "timing.json").read_text())["steps_run"] < 400  # resumed, not restarted
 
 
 def test_train_cli_on_the_wordnet_world(

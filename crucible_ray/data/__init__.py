@@ -5,6 +5,7 @@ from crucible_ray.data._hashing import file_sha256
 from crucible_ray.data._io import (
     file_format,
     iter_rows,
+    path_inside,
     read_bundles,
     read_candidates,
     read_corpus,
@@ -36,6 +37,7 @@ __all__ = [
     "write_bundles",
     "write_candidates",
     "write_corpus",
+    "path_inside",
     "read_json_object",
     "write_json",
     "write_rows",

@@ -169,6 +169,21 @@ def write_corpus(path: str | Path, docs: Iterable[CorpusDoc]) -> int:
     return write_rows(path, docs, CorpusDoc)
 
 
+def path_inside(base: str | Path, *parts: str) -> Path | None:
+    """``base / parts`` if it stays inside ``base`` once ``..`` and symbolic links are resolved, else None.
+
+    For paths built from names found in files (trial ids in a results table, folders of a results
+    directory someone sent you): ``../`` components and links pointing elsewhere are refused.
+    """
+    root = Path(base).resolve()
+    path = Path(base).joinpath(*parts)
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return None
+    return path
+
+
 def read_json_object(path: str | Path) -> dict[str, Any]:
     """A JSON object from ``path``; ``{}`` when the file is missing, unreadable or not an object.
 

@@ -292,7 +292,7 @@ def _share_corpus(
         else:
             log.info("embedding the corpus with %s: %d unique texts", plan.describe(), len(texts))
             embed_corpus(texts, model_ref, plan, npy, encode_batch_size=encode_batch_size)
-    emb = np.load(npy, mmap_mode="r")
+    emb = np.load(npy, mmap_mode="r", allow_pickle=False)
     use_mmap = store == "mmap" or (store == "auto" and emb.nbytes > OBJECT_STORE_CORPUS_LIMIT)
     shared = {
         "ids": ids,

@@ -62,18 +62,19 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, **in
         ray.shutdown()
 
 
-_TOKEN_HINT = (
-    "supply the cluster's token as RAY_AUTH_TOKEN, a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
-)
+_TOKEN_HINT = "supply the cluster's token as RAY_AUTH_TOKEN, a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
 
 
 def _connect_message(address: str | None, error: BaseException) -> str:
     """One line for a failed ``ray.init``: a missing or rejected token says so and how to supply it."""
     import ray
 
-    auth = isinstance(error, ray.exceptions.AuthenticationError) or isinstance(
-        error.__cause__, ray.exceptions.AuthenticationError
-    )
+    chain: list[BaseException] = []
+    e: BaseException | None = error
+    while e is not None and e not in chain:  # ray.init wraps the authentication error it met
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    auth = any(isinstance(x, ray.exceptions.AuthenticationError) or "InvalidAuthToken" in str(x) for x in chain)
     where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
     if auth:
         has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"))

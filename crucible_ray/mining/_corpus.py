@@ -77,7 +77,7 @@ def dedupe_corpus(docs: Iterable[CorpusDoc]) -> tuple[list[str], list[str], int]
 
 def open_embeddings(path: str | Path) -> np.ndarray:
     """A corpus embedding file (``.npy``) memory-mapped read-only."""
-    return np.load(path, mmap_mode="r")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def embed_corpus_to_file(texts: list[str], encoder: Any, out: str | Path, *, encode_batch_size: int = 128) -> Path:

@@ -14,12 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crucible_ray._logging import get_logger
 from crucible_ray.analysis import OBJECTIVES, load_results, pareto
-from crucible_ray.data import read_bundles, read_json_object
+from crucible_ray.data import path_inside, read_bundles, read_json_object
 from crucible_ray.errors import CrucibleError
 from crucible_ray.guardrails import GUARDRAILS_FILE, check_guardrails
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.sweeps import TRIALS_DIR
+
+log = get_logger(__name__)
 
 QUANTILES = ("p5", "p25", "p50", "p75", "p95")
 
@@ -141,7 +144,10 @@ def _margins(rdir: Path, table: pd.DataFrame, rec: pd.Series) -> list[Margins]:
     rows = table[(table["ratio"] == rec["ratio"]) & (table["step"] == rec["step"])]
     sums: dict[tuple[str, str], list[dict[str, float]]] = {}
     for trial in rows["trial_id"].unique() if "trial_id" in rows else []:
-        path = rdir / TRIALS_DIR / str(trial) / f"scoreboard_step_{int(rec['step'])}.json"
+        path = path_inside(rdir, TRIALS_DIR, str(trial), f"scoreboard_step_{int(rec['step'])}.json")
+        if path is None:  # a trial id naming a file outside the results dir (`../`, a link): not read
+            log.warning("%s: trial id %r points outside the results dir; its margins are left out", rdir, trial)
+            continue
         try:
             board = Scoreboard.read(path)
         except (CrucibleError, OSError):

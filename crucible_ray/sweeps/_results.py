@@ -15,11 +15,14 @@ from typing import Any
 
 import pandas as pd
 
+from crucible_ray._logging import get_logger
 from crucible_ray.analysis import PARAM_PREFIX, RESULTS_FILE
-from crucible_ray.data import atomic_path, read_json_object, write_json
+from crucible_ray.data import atomic_path, path_inside, read_json_object, write_json
 from crucible_ray.errors import CrucibleError
 from crucible_ray.guardrails import scoreboard_metrics
 from crucible_ray.scoreboard import Scoreboard
+
+log = get_logger(__name__)
 
 TRIALS_DIR = "trials"
 TRIAL_FILE = "trial.json"
@@ -83,6 +86,9 @@ def collect_results(sweep_dir: Path) -> pd.DataFrame:
     """Every trial's rows, sorted by ratio, params, seed and step."""
     rows: list[dict[str, Any]] = []
     for trial_dir in sorted((sweep_dir / TRIALS_DIR).glob("*")):
+        if path_inside(sweep_dir, TRIALS_DIR, trial_dir.name, TRIAL_FILE) is None:
+            log.warning("%s: a link to outside the sweep dir; skipped", trial_dir)
+            continue
         if (trial_dir / TRIAL_FILE).is_file():
             rows.extend(trial_rows(trial_dir))
     table = pd.DataFrame(rows)
