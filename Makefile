@@ -38,16 +38,16 @@ install: $(DEPS_STAMP)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall . >/dev/null
 
 test: setup
-	$(BIN)/ruff check crucible_ray cli tests benchmarks
-	$(BIN)/mypy crucible_ray cli
+	$(BIN)/ruff check crucible_ray cli tests benchmarks cluster
+	$(BIN)/mypy crucible_ray cli cluster/local_cluster.py
 	$(BIN)/pytest -q
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
 lint: install
-	$(BIN)/ruff check crucible_ray cli tests benchmarks
-	$(BIN)/mypy crucible_ray cli
+	$(BIN)/ruff check crucible_ray cli tests benchmarks cluster
+	$(BIN)/mypy crucible_ray cli cluster/local_cluster.py
 
 demo: setup
 	$(BIN)/crucible-ray demo --output-dir demo-output
@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python benchmarks/mining.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

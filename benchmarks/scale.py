@@ -163,7 +163,7 @@ def _cluster(nodes: int) -> Any:
     return cluster
 
 
-def part_nodes(tmp: Path, node_counts: list[int], mine_n: int) -> None:
+def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, what: set[str]) -> None:
     import ray
 
     w = wordnet(tmp)
@@ -174,39 +174,43 @@ def part_nodes(tmp: Path, node_counts: list[int], mine_n: int) -> None:
     base_mine = base_sweep = None
     for nodes in node_counts:
         cluster = _cluster(nodes)
+        t_mine = t_sweep = 0.0
         try:
-            t0 = time.perf_counter()
-            cr.mine(
-                cands, corpus=corpus, out=tmp / f"nodes_{nodes}.parquet", config=CFG, actors=nodes, holdout_pool=None
-            )
-            t_mine = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            table = cr.sweep(
-                synth,
-                output_dir=tmp / f"sweep_nodes_{nodes}",
-                ratios="85_10_5,75_15_10,65_25_10",
-                seeds="1,2",
-                steps="100,200",
-                encoder=TINY,
-                batch_size=16,
-            )
-            t_sweep = time.perf_counter() - t0
+            if "mine" in what:
+                t0 = time.perf_counter()
+                out = tmp / f"nodes_{nodes}.parquet"
+                cr.mine(cands, corpus=corpus, out=out, config=CFG, actors=nodes, holdout_pool=None, resume=False)
+                t_mine = time.perf_counter() - t0
+            if "sweep" in what:
+                t0 = time.perf_counter()
+                table = cr.sweep(
+                    synth,
+                    output_dir=tmp / f"sweep_nodes_{nodes}_{time.time_ns()}",
+                    ratios="85_10_5,75_15_10,65_25_10",
+                    seeds="1,2",
+                    steps="100,200",
+                    encoder=TINY,
+                    batch_size=16,
+                )
+                t_sweep = time.perf_counter() - t0
         finally:
             ray.shutdown()
             cluster.shutdown()
-        base_mine = base_mine or t_mine
-        base_sweep = base_sweep or t_sweep
-        row(
-            "nodes",
-            f"{nodes} node(s): mine {mine_n:,} x {mine_n:,} ({nodes} actor(s))",
-            f"{t_mine:.0f} s, {mine_n / t_mine:,.0f} candidates/s, {base_mine / t_mine:.2f}x of 1 node",
-        )
-        done = int((table.drop_duplicates("trial_id")["status"] == "complete").sum())
-        row(
-            "nodes",
-            f"{nodes} node(s): sweep, 6 trials x 200 steps ({done} complete)",
-            f"{t_sweep:.0f} s, {6 * 3600 / t_sweep:.0f} trials/h, {base_sweep / t_sweep:.2f}x of 1 node",
-        )
+        if t_mine:
+            base_mine = base_mine or t_mine
+            row(
+                "nodes",
+                f"{nodes} node(s): mine {mine_n:,} x {mine_n:,} ({nodes} actor(s))",
+                f"{t_mine:.0f} s, {mine_n / t_mine:,.0f} candidates/s, {base_mine / t_mine:.2f}x of 1 node",
+            )
+        if t_sweep:
+            base_sweep = base_sweep or t_sweep
+            done = int((table.drop_duplicates("trial_id")["status"] == "complete").sum())
+            row(
+                "nodes",
+                f"{nodes} node(s): sweep, 6 trials x 200 steps ({done} complete)",
+                f"{t_sweep:.0f} s, {6 * 3600 / t_sweep:.0f} trials/h, {base_sweep / t_sweep:.2f}x of 1 node",
+            )
 
 
 def part_sweep27(tmp: Path) -> None:
@@ -243,6 +247,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=int, default=100_000)
     ap.add_argument("--nodes", default="1,2,3")
     ap.add_argument("--nodes-mine", type=int, default=20_000)
+    ap.add_argument("--nodes-what", default="mine,sweep", help="What the nodes part runs: mine, sweep or both.")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     logging.getLogger("crucible_ray").setLevel(logging.WARNING)
@@ -258,7 +263,8 @@ def main() -> None:
             if part == "pool":
                 part_pool(tmp, [int(s) for s in args.sizes.split(",")], args.corpus)
             elif part == "nodes":
-                part_nodes(tmp, [int(s) for s in args.nodes.split(",")], args.nodes_mine)
+                what = set(args.nodes_what.split(","))
+                part_nodes(tmp, [int(s) for s in args.nodes.split(",")], args.nodes_mine, what)
             elif part == "sweep27":
                 part_sweep27(tmp)
             else:

@@ -10,11 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 
-def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any], times: int = 1) -> dict[str, Any]:
-    """Run ``work`` in a thread; SIGKILL a Ray Train worker ``times`` times once ``ready()``."""
-    from ray.util.state import list_actors
-
-    result: dict[str, Any] = {}
+def _start(work: Callable[[], Any], result: dict[str, Any]) -> threading.Thread:
+    """Run ``work`` in a thread; its return value lands in ``result["value"]``, an exception in ``"error"``."""
 
     def target() -> None:
         try:
@@ -24,6 +21,15 @@ def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any],
 
     t = threading.Thread(target=target)
     t.start()
+    return t
+
+
+def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any], times: int = 1) -> dict[str, Any]:
+    """Run ``work`` in a thread; SIGKILL a Ray Train worker ``times`` times once ``ready()``."""
+    from ray.util.state import list_actors
+
+    result: dict[str, Any] = {}
+    t = _start(work, result)
     killed: list[int] = []
     deadline = time.monotonic() + 240
     while len(killed) < times and time.monotonic() < deadline and t.is_alive():
@@ -50,15 +56,7 @@ def remove_a_node_when(cluster: Any, ready: Callable[[], bool], work: Callable[[
     from ray.util.state import list_actors
 
     result: dict[str, Any] = {"removed": None, "nodes": set()}
-
-    def target() -> None:
-        try:
-            result["value"] = work()
-        except Exception as e:  # surfaced by the caller's assertions
-            result["error"] = e
-
-    t = threading.Thread(target=target)
-    t.start()
+    t = _start(work, result)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and t.is_alive():
         alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if actor in a.class_name]

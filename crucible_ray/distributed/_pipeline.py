@@ -27,12 +27,14 @@ PROGRESS_EVERY_S = 5.0
 
 
 @contextmanager
-def _data_context() -> Iterator[None]:
+def _data_context(*, preserve_order: bool) -> Iterator[None]:
+    """Ray Data settings for the datasets *created* inside the block (a dataset keeps a copy of the
+    context current when it was created: settings changed later do not reach it)."""
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
     saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
-    ctx.execution_options.preserve_order = True
+    ctx.execution_options.preserve_order = preserve_order
     ctx.enable_progress_bars = False  # progress goes to our log instead (one line every few seconds)
     # Ray Data logs every execution plan to the console at INFO; keep that in its session log file only.
     console = [
@@ -43,12 +45,17 @@ def _data_context() -> Iterator[None]:
     levels = [h.level for h in console]
     for h in console:
         h.setLevel(max(h.level, logging.WARNING))
+    # ...and its one-time warning that progress bars are off (they are, on purpose).
+    progress = logging.getLogger("ray.data._internal.progress")
+    progress_level = progress.level
+    progress.setLevel(logging.ERROR)
     try:
         yield
     finally:
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
         for h, level in zip(console, levels, strict=True):
             h.setLevel(level)
+        progress.setLevel(progress_level)
 
 
 def _map_args(plan: ActorPlan) -> dict[str, Any]:
@@ -72,20 +79,21 @@ def embed_corpus(
         )
         for i in range(0, len(texts), shard_rows)
     ]
-    ds = ray.data.from_arrow(shards).map_batches(
-        CrucibleCorpusEncoder,
-        batch_size=shard_rows,
-        batch_format="numpy",
-        fn_constructor_args=([model_ref],),
-        fn_constructor_kwargs={
-            "threads": plan.threads,
-            "use_gpu": plan.use_gpu,
-            "encode_batch_size": encode_batch_size,
-        },
-        **_map_args(plan),
-    )
-    done, last = 0, time.monotonic()
-    with _data_context(), atomic_path(out) as tmp:
+    # Each batch carries its row numbers and is written to its rows: any order of arrival is fine.
+    with _data_context(preserve_order=False), atomic_path(out) as tmp:
+        ds = ray.data.from_arrow(shards).map_batches(
+            CrucibleCorpusEncoder,
+            batch_size=shard_rows,
+            batch_format="numpy",
+            fn_constructor_args=([model_ref],),
+            fn_constructor_kwargs={
+                "threads": plan.threads,
+                "use_gpu": plan.use_gpu,
+                "encode_batch_size": encode_batch_size,
+            },
+            **_map_args(plan),
+        )
+        done, last = 0, time.monotonic()
         array: np.memmap | None = None
         for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
             emb = np.asarray(batch["embedding"], dtype=np.float32)
@@ -118,20 +126,22 @@ def run_miner(
     """Stream the candidate shards through the miner actors; ``on_rows`` gets result tables in input order."""
     import ray
 
-    ds = ray.data.from_arrow_refs(shard_refs).map_batches(
-        CrucibleMiner,
-        batch_size=batch_size,
-        batch_format="pyarrow",
-        fn_constructor_args=([model_ref], None if corpus_ref is None else [corpus_ref]),
-        fn_constructor_kwargs={
-            "config": config,
-            "threads": plan.threads,
-            "use_gpu": plan.use_gpu,
-            "encode_batch_size": encode_batch_size,
-            "run_id": run_id,
-        },
-        **_map_args(plan),
-    )
-    with _data_context():
+    # Results must come back in input order (resume and the output file rely on it): the dataset is
+    # created inside the context so that it keeps preserve_order.
+    with _data_context(preserve_order=True):
+        ds = ray.data.from_arrow_refs(shard_refs).map_batches(
+            CrucibleMiner,
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            fn_constructor_args=([model_ref], None if corpus_ref is None else [corpus_ref]),
+            fn_constructor_kwargs={
+                "config": config,
+                "threads": plan.threads,
+                "use_gpu": plan.use_gpu,
+                "encode_batch_size": encode_batch_size,
+                "run_id": run_id,
+            },
+            **_map_args(plan),
+        )
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             on_rows(batch)
