@@ -181,7 +181,8 @@ def test_a_hostile_results_folder_reads_nothing_outside_it(tmp_path: Path, synth
 # -- token-protected clusters ----------------------------------------------------------------------
 
 
-def _mine_cli(world: Path, out: Path, address: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _mine_cli(world: Path, out: Path, address: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``crucible-ray mine`` against ``address`` (the three cases of the test run side by side)."""
     args = [
         str(Path(sys.executable).parent / "crucible-ray"),
         "mine",
@@ -200,7 +201,7 @@ def _mine_cli(world: Path, out: Path, address: str, env: dict[str, str]) -> subp
         "--address",
         address,
     ]
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
@@ -213,21 +214,26 @@ def test_a_token_protected_cluster_needs_the_token(ray_cluster: Any, synthetic_w
     token_file = tmp_path / "token"
     token_file.write_text(os.environ["RAY_AUTH_TOKEN"])
     token_file.chmod(0o600)
-
-    ok = _mine_cli(synthetic_world, tmp_path / "ok.parquet", address, {**base, "RAY_AUTH_TOKEN_PATH": str(token_file)})
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    assert (tmp_path / "ok.parquet").is_file()
-
-    for env, words in (
-        (base, "requires an authentication token"),
-        ({**base, "RAY_AUTH_TOKEN": "0" * 64}, "rejected the authentication token"),
-    ):
-        out = tmp_path / "refused.parquet"
-        res = _mine_cli(synthetic_world, out, address, env)
-        assert res.returncode == 2, res.stderr[-2000:]
-        lines = [line for line in res.stderr.splitlines() if line.startswith("crucible-ray: error")]
+    cases = {  # name: (environment, the words of the one-line error, or None for success)
+        "with-token-file": ({**base, "RAY_AUTH_TOKEN_PATH": str(token_file)}, None),
+        "no-token": (base, "requires an authentication token"),
+        "wrong-token": ({**base, "RAY_AUTH_TOKEN": "0" * 64}, "rejected the authentication token"),
+    }
+    procs = {
+        name: _mine_cli(synthetic_world, tmp_path / f"{name}.parquet", address, env) for name, (env, _) in cases.items()
+    }
+    for name, proc in procs.items():
+        _, stderr = proc.communicate(timeout=300)
+        words = cases[name][1]
+        out = tmp_path / f"{name}.parquet"
+        if words is None:
+            assert proc.returncode == 0, stderr[-2000:]
+            assert out.is_file()
+            continue
+        assert proc.returncode == 2, stderr[-2000:]
+        lines = [line for line in stderr.splitlines() if line.startswith("crucible-ray: error")]
         # Ray's own retry lines come first (~1 a second for 20 s with a wrong token); ours is the last line.
-        assert len(lines) == 1 and res.stderr.strip().splitlines()[-1] == lines[0]
-        assert words in lines[0] and address in lines[0], res.stderr[-2000:]
-        assert "Traceback" not in res.stderr and "RAY_AUTH_TOKEN" in lines[0]
+        assert len(lines) == 1 and stderr.strip().splitlines()[-1] == lines[0]
+        assert words in lines[0] and address in lines[0], stderr[-2000:]
+        assert "Traceback" not in stderr and "RAY_AUTH_TOKEN" in lines[0]
         assert not out.exists()
