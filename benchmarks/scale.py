@@ -33,6 +33,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import psutil  # noqa: E402
+from mining import world as wordnet  # noqa: E402  (benchmarks/mining.py: the WordNet world, built once per workdir)
 
 import crucible_ray as cr  # noqa: E402
 from crucible_ray.data import Candidate, CorpusDoc, read_candidates, read_corpus, write_candidates, write_corpus  # noqa: E402
@@ -44,13 +45,6 @@ TINY = "hashed-ngram:buckets=4096,dim=32"
 
 def row(part: str, what: str, value: str) -> None:
     print(f"  {part:<8} {what:<62} {value}", flush=True)
-
-
-def wordnet(tmp: Path) -> Path:
-    path = tmp / "wordnet"
-    if not (path / "manifest.json").exists():
-        cr.build_world("wordnet", path)
-    return path
 
 
 def write_pool(w: Path, n: int, path: Path) -> None:

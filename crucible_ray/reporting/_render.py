@@ -122,39 +122,26 @@ def _pareto(data: ReportData) -> go.Figure:
     for name, keep in groups:
         rows = [r for r in data.pareto_rows if keep(r)]
         fig.add_trace(
-            go.Scatter(
-                x=[r["retention_mean"] for r in rows],
-                y=[r["generalization_mean"] for r in rows],
-                mode="markers",
-                name=name,
-                text=[esc(r["config"]) for r in rows],
-                error_x=_err(rows, "retention"),
-                error_y=_err(rows, "generalization"),
+            _points(
+                rows, mode="markers", name=name, error_x=_err(rows, "retention"), error_y=_err(rows, "generalization")
             )
         )
     front = sorted((r for r in data.pareto_rows if r["on_frontier"]), key=lambda r: r["retention_mean"])
-    fig.add_trace(
-        go.Scatter(
-            x=[r["retention_mean"] for r in front],
-            y=[r["generalization_mean"] for r in front],
-            mode="lines",
-            name="frontier",
-            line={"dash": "dot"},
-        )
-    )
+    fig.add_trace(_points(front, labels=False, mode="lines", name="frontier", line={"dash": "dot"}))
     for flag, symbol, label in (("recommended", "star", "recommended"), ("is_baseline", "diamond", "baseline")):
         rows = [r for r in data.pareto_rows if r.get(flag)]
         fig.add_trace(
-            go.Scatter(
-                x=[r["retention_mean"] for r in rows],
-                y=[r["generalization_mean"] for r in rows],
-                mode="markers",
-                name=label,
-                text=[esc(r["config"]) for r in rows],
-                marker={"symbol": symbol, "size": 16, "line": {"width": 1}},
-            )
+            _points(rows, mode="markers", name=label, marker={"symbol": symbol, "size": 16, "line": {"width": 1}})
         )
     return fig
+
+
+def _points(rows: list[dict[str, Any]], *, labels: bool = True, **style: Any) -> go.Scatter:
+    """Pareto rows as a retention x generalization trace (seed means), labelled by config unless ``labels=False``."""
+    text = [esc(r["config"]) for r in rows] if labels else None
+    return go.Scatter(
+        x=[r["retention_mean"] for r in rows], y=[r["generalization_mean"] for r in rows], text=text, **style
+    )
 
 
 def _err(rows: list[dict[str, Any]], obj: str) -> dict[str, Any]:
