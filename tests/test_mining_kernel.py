@@ -20,8 +20,10 @@ from crucible_ray.mining import (
     dedupe_corpus,
     draw_lineup_scalar,
     draw_lineups,
+    embed_texts,
     judge_lineups,
     mine_batch,
+    open_embeddings,
     retrieve,
 )
 
@@ -94,6 +96,43 @@ def test_kernel_matches_reference(synthetic_world: Path, cfg: MinerConfig) -> No
     by_id = {r["candidate_id"]: r for r in got}
     assert by_id["edge:few"]["status"] == "insufficient" and by_id["edge:few"]["accepted"] is False
     assert by_id["edge:dup"]["n_dropped_duplicates"] == 2
+
+
+class _CountingEncoder:
+    """An encoder wrapper that records which texts reach ``encode``."""
+
+    def __init__(self, enc: cr.Encoder) -> None:
+        self.enc, self.seen = enc, []  # type: ignore[var-annotated]
+        self.dim, self.device = enc.dim, enc.device
+
+    def encode(self, texts: list[str], *, batch_size: int = 256) -> np.ndarray:
+        self.seen.extend(texts)
+        return self.enc.encode(texts, batch_size=batch_size)
+
+
+def test_texts_already_in_the_corpus_reuse_its_embeddings(tmp_path: Path) -> None:
+    enc = cr.build_encoder("hashed-ngram:dim=32,seed=1", device="cpu")
+    docs = [CorpusDoc(id=f"d{i}", text=t) for i, t in enumerate(["a red apple", "the sea", "a dog barks", "rain"])]
+    index = _index(enc, docs)
+    # Distinctive corpus vectors: a reused row must come from the corpus, not from the encoder.
+    marked = index.embeddings.copy()
+    marked[:, 0] = np.arange(len(docs)) + 10.0
+    np.save(tmp_path / "c.npy", marked)
+    texts = ["rain", "a cat", "The Sea", "a red apple", "a cat"]  # "The Sea" differs: not verbatim
+    for index_ in (
+        CorpusIndex(index.ids, index.texts, marked),
+        CorpusIndex(index.ids, index.texts, open_embeddings(tmp_path / "c.npy")),
+    ):
+        for tensor in (torch.from_numpy(marked), None):
+            counting = _CountingEncoder(enc)
+            got = embed_texts(texts, counting, index_, tensor, batch_size=2).numpy()  # type: ignore[arg-type]
+            assert counting.seen == ["a cat", "The Sea", "a cat"]
+            np.testing.assert_array_equal(got[[0, 3]], marked[[3, 0]])
+            np.testing.assert_allclose(got[[1, 2, 4]], enc.encode(["a cat", "The Sea", "a cat"]), atol=1e-6)
+    # Without a corpus, everything is encoded.
+    counting = _CountingEncoder(enc)
+    embed_texts(texts, counting, None)  # type: ignore[arg-type]
+    assert counting.seen == texts
 
 
 def test_retrieve_excludes_positive_and_never_returns_a_row_twice() -> None:

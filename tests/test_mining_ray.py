@@ -18,8 +18,13 @@ import pytest
 from crucible_ray.cli._main import run
 
 import crucible_ray as cr
+import crucible_ray.distributed._corpus as corpus_module
+import crucible_ray.distributed._mine as mine_module
 from crucible_ray.data import Candidate, read_bundles, read_candidates, read_corpus, write_candidates
+from crucible_ray.distributed._corpus import DriverEmbedding, driver_embeds
+from crucible_ray.errors import MiningError
 from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, dedupe_corpus, mine_batch
+from crucible_ray.mining._corpus import await_embeddings, failure_note
 from crucible_ray.mining._outputs import in_holdout
 
 pytestmark = [pytest.mark.wordnet, pytest.mark.usefixtures("ray_local")]
@@ -82,6 +87,90 @@ def test_results_match_the_single_process_kernel(mined: cr.MiningResult, wordnet
     assert list(got) == [c.candidate_id for c in cands]  # input order kept
     statuses = {r["status"] for r in got.values()}
     assert {"accepted", "rejected"} <= statuses
+
+
+def test_corpus_embedded_by_the_driver_gives_the_same_results(
+    mined: cr.MiningResult, wordnet_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On one CPU machine the driver embeds the corpus in a thread while Ray and the actors start, and the
+    # actors map the file. Forced here on the simulated cluster, whose nodes share this machine's disk.
+    assert not driver_embeds(None, None)  # the test session's cluster has several nodes
+    assert mined.manifest["execution"]["corpus_embedded_by"] == "actors"
+    monkeypatch.setattr(mine_module, "driver_embeds", lambda address, use_gpu: True)
+    res = cr.mine(
+        wordnet_world / "organic_candidates.jsonl",
+        corpus=wordnet_world / "corpus.jsonl",
+        out=tmp_path / "driver.parquet",
+        actors=2,
+        batch_size=256,
+        **CFG,
+    )
+    assert res.manifest["execution"]["corpus_embedded_by"] == "driver"
+    _same(_results(mined.results), _results(res.results))
+
+
+def test_a_failed_driver_embedding_stops_the_run_with_its_reason(
+    wordnet_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Path:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(mine_module, "driver_embeds", lambda address, use_gpu: True)
+    monkeypatch.setattr(corpus_module, "embed_corpus_to_file", broken)
+    out = tmp_path / "m.parquet"
+    started = time.monotonic()
+    with pytest.raises(OSError, match="No space left"):
+        cr.mine(wordnet_world / "organic_candidates.jsonl", corpus=wordnet_world / "corpus.jsonl", out=out, **CFG)
+    assert time.monotonic() - started < 120  # the waiting actors gave up instead of waiting forever
+    assert not out.exists()
+
+
+class _GatedEncoder:
+    """A real encoder whose calls wait for the test's go-ahead (to cancel a thread mid-way)."""
+
+    def __init__(self) -> None:
+        self.enc = cr.build_encoder(cr.DEFAULT_ENCODER, device="cpu")
+        self.dim, self.gate, self.calls = self.enc.dim, __import__("threading").Event(), 0
+
+    def encode(self, texts: list[str], *, batch_size: int = 256) -> np.ndarray:
+        self.calls += 1
+        self.gate.wait(timeout=30)
+        return self.enc.encode(texts, batch_size=batch_size)
+
+
+def test_driver_embedding_thread_writes_fails_and_cancels_cleanly(tmp_path: Path) -> None:
+    texts = [f"text number {i}" for i in range(3000)]
+    enc = cr.build_encoder(cr.DEFAULT_ENCODER, device="cpu")
+    job = DriverEmbedding(texts, enc, tmp_path / "a.npy", encode_batch_size=32)
+    np.testing.assert_allclose(await_embeddings(tmp_path / "a.npy"), enc.encode(texts), atol=1e-6)
+    job.raise_if_failed()
+    # A file left by an earlier attempt is reused: no thread at all.
+    again = DriverEmbedding(texts, enc, tmp_path / "a.npy", encode_batch_size=32)
+    assert again._thread is None
+
+    # Cancelled between chunks: neither a file nor a failure note, and no error re-raised.
+    gated = _GatedEncoder()
+    job = DriverEmbedding(texts, gated, tmp_path / "b.npy", encode_batch_size=32)  # type: ignore[arg-type]
+    while not gated.calls:
+        time.sleep(0.01)
+    job._stop.set()
+    gated.gate.set()
+    job.cancel()
+    assert gated.calls == 1
+    assert not (tmp_path / "b.npy").exists() and not failure_note(tmp_path / "b.npy").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]  # no temporary file left either
+    job.raise_if_failed()
+
+    # A failure leaves a one-line note that waiting actors report, and the driver re-raises the error.
+    class Broken(_GatedEncoder):
+        def encode(self, texts: list[str], *, batch_size: int = 256) -> np.ndarray:
+            raise MemoryError("out of\nmemory")
+
+    job = DriverEmbedding(texts, Broken(), tmp_path / "c.npy", encode_batch_size=32)  # type: ignore[arg-type]
+    with pytest.raises(MiningError, match="corpus embedding failed: out of memory$"):
+        await_embeddings(tmp_path / "c.npy")
+    with pytest.raises(MemoryError):
+        job.raise_if_failed()
 
 
 @pytest.mark.slow

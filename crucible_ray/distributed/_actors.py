@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, mine_batch, open_embeddings
+from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, mine_batch
+from crucible_ray.mining._corpus import await_embeddings
 from crucible_ray.mining._model import ModelSource
 
 # Where a GPU actor keeps the corpus: on the GPU when it takes at most this share of GPU memory.
@@ -95,12 +96,15 @@ class CrucibleMiner:
         self.encode_batch_size = encode_batch_size
         self.corpus: CorpusIndex | None = None
         self.corpus_tensor: torch.Tensor | None = None
-        if corpus is not None:
-            shared: dict[str, Any] = ray.get(corpus[0])
-            emb = shared["embeddings"] if shared["embeddings"] is not None else open_embeddings(shared["path"])
-            self.corpus = CorpusIndex(shared["ids"], shared["texts"], emb, shared["n_duplicates"])
-            self.corpus_tensor = self._place(emb)
+        # The embeddings may still be in the making on the driver (a file that appears when done):
+        # the actor starts and loads its model meanwhile, and opens the corpus at its first batch.
+        self._shared: dict[str, Any] | None = ray.get(corpus[0]) if corpus is not None else None
         self.metrics = _MinerMetrics(run_id)
+
+    def _open_corpus(self, shared: dict[str, Any]) -> None:
+        emb = shared["embeddings"] if shared["embeddings"] is not None else await_embeddings(shared["path"])
+        self.corpus = CorpusIndex(shared["ids"], shared["texts"], emb, shared["n_duplicates"])
+        self.corpus_tensor = self._place(emb)
 
     def _place(self, emb: np.ndarray) -> torch.Tensor | None:
         device = self.encoder.device
@@ -116,6 +120,9 @@ class CrucibleMiner:
         return None  # too large for the GPU: streamed chunk by chunk from host memory
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if self._shared is not None:
+            self._open_corpus(self._shared)
+            self._shared = None
         out = mine_batch(
             CandidateBatch.from_arrow(batch),
             self.encoder,

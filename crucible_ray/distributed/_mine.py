@@ -13,6 +13,13 @@ import pyarrow as pa
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import file_sha256, read_corpus, write_json
+from crucible_ray.distributed._corpus import (
+    CPU_ENCODE_BATCH,
+    GPU_ENCODE_BATCH,
+    DriverEmbedding,
+    driver_embeds,
+    share_corpus,
+)
 from crucible_ray.distributed._resources import plan_actors
 from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_environment, ray_session
 from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
@@ -26,7 +33,6 @@ from crucible_ray.mining._workdir import WorkDir, run_key
 log = get_logger(__name__)
 
 PART_SECONDS = 30.0
-OBJECT_STORE_CORPUS_LIMIT = 2 * 1024**3  # larger corpora are memory-mapped ("auto")
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def mine(
     st_export: str | Path | None = None,
     st_negatives: int = 3,
     corpus_store: str = "auto",
-    encode_batch_size: int = 128,
+    encode_batch_size: int | None = None,
     resume: bool = True,
     part_rows: int = 8192,
     manifest_extra: dict[str, Any] | None = None,
@@ -93,6 +99,7 @@ def mine(
             filesystem shared by all nodes), or ``"auto"`` (mmap above 2 GiB of embeddings).
         part_rows: rows per resumable part file (also written every 30 s).
         resume: reuse the finished parts of an interrupted run with the same inputs and settings.
+        encode_batch_size: texts per encoder forward pass (default 32 on CPU, 128 on GPU).
         manifest_extra: more top-level entries for the manifest (``expand`` records its generator).
 
     Returns:
@@ -123,7 +130,7 @@ def mine(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, but got {batch_size}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    source = ModelSource.resolve(model)
+    source, driver_encoder = ModelSource.load(model)
 
     corpus_ids: list[str] = []
     corpus_texts: list[str] = []
@@ -147,9 +154,20 @@ def mine(
         log.info("resuming: %d candidates already mined in %s", len(done), work.root)
 
     quiet_ray_environment()  # before Ray is imported
+    driver_job: DriverEmbedding | None = None
+    if corpus is not None and driver_embeds(address, use_gpu):
+        # One CPU machine: the driver embeds the corpus now, while Ray and the actors start up.
+        driver_job = DriverEmbedding(
+            corpus_texts,
+            driver_encoder or source.build("cpu"),
+            work.path("corpus_embeddings.npy"),
+            encode_batch_size=encode_batch_size or CPU_ENCODE_BATCH,
+        )
     with ExitStack() as session:
         import ray
 
+        if driver_job is not None:
+            session.callback(driver_job.cancel)  # on any way out (bad input, Ctrl-C): stop, then wait
         refs: list[Any] = []
 
         def put(table: pa.Table) -> None:
@@ -161,26 +179,39 @@ def mine(
         scan = scan_candidates(candidates, on_shard=put, skip_ids=done, shard_rows=max(64, 4 * batch_size))
         check_feasible(scan, cfg, has_corpus=corpus is not None)
         pending = scan.rows - scan.skipped
+        needs_corpus = corpus is not None and scan.without_negatives > 0
+        if driver_job is not None and not (pending and needs_corpus):
+            driver_job.cancel()
+            driver_job = None
         plan = None
+        corpus_by: str | None = None
         if pending:
             cpus, gpus = cluster_cpus_gpus()
             plan = plan_actors(cpus, gpus, actors=actors, use_gpu=use_gpu, gpus_per_actor=gpus_per_actor)
+            ebs = encode_batch_size or (GPU_ENCODE_BATCH if plan.use_gpu else CPU_ENCODE_BATCH)
             log.info("mining %d candidates (%d already done) with %s", pending, scan.skipped, plan.describe())
             model_ref = ray.put(source)
             corpus_ref = None
-            if corpus is not None and scan.without_negatives:
-                corpus_ref = _share_corpus(
+            if needs_corpus:
+                corpus_by = "driver" if driver_job is not None else "actors"
+                corpus_ref = share_corpus(
                     corpus_ids,
                     corpus_texts,
-                    corpus_info,
-                    source,
-                    model_ref,
-                    plan,
-                    work,
-                    corpus_store,
-                    encode_batch_size,
+                    (corpus_info or {}).get("duplicates", 0),
+                    source=source,
+                    model_ref=model_ref,
+                    plan=plan,
+                    work=work,
+                    store=corpus_store,
+                    encode_batch_size=ebs,
+                    driver_job=driver_job,
                 )
-            _run(refs, model_ref, corpus_ref, cfg, plan, batch_size, encode_batch_size, work, pending, out, part_rows)
+            try:
+                _run(refs, model_ref, corpus_ref, cfg, plan, batch_size, ebs, work, pending, out, part_rows)
+            except Exception:
+                if driver_job is not None:
+                    driver_job.raise_if_failed()  # the actors failed because the corpus did: say why
+                raise
         refs.clear()  # release the shards from the object store
 
     bdir = Path(bundles_dir) if bundles_dir is not None else out.parent
@@ -226,6 +257,7 @@ def mine(
                 else {}
             ),
             "batch_size": batch_size,
+            "corpus_embedded_by": corpus_by,
             "resumed_candidates": scan.skipped,
             "seconds": round(elapsed, 3),
             "candidates_per_second": round(pending / elapsed, 2) if elapsed > 0 else None,
@@ -261,47 +293,6 @@ def _register_in_world(folder: Path, bundles: dict[str, Path], rows: Any) -> Non
     for role, path in bundles.items():
         world = world.register(path.stem, path, role="pool" if role == "train" else "eval", rows=rows.get(path.stem, 0))
     log.info("registered %s in the world manifest of %s", ", ".join(p.name for p in bundles.values()), folder)
-
-
-def _share_corpus(
-    ids: list[str],
-    texts: list[str],
-    info: dict[str, Any] | None,
-    source: ModelSource,
-    model_ref: Any,
-    plan: Any,
-    work: WorkDir,
-    store: str,
-    encode_batch_size: int,
-) -> Any:
-    import numpy as np
-    import ray
-    import torch
-
-    from crucible_ray.distributed._pipeline import embed_corpus
-    from crucible_ray.mining._corpus import embed_corpus_to_file
-
-    npy = work.path("corpus_embeddings.npy")
-    if not npy.is_file():
-        if not plan.use_gpu and len([n for n in ray.nodes() if n.get("Alive")]) == 1:
-            # One CPU node: actors would share the same cores, so the driver embeds the corpus itself
-            # and the run saves an actor pool's start-up.
-            log.info("embedding the corpus on the driver: %d unique texts", len(texts))
-            torch.set_num_threads(max(1, int(cluster_cpus_gpus()[0])))
-            embed_corpus_to_file(texts, source.build("cpu"), npy, encode_batch_size=encode_batch_size)
-        else:
-            log.info("embedding the corpus with %s: %d unique texts", plan.describe(), len(texts))
-            embed_corpus(texts, model_ref, plan, npy, encode_batch_size=encode_batch_size)
-    emb = np.load(npy, mmap_mode="r", allow_pickle=False)
-    use_mmap = store == "mmap" or (store == "auto" and emb.nbytes > OBJECT_STORE_CORPUS_LIMIT)
-    shared = {
-        "ids": ids,
-        "texts": texts,
-        "n_duplicates": (info or {}).get("duplicates", 0),
-        "embeddings": None if use_mmap else np.ascontiguousarray(emb),
-        "path": str(npy.resolve()) if use_mmap else None,
-    }
-    return ray.put(shared)
 
 
 def _run(

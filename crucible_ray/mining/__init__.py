@@ -5,7 +5,7 @@ independent lineups of its negatives, so a lucky draw of one hard negative is no
 The Ray Data pipeline around this lives in :mod:`crucible_ray.distributed`.
 """
 
-from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, mine_batch
+from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, embed_texts, mine_batch
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import CorpusIndex, dedupe_corpus, open_embeddings
 from crucible_ray.mining._kernel import LineupVerdict, judge_lineups, retrieve, rowwise_scores
@@ -22,6 +22,7 @@ __all__ = [
     "dedupe_corpus",
     "draw_lineup_scalar",
     "draw_lineups",
+    "embed_texts",
     "judge_lineups",
     "mine_batch",
     "normalize_text",

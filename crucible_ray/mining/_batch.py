@@ -131,8 +131,9 @@ def mine_batch(
         flat_given.extend(kept)
         given_counts.append(len(kept))
 
-    emb = encoder.encode([*batch.anchor, *batch.positive, *flat_given], batch_size=encode_batch_size)
-    emb_t = torch.from_numpy(emb).to(device)
+    emb_t = embed_texts(
+        [*batch.anchor, *batch.positive, *flat_given], encoder, corpus, corpus_tensor, batch_size=encode_batch_size
+    )
     anchors, positives, given_emb = emb_t[:b], emb_t[b : 2 * b], emb_t[2 * b :]
     s_pos = (anchors * positives).sum(-1)  # (B,)
 
@@ -203,6 +204,38 @@ def mine_batch(
     )
     pool = _Pool.of(corpus, flat_given)
     return _rows(batch, config, pool, src, s_pos_np, s_neg_np, valid_np, verdict, fn_dropped, dup_dropped)
+
+
+def embed_texts(
+    texts: Sequence[str],
+    encoder: Encoder,
+    corpus: CorpusIndex | None = None,
+    corpus_tensor: torch.Tensor | None = None,
+    *,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Embeddings of ``texts`` (n, d) on the encoder's device; texts found verbatim in the corpus
+    (typically the positives) reuse the corpus embeddings instead of being encoded again.
+
+    A reused row is the same vector whatever batch the text arrives in, so results stay independent
+    of batching; the others go through :meth:`Encoder.encode` in one call.
+    """
+    device = encoder.device
+    rows = np.array([corpus.row_of_exact_text(t) for t in texts] if corpus is not None else [-1] * len(texts))
+    missing = np.flatnonzero(rows < 0)
+    out = torch.empty((len(texts), encoder.dim), dtype=torch.float32, device=device)
+    if len(missing):
+        encoded = encoder.encode([texts[int(i)] for i in missing], batch_size=batch_size)
+        out[torch.from_numpy(missing).to(device)] = torch.from_numpy(encoded).to(device)
+    found = np.flatnonzero(rows >= 0)
+    if len(found):
+        assert corpus is not None
+        if corpus_tensor is not None:
+            vectors = corpus_tensor[torch.from_numpy(rows[found]).to(corpus_tensor.device)]
+        else:  # a memory-mapped corpus: read only the rows needed
+            vectors = torch.from_numpy(np.asarray(corpus.embeddings[rows[found]], dtype=np.float32))
+        out[torch.from_numpy(found).to(device)] = vectors.to(device=device, dtype=torch.float32)
+    return out
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ returns the same text twice and exact score ties between different rows do not a
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,12 @@ class CorpusIndex:
         """The row whose normalised text equals ``text``'s, ``-1`` when absent."""
         return self._by_code.get(text_code(text), -1)
 
+    def row_of_exact_text(self, text: str) -> int:
+        """The row whose text is exactly ``text`` (same characters, not only the same normalised text),
+        ``-1`` when absent: such a text's embedding is already in ``embeddings``."""
+        row = self.row_of_text(text)
+        return row if row >= 0 and self.texts[row] == text else -1
+
 
 def dedupe_corpus(docs: Iterable[CorpusDoc]) -> tuple[list[str], list[str], int]:
     """``(ids, texts, n_duplicates)``: one row per normalised text, the first occurrence kept."""
@@ -80,16 +88,52 @@ def open_embeddings(path: str | Path) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def embed_corpus_to_file(texts: list[str], encoder: Any, out: str | Path, *, encode_batch_size: int = 128) -> Path:
-    """Embed ``texts`` chunk by chunk into a ``.npy`` file (atomically), memory bounded by one chunk."""
+def embed_corpus_to_file(
+    texts: list[str],
+    encoder: Any,
+    out: str | Path,
+    *,
+    encode_batch_size: int = 128,
+    chunk: int = 8192,
+    stop: threading.Event | None = None,
+) -> Path:
+    """Embed ``texts`` chunk by chunk into a ``.npy`` file (atomically), memory bounded by one chunk.
+
+    Raises:
+        MiningError: ``stop`` was set (checked between chunks); nothing is left under ``out``.
+    """
     from crucible_ray.data import atomic_path
 
     out = Path(out)
-    chunk = 8192
     with atomic_path(out) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
         for i in range(0, len(texts), chunk):
+            if stop is not None and stop.is_set():
+                raise MiningError("corpus embedding was cancelled")
             array[i : i + chunk] = encoder.encode(texts[i : i + chunk], batch_size=encode_batch_size)
         array.flush()
         del array
     return out
+
+
+def failure_note(path: str | Path) -> Path:
+    """Where a failed corpus embedding leaves its one-line reason (``<path>.error``)."""
+    return Path(f"{path}.error")
+
+
+def await_embeddings(path: str | Path, *, poll_s: float = 0.05) -> np.ndarray:
+    """Wait until another process has written the embedding file ``path``, then memory-map it.
+
+    The writer renames a finished file into place (:func:`embed_corpus_to_file`), so the file is
+    complete once it exists; a writer that fails leaves :func:`failure_note` instead.
+
+    Raises:
+        MiningError: the writer failed (its reason in the message).
+    """
+    path = Path(path)
+    note = failure_note(path)
+    while not path.exists():
+        if note.exists():
+            raise MiningError(f"the corpus embedding failed: {note.read_text().strip()}")
+        time.sleep(poll_s)
+    return open_embeddings(path)

@@ -27,13 +27,22 @@ class ModelSource:
     @classmethod
     def resolve(cls, model: Encoder | str | Path | dict[str, Any]) -> ModelSource:
         """From an :class:`Encoder`, a checkpoint path (``*.pt``) or an encoder spec."""
+        return cls.load(model)[0]
+
+    @classmethod
+    def load(cls, model: Encoder | str | Path | dict[str, Any]) -> tuple[ModelSource, Encoder | None]:
+        """:meth:`resolve`, plus the CPU encoder it built to take the fingerprint (so that a driver
+        that needs the model too loads it once); ``None`` for an :class:`Encoder` given by the caller,
+        whose object is never moved or shared (use :meth:`build` for a copy).
+        """
         if isinstance(model, Encoder):
-            return cls(dict(model.spec), model.trainable_state(), model.fingerprint())
+            return cls(dict(model.spec), model.trainable_state(), model.fingerprint()), None
         if isinstance(model, Path) or (isinstance(model, str) and model.endswith(".pt")):
             enc = load_encoder(model, device="cpu")
-            return cls(dict(enc.spec), enc.trainable_state(), enc.fingerprint(), str(model))
+            return cls(dict(enc.spec), enc.trainable_state(), enc.fingerprint(), str(model)), enc
         spec = normalize_spec(model)
-        return cls(spec, None, build_encoder(spec, device="cpu").fingerprint())
+        enc = build_encoder(spec, device="cpu")
+        return cls(spec, None, enc.fingerprint()), enc
 
     def build(self, device: str | None = None) -> Encoder:
         """The encoder, on ``device`` (default: CUDA when available)."""
