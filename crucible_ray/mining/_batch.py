@@ -170,7 +170,8 @@ def mine_batch(
         idx_np = idx.cpu().numpy()
         safe = idx_np.clip(min=0)
         if corpus_tensor is not None:
-            neg_emb = corpus_tensor[torch.from_numpy(safe).to(device)]
+            flat = torch.from_numpy(safe.reshape(-1)).to(corpus_tensor.device)
+            neg_emb = corpus_tensor.index_select(0, flat).view(*safe.shape, -1)
         else:
             neg_emb = torch.from_numpy(np.asarray(corpus.embeddings[safe.reshape(-1)])).reshape(*safe.shape, -1)
         scores = rowwise_scores(anchors[rows], neg_emb.to(device=device, dtype=torch.float32))  # (B', N)
@@ -257,22 +258,25 @@ class _Pool:
 
 
 def _negative_lists(
-    mask: np.ndarray, src: np.ndarray, scores: np.ndarray, pool: _Pool, kills: np.ndarray | None
-) -> pa.Array:
-    """One list per row of the entries where ``mask`` is True, in column order, as an Arrow list array."""
-    offsets = np.zeros(mask.shape[0] + 1, dtype=np.int32)
-    np.cumsum(mask.sum(axis=1), out=offsets[1:])
-    picked = src[mask]
-    fields = [
-        pool.texts.take(pa.array(picked)),
-        pool.ids.take(pa.array(picked)),
-        pa.array(scores[mask].astype(np.float32)),
-    ]
-    item = _NEG if kills is None else _KILLER
-    if kills is not None:
-        fields.append(pa.array(kills[mask].astype(np.int32)))
-    values = pa.StructArray.from_arrays(fields, fields=list(item))
-    return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(item))
+    masks: tuple[np.ndarray, np.ndarray], src: np.ndarray, scores: np.ndarray, pool: _Pool, kills: np.ndarray
+) -> tuple[pa.Array, pa.Array]:
+    """Killers (with kill counts) and near misses: per row, the entries where each mask is True, in
+    column order, as Arrow list arrays. Texts and ids of both are gathered in one ``take``."""
+    picked = [src[m] for m in masks]
+    both = pa.array(np.concatenate(picked))
+    texts, ids = pool.texts.take(both), pool.ids.take(both)
+    out = []
+    start = 0
+    for m, p, item in zip(masks, picked, (_KILLER, _NEG), strict=True):
+        offsets = np.zeros(m.shape[0] + 1, dtype=np.int32)
+        np.cumsum(m.sum(axis=1), out=offsets[1:])
+        fields = [texts.slice(start, len(p)), ids.slice(start, len(p)), pa.array(scores[m].astype(np.float32))]
+        if item is _KILLER:
+            fields.append(pa.array(kills[m].astype(np.int32)))
+        values = pa.StructArray.from_arrays(fields, fields=list(item))
+        out.append(pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(item)))
+        start += len(p)
+    return out[0], out[1]
 
 
 def _rows(
@@ -293,14 +297,19 @@ def _rows(
     kill_counts = verdict.kill_counts.cpu().numpy()
     n_neg = valid.sum(axis=1)
     # Every column is built per batch with numpy and Arrow; nothing loops over rows in Python.
-    order = np.argsort(np.where(valid, -s_neg, np.inf), axis=1, kind="stable")  # most dangerous first
-    valid_sorted = np.take_along_axis(valid, order, axis=1)
-    scores_sorted = np.take_along_axis(s_neg, order, axis=1)
-    kills_sorted = np.take_along_axis(kill_counts, order, axis=1)
-    src_sorted = np.take_along_axis(src, order, axis=1)
+    key = np.where(valid, -s_neg, np.inf)  # most dangerous first
+    if (key[:, 1:] >= key[:, :-1]).all():  # already so (retrieval returns its top-N in that order)
+        valid_sorted, scores_sorted, kills_sorted, src_sorted = valid, s_neg, kill_counts, src
+    else:
+        order = np.argsort(key, axis=1, kind="stable")
+        valid_sorted = np.take_along_axis(valid, order, axis=1)
+        scores_sorted = np.take_along_axis(s_neg, order, axis=1)
+        kills_sorted = np.take_along_axis(kill_counts, order, axis=1)
+        src_sorted = np.take_along_axis(src, order, axis=1)
     killer_mask = valid_sorted & (kills_sorted > 0)
     near = valid_sorted & (kills_sorted == 0)
     near_mask = near & (np.cumsum(near, axis=1) <= config.keep_near_misses)
+    killers, near_misses = _negative_lists((killer_mask, near_mask), src_sorted, scores_sorted, pool, kills_sorted)
     dmax = np.where(valid, s_neg, -np.inf).max(axis=1, initial=-np.inf) - s_pos
     dmean = (lineup_max - s_pos[:, None]).mean(axis=1)  # K >= 1 and the batch is not empty
     accepted = sufficient & (pass_count >= config.min_passes)
@@ -320,8 +329,8 @@ def _rows(
             "score_positive": s_pos.astype(np.float32),
             "danger_max": pa.array(dmax.astype(np.float32), mask=n_neg == 0),
             "danger_mean_lineup": pa.array(np.asarray(dmean, dtype=np.float32), mask=~sufficient),
-            "killers": _negative_lists(killer_mask, src_sorted, scores_sorted, pool, kills_sorted),
-            "near_misses": _negative_lists(near_mask, src_sorted, scores_sorted, pool, None),
+            "killers": killers,
+            "near_misses": near_misses,
         },
         schema=RESULT_SCHEMA,
     )

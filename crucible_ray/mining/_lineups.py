@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +20,28 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _NONE = np.iinfo(np.uint64).max
 
 
-def candidate_key(seed: int, candidate_id: str) -> int:
-    """The 64-bit key of a candidate's lineups."""
+def _key_prefix(seed: int) -> Any:
     h = hashlib.blake2b(digest_size=8)
     h.update(f"crucible-ray/lineups/{int(seed)}\x1f".encode())
+    return h
+
+
+def candidate_key(seed: int, candidate_id: str) -> int:
+    """The 64-bit key of a candidate's lineups."""
+    h = _key_prefix(seed)
     h.update(candidate_id.encode("utf-8"))
     return int.from_bytes(h.digest(), "little")
+
+
+def _keys(seed: int, candidate_ids: Sequence[str]) -> np.ndarray:
+    """:func:`candidate_key` of every id, as uint64 (the seed's prefix hashed once)."""
+    prefix = _key_prefix(seed)
+    digests = bytearray()
+    for c in candidate_ids:
+        h = prefix.copy()
+        h.update(c.encode("utf-8"))
+        digests += h.digest()
+    return np.frombuffer(bytes(digests), dtype="<u8").astype(np.uint64)
 
 
 def _splitmix(state: np.ndarray) -> np.ndarray:
@@ -60,7 +77,7 @@ def draw_lineups(
     ok = n_negatives >= lineup_size
     if b == 0 or not ok.any() or n_max == 0:
         return out
-    keys = np.array([candidate_key(seed, c) for c in candidate_ids], dtype=np.uint64)  # (B,)
+    keys = _keys(seed, candidate_ids)  # (B,)
     counters = (np.arange(lineups, dtype=np.uint64)[:, None] << np.uint64(32)) + np.arange(n_max, dtype=np.uint64)
     with np.errstate(over="ignore"):
         # SplitMix64: output n of the stream seeded by key is mix(key + (n + 1) * golden).
@@ -68,8 +85,11 @@ def draw_lineups(
         u = _splitmix(state)
     beyond = np.arange(n_max)[None, :] >= n_negatives[:, None]  # (B, N): not a negative of this row
     u = np.where(beyond[:, None, :], _NONE, u)
-    order = np.argsort(u, axis=-1, kind="stable")[..., :lineup_size]  # (B, K, m)
-    out[ok] = order[ok]
+    order = np.argsort(u, axis=-1)  # (B, K, N); not stable, so ties are checked below
+    first = np.take_along_axis(u, order[..., : lineup_size + 1], axis=-1)
+    if np.any((first[..., 1:] == first[..., :-1])[ok]):  # a 64-bit tie: break ties by index
+        order = np.argsort(u, axis=-1, kind="stable")
+    out[ok] = order[..., :lineup_size][ok]
     return out
 
 
