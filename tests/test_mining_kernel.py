@@ -183,6 +183,24 @@ def test_lineup_draws_match_the_scalar_definition() -> None:
                 assert len(set(draws[b, k].tolist())) == 3
 
 
+def test_lineup_draws_break_ties_by_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 64-bit ties never happen in practice; coarsen the generator to 3 bits so that they always do.
+    from crucible_ray.mining import _lineups
+
+    fine = _lineups._splitmix
+    monkeypatch.setattr(_lineups, "_splitmix", lambda state: fine(state) >> np.uint64(61))
+    ids, n = [f"c{i}" for i in range(30)], np.array([4 + i % 9 for i in range(30)])
+    draws = draw_lineups(2, ids, n, lineups=5, lineup_size=3)
+    for b, cid in enumerate(ids):
+        key = np.uint64(_lineups.candidate_key(2, cid))
+        for k in range(5):
+            with np.errstate(over="ignore"):
+                counters = (np.uint64(k) << np.uint64(32)) + np.arange(n[b], dtype=np.uint64) + np.uint64(1)
+                u = _lineups._splitmix(key + counters * _lineups._GOLDEN)
+            want = sorted(range(int(n[b])), key=lambda j: (int(u[j]), j))[:3]
+            assert draws[b, k].tolist() == want
+
+
 def test_lineup_draws_depend_only_on_seed_id_and_k() -> None:
     a = draw_lineups(5, ["x", "y", "z"], np.array([20, 20, 20]), 8, 4)
     b = draw_lineups(5, ["z", "x"], np.array([20, 20]), 8, 4)  # other batch, other order
