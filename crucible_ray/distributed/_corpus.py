@@ -36,7 +36,7 @@ def driver_embeds(address: str | None, use_gpu: bool | None) -> bool:
     """True when the run happens on this one machine without GPUs: the driver embeds the corpus.
 
     Decided before Ray starts: a new local instance is this machine; a running one counts when it
-    has a single node and no GPUs.
+    has a single node, on this machine (the actors read the driver's file), and no GPUs.
     """
     if use_gpu:
         return False
@@ -44,8 +44,15 @@ def driver_embeds(address: str | None, use_gpu: bool | None) -> bool:
         import ray
 
         if ray.is_initialized():
+            if ray.util.client.ray.is_connected():  # Ray Client: the cluster is elsewhere
+                return False
             alive = [n for n in ray.nodes() if n.get("Alive")]
-            return len(alive) == 1 and not ray.cluster_resources().get("GPU", 0)
+            here = ray.util.get_node_ip_address()
+            return (
+                len(alive) == 1
+                and alive[0].get("NodeManagerAddress") == here
+                and not ray.cluster_resources().get("GPU", 0)
+            )
     if address or os.environ.get("RAY_ADDRESS"):
         return False
     import torch
