@@ -97,7 +97,9 @@ def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
     assert len(retried) >= 1  # the trial whose worker was on the lost node ran again...
     for trial in retried:
         timing = json.loads((out / "trials" / trial / "timing.json").read_text())
-        assert 0 < timing["steps_run"] < 400  # ...from its last checkpoint, not from step 0
+        # ...from its last checkpoint, not from step 0 (0 steps when the node went down after the
+        # final checkpoint but before Tune saw the trial end: it resumes at step 400 and stops).
+        assert 0 <= timing["steps_run"] < 400
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
 
 
