@@ -121,11 +121,11 @@ def _validation_overhead(spec: str, cands: list[Candidate], corpus: list[CorpusD
 
     def retrieve_only() -> None:
         for b in bs:  # what a plain top-N miner does: encode, retrieve, read the negatives' texts
-            e = embed_texts([*b.anchor, *b.positive], enc, index, corpus_t, batch_size=ebs)
+            texts = [*b.anchor, *b.positive]
+            rows = np.array([index.row_of_text(t) for t in texts])  # looked up once, as mine_batch does
+            e = embed_texts(texts, enc, index, corpus_t, batch_size=ebs, text_rows=rows)
             n = len(b)
-            ex = torch.tensor(
-                [[index.row_of_text(p), index.row_of_text(a), -1] for a, p in zip(b.anchor, b.positive, strict=True)]
-            )
+            ex = torch.tensor(np.stack([rows[n:], rows[:n], np.full(n, -1)], axis=1))
             _, idx = retrieve(e[:n], corpus_t, k=CFG.neighbors, exclude=ex)
             _ = [[index.texts[j] for j in r if j >= 0] for r in idx.tolist()]
 

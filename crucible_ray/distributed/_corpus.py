@@ -22,7 +22,6 @@ from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_write
 from crucible_ray.encoders import Encoder
 from crucible_ray.mining._corpus import embed_corpus_to_file, failure_note
-from crucible_ray.mining._model import ModelSource
 from crucible_ray.mining._workdir import WorkDir
 
 log = get_logger(__name__)
@@ -123,7 +122,6 @@ def share_corpus(
     texts: list[str],
     n_duplicates: int,
     *,
-    source: ModelSource,
     model_ref: Any,
     plan: Any,
     work: WorkDir,

@@ -198,7 +198,6 @@ def mine(
                     corpus_ids,
                     corpus_texts,
                     (corpus_info or {}).get("duplicates", 0),
-                    source=source,
                     model_ref=model_ref,
                     plan=plan,
                     work=work,

@@ -131,9 +131,10 @@ def mine_batch(
         flat_given.extend(kept)
         given_counts.append(len(kept))
 
-    emb_t = embed_texts(
-        [*batch.anchor, *batch.positive, *flat_given], encoder, corpus, corpus_tensor, batch_size=encode_batch_size
-    )
+    texts = [*batch.anchor, *batch.positive, *flat_given]
+    # Corpus rows of every text (by normalised text), looked up once: for reuse and for exclusion.
+    text_rows = np.array([corpus.row_of_text(t) for t in texts] if corpus is not None else [-1] * len(texts))
+    emb_t = embed_texts(texts, encoder, corpus, corpus_tensor, batch_size=encode_batch_size, text_rows=text_rows)
     anchors, positives, given_emb = emb_t[:b], emb_t[b : 2 * b], emb_t[2 * b :]
     s_pos = (anchors * positives).sum(-1)  # (B,)
 
@@ -154,14 +155,7 @@ def mine_batch(
         assert corpus is not None
         rows = torch.tensor(mined_rows, dtype=torch.long, device=device)
         exclude = torch.tensor(
-            [
-                [
-                    corpus.row_of_text(batch.positive[i]),
-                    corpus.row_of_text(batch.anchor[i]),
-                    corpus.row_of_id(batch.positive_id[i]),
-                ]
-                for i in mined_rows
-            ],
+            [[int(text_rows[b + i]), int(text_rows[i]), corpus.row_of_id(batch.positive_id[i])] for i in mined_rows],
             dtype=torch.long,
             device=device,
         )
@@ -169,12 +163,8 @@ def mine_batch(
         _, idx = retrieve(anchors[rows], source, k=config.window, exclude=exclude, rank_min=config.rank_min)
         idx_np = idx.cpu().numpy()
         safe = idx_np.clip(min=0)
-        if corpus_tensor is not None:
-            flat = torch.from_numpy(safe.reshape(-1)).to(corpus_tensor.device)
-            neg_emb = corpus_tensor.index_select(0, flat).view(*safe.shape, -1)
-        else:
-            neg_emb = torch.from_numpy(np.asarray(corpus.embeddings[safe.reshape(-1)])).reshape(*safe.shape, -1)
-        scores = rowwise_scores(anchors[rows], neg_emb.to(device=device, dtype=torch.float32))  # (B', N)
+        neg_emb = _corpus_rows(corpus, corpus_tensor, safe.reshape(-1), device).view(*safe.shape, -1)
+        scores = rowwise_scores(anchors[rows], neg_emb)  # (B', N)
         ok = torch.from_numpy(idx_np >= 0).to(device)
         s_neg[rows, : config.window] = torch.where(ok, scores, torch.full_like(scores, float("-inf")))
         valid[rows, : config.window] = ok
@@ -214,15 +204,22 @@ def embed_texts(
     corpus_tensor: torch.Tensor | None = None,
     *,
     batch_size: int = 256,
+    text_rows: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Embeddings of ``texts`` (n, d) on the encoder's device; texts found verbatim in the corpus
     (typically the positives) reuse the corpus embeddings instead of being encoded again.
 
     A reused row is the same vector whatever batch the text arrives in, so results stay independent
-    of batching; the others go through :meth:`Encoder.encode` in one call.
+    of batching; the others go through :meth:`Encoder.encode` in one call. ``text_rows``: each text's
+    :meth:`CorpusIndex.row_of_text`, when the caller has them already.
     """
     device = encoder.device
-    rows = np.array([corpus.row_of_exact_text(t) for t in texts] if corpus is not None else [-1] * len(texts))
+    if corpus is None:
+        rows = np.full(len(texts), -1)
+    else:
+        if text_rows is None:
+            text_rows = np.array([corpus.row_of_text(t) for t in texts], dtype=np.int64)
+        rows = np.array([r if r >= 0 and corpus.texts[r] == t else -1 for r, t in zip(text_rows, texts, strict=True)])
     missing = np.flatnonzero(rows < 0)
     out = torch.empty((len(texts), encoder.dim), dtype=torch.float32, device=device)
     if len(missing):
@@ -231,12 +228,20 @@ def embed_texts(
     found = np.flatnonzero(rows >= 0)
     if len(found):
         assert corpus is not None
-        if corpus_tensor is not None:
-            vectors = corpus_tensor[torch.from_numpy(rows[found]).to(corpus_tensor.device)]
-        else:  # a memory-mapped corpus: read only the rows needed
-            vectors = torch.from_numpy(np.asarray(corpus.embeddings[rows[found]], dtype=np.float32))
-        out[torch.from_numpy(found).to(device)] = vectors.to(device=device, dtype=torch.float32)
+        out[torch.from_numpy(found).to(device)] = _corpus_rows(corpus, corpus_tensor, rows[found], device)
     return out
+
+
+def _corpus_rows(
+    corpus: CorpusIndex, corpus_tensor: torch.Tensor | None, rows: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """Corpus embedding rows (float32 on ``device``): from the placed tensor, or read from the
+    (possibly memory-mapped) array, only those rows."""
+    if corpus_tensor is not None:
+        vectors = corpus_tensor.index_select(0, torch.from_numpy(rows).to(corpus_tensor.device))
+    else:
+        vectors = torch.from_numpy(np.asarray(corpus.embeddings[rows], dtype=np.float32))
+    return vectors.to(device=device, dtype=torch.float32)
 
 
 @dataclass(frozen=True)

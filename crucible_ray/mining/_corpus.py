@@ -59,12 +59,6 @@ class CorpusIndex:
         """The row whose normalised text equals ``text``'s, ``-1`` when absent."""
         return self._by_code.get(text_code(text), -1)
 
-    def row_of_exact_text(self, text: str) -> int:
-        """The row whose text is exactly ``text`` (same characters, not only the same normalised text),
-        ``-1`` when absent: such a text's embedding is already in ``embeddings``."""
-        row = self.row_of_text(text)
-        return row if row >= 0 and self.texts[row] == text else -1
-
 
 def dedupe_corpus(docs: Iterable[CorpusDoc]) -> tuple[list[str], list[str], int]:
     """``(ids, texts, n_duplicates)``: one row per normalised text, the first occurrence kept."""
