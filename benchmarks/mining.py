@@ -134,8 +134,9 @@ def _validation_overhead(spec: str, cands: list[Candidate], corpus: list[CorpusD
             mine_batch(b, enc, CFG, index, corpus_tensor=corpus_t, encode_batch_size=ebs)
 
     times: dict[str, list[float]] = {"retrieve": [], "validate": []}
-    for _ in range(repeats):  # interleaved repeats, best of each (the machine's noise is one-sided)
-        for name, fn in (("retrieve", retrieve_only), ("validate", validated)):
+    pair = (("retrieve", retrieve_only), ("validate", validated))
+    for i in range(repeats):  # interleaved repeats, best of each (the machine's noise is one-sided)
+        for name, fn in pair if i % 2 == 0 else pair[::-1]:  # either side first, in turn
             gc.collect()
             gc.disable()
             t0 = time.perf_counter()
@@ -143,7 +144,7 @@ def _validation_overhead(spec: str, cands: list[Candidate], corpus: list[CorpusD
             times[name].append(time.perf_counter() - t0)
             gc.enable()
     r, v = min(times["retrieve"]), min(times["validate"])
-    # Each validated run against the baseline run just before it: slow drifts of the machine cancel.
+    # Each validated run against the baseline run beside it: slow drifts of the machine cancel.
     paired = float(np.median([b / a for a, b in zip(times["retrieve"], times["validate"], strict=True)]))
     what = f"{spec.split(':')[0]}, {len(cands)} candidates x {len(texts)} corpus"
     row("validation", f"encode + retrieve alone ({what}), best of {repeats}", f"{r:.2f} s")
@@ -167,6 +168,8 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
     write_candidates(cpath, cands)
     write_corpus(kpath, corpus)
     model_path = cr.build_encoder("minilm", device="cpu").module.model_path  # the same packaged weights
+    me = psutil.Process()
+    cpu0 = sum(me.cpu_times()[:2])
     t0 = time.perf_counter()
     st_model = SentenceTransformer(str(model_path), device="cpu")
     ds = Dataset.from_dict({"anchor": [c.anchor for c in cands], "positive": [c.positive for c in cands]})
@@ -183,8 +186,10 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
         batch_size=32,
     )
     t_st = time.perf_counter() - t0
+    cpu_st = sum(me.cpu_times()[:2]) - cpu0
     t0 = time.perf_counter()
-    res = cr.mine(cpath, corpus=kpath, out=tmp / "st_ours.parquet", model="minilm", config=CFG)
+    with CpuAccount() as acct:
+        res = cr.mine(cpath, corpus=kpath, out=tmp / "st_ours.parquet", model="minilm", config=CFG)
     t_ours = time.perf_counter() - t0
     row("st", f"sentence-transformers mine_hard_negatives ({n_cand} x {n_corpus})", f"{t_st:.1f} s, {len(mined)} rows")
     row(
@@ -193,6 +198,49 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
         f"{t_ours:.1f} s, {res.counts['accepted']} accepted",
     )
     row("st", "crucible-ray / sentence-transformers", f"{t_ours / t_st:.2f}x")
+    row("st", "CPU-seconds, sentence-transformers (one process)", f"{cpu_st:.0f}")
+    row(
+        "st",
+        "CPU-seconds, crucible-ray: driver (reads, embeds the corpus) / miner actor / Ray's own processes",
+        " / ".join(f"{acct.seconds[g]:.0f}" for g in ("driver", "miners", "ray")),
+    )
+
+
+class CpuAccount:
+    """CPU-seconds used inside the block by this process, the miner actors and Ray's other processes
+    (every descendant of this process: GCS, raylet, dashboard, workers), sampled every 0.5 s."""
+
+    def __init__(self) -> None:
+        self.seconds = {"driver": 0.0, "miners": 0.0, "ray": 0.0}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._me = psutil.Process()
+
+    def _sample(self) -> None:
+        for p in [self._me, *self._me.children(recursive=True)]:
+            try:
+                used = sum(p.cpu_times()[:2])
+                title = " ".join(p.cmdline())
+            except psutil.Error:
+                continue
+            group = "driver" if p.pid == self._me.pid else "miners" if "Crucible" in title else "ray"
+            before = self._last.get(p.pid, (group, used if p.pid == self._me.pid else 0.0))[1]
+            self.seconds[group] += used - before
+            self._last[p.pid] = (group, used)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def __enter__(self) -> CpuAccount:
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def part_memory(tmp: Path, n: int) -> None:
