@@ -183,13 +183,38 @@ def test_lineup_draws_match_the_scalar_definition() -> None:
                 assert len(set(draws[b, k].tolist())) == 3
 
 
-def test_lineup_draws_break_ties_by_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 64-bit ties never happen in practice; coarsen the generator to 3 bits so that they always do.
+def test_lineup_outputs_never_tie_because_the_mix_is_invertible() -> None:
+    # draw_lineups sorts without a tie-break: that is only sound if the outputs of one lineup are
+    # distinct. Distinct counters times the odd golden constant are distinct states; undo the mix.
+    from crucible_ray.mining import _lineups
+
+    def unshift(z: np.ndarray, s: int) -> np.ndarray:  # inverse of z ^= z >> s
+        out = z.copy()
+        for _ in range(64 // s + 1):
+            out = z ^ (out >> np.uint64(s))
+        return out
+
+    def unmix(z: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            z = unshift(z, 31) * np.uint64(pow(int(_lineups._M2), -1, 2**64))
+            z = unshift(z, 27) * np.uint64(pow(int(_lineups._M1), -1, 2**64))
+        return unshift(z, 30)
+
+    x = np.random.default_rng(0).integers(0, 2**64, size=50_000, dtype=np.uint64, endpoint=False)
+    assert np.array_equal(unmix(_lineups._splitmix(x)), x)
+    assert int(_lineups._GOLDEN) % 2 == 1
+
+
+def test_a_draw_equal_to_the_padding_value_still_picks_real_negatives(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Short rows are padded with the largest uint64; an output with that value (odds 2**-64) must
+    # neither lose to the padding nor change the definition: ties go by index.
     from crucible_ray.mining import _lineups
 
     fine = _lineups._splitmix
-    monkeypatch.setattr(_lineups, "_splitmix", lambda state: fine(state) >> np.uint64(61))
-    ids, n = [f"c{i}" for i in range(30)], np.array([4 + i % 9 for i in range(30)])
+    monkeypatch.setattr(
+        _lineups, "_splitmix", lambda state: np.where(state % np.uint64(3) == 0, _lineups._NONE, fine(state))
+    )
+    ids, n = [f"c{i}" for i in range(60)], np.array([4 + i % 40 for i in range(60)])
     draws = draw_lineups(2, ids, n, lineups=5, lineup_size=3)
     for b, cid in enumerate(ids):
         key = np.uint64(_lineups.candidate_key(2, cid))

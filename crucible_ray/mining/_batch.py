@@ -117,8 +117,8 @@ def mine_batch(
     # by the batch's given negatives; -1 where there is none. Texts and ids are only gathered at the end.
     n_corpus = len(corpus) if corpus is not None else 0
     dup_dropped = np.zeros(b, dtype=np.int64)
-    given_rows = [i for i in range(b) if batch.negatives[i] is not None]
-    mined_rows = [i for i in range(b) if batch.negatives[i] is None]
+    given_rows = [i for i, negs in enumerate(batch.negatives) if negs is not None]
+    mined_rows = [i for i, negs in enumerate(batch.negatives) if negs is None]
     if mined_rows and corpus is None:
         raise MiningError(
             f"candidate {batch.candidate_id[mined_rows[0]]!r} has no negatives and no corpus was given; "
@@ -153,22 +153,32 @@ def mine_batch(
 
     if mined_rows:
         assert corpus is not None
-        rows = torch.tensor(mined_rows, dtype=torch.long, device=device)
-        exclude = torch.tensor(
-            [[int(text_rows[b + i]), int(text_rows[i]), corpus.row_of_id(batch.positive_id[i])] for i in mined_rows],
-            dtype=torch.long,
-            device=device,
+        # Every row mined (the usual case): plain slices instead of gathers and scatters.
+        m_rows: slice | np.ndarray = slice(0, b) if len(mined_rows) == b else np.asarray(mined_rows)
+        t_rows: slice | torch.Tensor = m_rows if isinstance(m_rows, slice) else torch.from_numpy(m_rows).to(device)
+        pid = [batch.positive_id[i] for i in mined_rows]
+        exclude = np.stack(
+            [
+                text_rows[b : 2 * b][m_rows],  # the positive's row
+                text_rows[:b][m_rows],  # the anchor's row
+                np.array([corpus.row_of_id(p) for p in pid])
+                if any(p is not None for p in pid)
+                else np.full(len(mined_rows), -1),
+            ],
+            axis=1,
         )
         source = corpus_tensor if corpus_tensor is not None else corpus.embeddings
-        _, idx = retrieve(anchors[rows], source, k=config.window, exclude=exclude, rank_min=config.rank_min)
+        a_mined = anchors[t_rows]
+        exclude_t = torch.from_numpy(exclude.astype(np.int64)).to(device)
+        _, idx = retrieve(a_mined, source, k=config.window, exclude=exclude_t, rank_min=config.rank_min)
         idx_np = idx.cpu().numpy()
-        safe = idx_np.clip(min=0)
-        neg_emb = _corpus_rows(corpus, corpus_tensor, safe.reshape(-1), device).view(*safe.shape, -1)
-        scores = rowwise_scores(anchors[rows], neg_emb)  # (B', N)
-        ok = torch.from_numpy(idx_np >= 0).to(device)
-        s_neg[rows, : config.window] = torch.where(ok, scores, torch.full_like(scores, float("-inf")))
-        valid[rows, : config.window] = ok
-        src[np.asarray(mined_rows), : config.window] = np.where(idx_np >= 0, idx_np, -1)
+        ok_np = idx_np >= 0
+        neg_emb = _corpus_rows(corpus, corpus_tensor, np.where(ok_np, idx_np, 0).reshape(-1), device)
+        scores = rowwise_scores(a_mined, neg_emb.view(*idx_np.shape, -1))  # (B', N)
+        ok = torch.from_numpy(ok_np).to(device)
+        s_neg[t_rows, : config.window] = torch.where(ok, scores, float("-inf"))
+        valid[t_rows, : config.window] = ok
+        src[m_rows, : config.window] = idx_np  # -1 where retrieval found nothing
 
     s_neg_np = s_neg.cpu().numpy()
     valid_np = valid.cpu().numpy()
@@ -253,12 +263,12 @@ class _Pool:
 
     @classmethod
     def of(cls, corpus: CorpusIndex | None, given: list[str]) -> _Pool:
+        if corpus is not None and not given:
+            return cls(corpus.text_array, corpus.id_array)
         g_texts = pa.array(given, type=pa.string())
         g_ids = pa.nulls(len(given), type=pa.string())
         if corpus is None:
             return cls(g_texts, g_ids)
-        if not given:
-            return cls(corpus.text_array, corpus.id_array)
         return cls(pa.concat_arrays([corpus.text_array, g_texts]), pa.concat_arrays([corpus.id_array, g_ids]))
 
 

@@ -83,13 +83,15 @@ def draw_lineups(
         # SplitMix64: output n of the stream seeded by key is mix(key + (n + 1) * golden).
         state = keys[:, None, None] + (counters[None] + np.uint64(1)) * _GOLDEN  # (B, K, N)
         u = _splitmix(state)
-    beyond = np.arange(n_max)[None, :] >= n_negatives[:, None]  # (B, N): not a negative of this row
-    u = np.where(beyond[:, None, :], _NONE, u)
-    order = np.argsort(u, axis=-1)  # (B, K, N); not stable, so ties are checked below
-    first = np.take_along_axis(u, order[..., : lineup_size + 1], axis=-1)
-    if np.any((first[..., 1:] == first[..., :-1])[ok]):  # a 64-bit tie: break ties by index
-        order = np.argsort(u, axis=-1, kind="stable")
-    out[ok] = order[..., :lineup_size][ok]
+    # The outputs of one lineup never tie: distinct counters times an odd constant give distinct
+    # states, and the mix is invertible. Only the padding of short rows (_NONE) can equal an output.
+    stable = False
+    if n_negatives.min() < n_max:
+        beyond = np.arange(n_max)[None, :] >= n_negatives[:, None]  # (B, N): not a negative of this row
+        stable = bool(np.any((u == _NONE) & ~beyond[:, None, :]))  # 2**-64 per output: ties go by index
+        u = np.where(beyond[:, None, :], _NONE, u)
+    order = np.argsort(u, axis=-1, kind="stable" if stable else None)  # (B, K, N)
+    out[ok] = order[ok, :, :lineup_size]
     return out
 
 
