@@ -26,6 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TQDM_DISABLE", "1")  # sentence-transformers' progress bars would flood the table
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
