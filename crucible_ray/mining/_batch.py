@@ -7,7 +7,7 @@ This is the whole per-row computation. The Ray actors and the single-process loo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,8 @@ from crucible_ray.mining._text import text_code
 
 _NEG = pa.struct([("text", pa.string()), ("id", pa.string()), ("score", pa.float32())])
 _KILLER = pa.struct([("text", pa.string()), ("id", pa.string()), ("score", pa.float32()), ("kills", pa.int32())])
+
+_STATUS = pa.array(["insufficient", "accepted", "rejected"], type=pa.string())
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -54,6 +56,8 @@ class CandidateBatch:
     positive: list[str]
     negatives: list[list[str] | None]
     positive_id: list[str | None]
+    # The Arrow string columns the batch came from, reused as they are for the result rows.
+    arrow: dict[str, pa.Array | pa.ChunkedArray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> CandidateBatch:
@@ -69,6 +73,11 @@ class CandidateBatch:
             positive=table.column("positive").to_pylist(),
             negatives=table.column("negatives").to_pylist() if "negatives" in cols else [None] * n,
             positive_id=table.column("positive_id").to_pylist() if "positive_id" in cols else [None] * n,
+            arrow={
+                c: table.column(c)
+                for c in ("candidate_id", "anchor", "positive")
+                if pa.types.is_string(table.schema.field(c).type)
+            },
         )
 
     def __len__(self) -> int:
@@ -328,19 +337,19 @@ def _rows(
     dmax = np.where(valid, s_neg, -np.inf).max(axis=1, initial=-np.inf) - s_pos
     dmean = (lineup_max - s_pos[:, None]).mean(axis=1)  # K >= 1 and the batch is not empty
     accepted = sufficient & (pass_count >= config.min_passes)
-    status = np.where(~sufficient, "insufficient", np.where(accepted, "accepted", "rejected"))
+    status = _STATUS.take(pa.array(np.where(~sufficient, 0, np.where(accepted, 1, 2)).astype(np.int8)))
     return pa.table(
         {
-            "candidate_id": batch.candidate_id,
-            "anchor": batch.anchor,
-            "positive": batch.positive,
+            "candidate_id": batch.arrow.get("candidate_id", batch.candidate_id),
+            "anchor": batch.arrow.get("anchor", batch.anchor),
+            "positive": batch.arrow.get("positive", batch.positive),
             "n_negatives": n_neg.astype(np.int32),
             "n_dropped_false_negatives": np.asarray(fn_dropped, dtype=np.int32),
             "n_dropped_duplicates": np.asarray(dup_dropped, dtype=np.int32),
             "pass_count": np.where(sufficient, pass_count, 0).astype(np.int32),
             "lineups": np.where(sufficient, config.lineups, 0).astype(np.int32),
             "accepted": accepted,
-            "status": status.tolist(),
+            "status": status,
             "score_positive": s_pos.astype(np.float32),
             "danger_max": pa.array(dmax.astype(np.float32), mask=n_neg == 0),
             "danger_mean_lineup": pa.array(np.asarray(dmean, dtype=np.float32), mask=~sufficient),
