@@ -13,11 +13,12 @@ import pytest
 # Before Ray is imported anywhere: token auth on (explicit) with a token of this session, which every
 # node and every driver subprocess inherits; quiet output; fast Train health checks.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+_OWN_TOKEN = "RAY_AUTH_TOKEN" not in os.environ  # ours alone: it marks the processes this session starts
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
-import crucible_ray as cr
+import crucible_ray as cr  # noqa: E402 - after the environment above
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +77,41 @@ def ray_cluster() -> Iterator[Any]:
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+    _stop_leftovers()
+
+
+def _stop_leftovers() -> None:
+    """Stop processes of this session's Ray that outlived ``cluster.shutdown()``.
+
+    A worker on a node that a test removed without draining can be orphaned (seen: a
+    ``ray::TrainController`` still running half an hour after the suite). They carry this session's
+    token in their environment; nothing else does, unless the token was given from outside (then
+    nothing is touched).
+    """
+    import sys
+
+    import psutil
+
+    if not _OWN_TOKEN:
+        return
+    token = os.environ["RAY_AUTH_TOKEN"]
+    me = psutil.Process()
+    spared = {me.pid, *(p.pid for p in me.parents())}
+    left = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid not in spared and p.environ().get("RAY_AUTH_TOKEN") == token:
+                left.append(p)
+        except psutil.Error:
+            continue
+    if not left:
+        return
+    sys.stderr.write(f"\nstopping {len(left)} leftover Ray process(es): {sorted({p.name() for p in left})}\n")
+    for p in left:
+        p.terminate()
+    _, alive = psutil.wait_procs(left, timeout=5)
+    for p in alive:
+        p.kill()
 
 
 @pytest.fixture(scope="session")
