@@ -108,10 +108,9 @@ def part_validation(tmp: Path) -> None:
     # Validation costs about the same per candidate whatever the corpus; retrieval grows with it. The
     # default encoder makes encoding nearly free, so the WordNet world's small corpus is the worst case;
     # MiniLM (on a smaller slice: CPU encoding is slow) is what a real run looks like.
-    big = [*corpus, *(CorpusDoc(id=f"x{i}", text=f"{d.text} {i // len(corpus) + 1}") for i, d in enumerate(corpus * 3))]
     for spec, n_cand, docs, ebs, repeats in (
         (cr.DEFAULT_ENCODER, None, corpus, 256, 15),
-        (cr.DEFAULT_ENCODER, None, big[:100_000], 256, 5),
+        (cr.DEFAULT_ENCODER, None, suffixed_corpus(corpus, 100_000), 256, 5),
         ("minilm", 1000, corpus[:5000], 32, 3),
     ):
         _validation_overhead(spec, cands[:n_cand], docs, ebs, repeats)
@@ -190,7 +189,7 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
     t_st = time.perf_counter() - t0
     cpu_st = sum(me.cpu_times()[:2]) - cpu0
     t0 = time.perf_counter()
-    with CpuAccount() as acct:
+    with ProcessTree() as tree:
         res = cr.mine(cpath, corpus=kpath, out=tmp / "st_ours.parquet", model="minilm", config=CFG)
     t_ours = time.perf_counter() - t0
     row("st", f"sentence-transformers mine_hard_negatives ({n_cand} x {n_corpus})", f"{t_st:.1f} s, {len(mined)} rows")
@@ -204,37 +203,46 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
     row(
         "st",
         "CPU-seconds, crucible-ray: driver (reads, embeds the corpus) / miner actor / Ray's own processes",
-        " / ".join(f"{acct.seconds[g]:.0f}" for g in ("driver", "miners", "ray")),
+        " / ".join(f"{tree.cpu[g]:.0f}" for g in ("driver", "miners", "ray")),
     )
 
 
-class CpuAccount:
-    """CPU-seconds used inside the block by this process, the miner actors and Ray's other processes
-    (every descendant of this process: GCS, raylet, dashboard, workers), sampled every 0.5 s."""
+class ProcessTree:
+    """Samples this process and its descendants (GCS, raylet, dashboard, Ray workers) every 0.5 s:
+    peak RSS of this process and of all, and CPU-seconds by group: this process (``driver``), the miner
+    actors (``miners``) and Ray's other processes (``ray``)."""
 
     def __init__(self) -> None:
-        self.seconds = {"driver": 0.0, "miners": 0.0, "ray": 0.0}
-        self._last: dict[int, tuple[str, float]] = {}
+        self.peak_driver = 0
+        self.peak_total = 0
+        self.cpu = {"driver": 0.0, "miners": 0.0, "ray": 0.0}
+        self._used: dict[int, float] = {}  # CPU-seconds of each process at its last sample
         self._stop = threading.Event()
         self._me = psutil.Process()
 
     def _sample(self) -> None:
+        total = 0
         for p in [self._me, *self._me.children(recursive=True)]:
             try:
+                rss = p.memory_info().rss
                 used = sum(p.cpu_times()[:2])
                 title = " ".join(p.cmdline())
             except psutil.Error:
                 continue
-            group = "driver" if p.pid == self._me.pid else "miners" if "Crucible" in title else "ray"
-            before = self._last.get(p.pid, (group, used if p.pid == self._me.pid else 0.0))[1]
-            self.seconds[group] += used - before
-            self._last[p.pid] = (group, used)
+            total += rss
+            mine = p.pid == self._me.pid
+            if mine:
+                self.peak_driver = max(self.peak_driver, rss)
+            group = "driver" if mine else "miners" if "Crucible" in title else "ray"
+            self.cpu[group] += used - self._used.get(p.pid, used if mine else 0.0)  # new children: all of it
+            self._used[p.pid] = used
+        self.peak_total = max(self.peak_total, total)
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
             self._sample()
 
-    def __enter__(self) -> CpuAccount:
+    def __enter__(self) -> ProcessTree:
         self._sample()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -245,6 +253,14 @@ class CpuAccount:
         self._thread.join()
 
 
+def suffixed_corpus(base: list[CorpusDoc], n: int) -> list[CorpusDoc]:
+    """``n`` corpus texts: ``base`` repeated, each copy's texts suffixed with its copy number."""
+    return [
+        CorpusDoc(id=f"d{i}", text=f"{d.text} {i // len(base)}")
+        for i, d in ((i, base[i % len(base)]) for i in range(n))
+    ]
+
+
 def part_memory(tmp: Path, n: int) -> None:
     w = world(tmp)
     base_c = read_candidates(w / "organic_candidates.jsonl")
@@ -253,44 +269,20 @@ def part_memory(tmp: Path, n: int) -> None:
         Candidate(candidate_id=f"{i}", anchor=f"{c.anchor} ({i // len(base_c)})", positive=c.positive)
         for i, c in ((i, base_c[i % len(base_c)]) for i in range(n))
     ]
-    corpus = [
-        CorpusDoc(id=f"d{i}", text=f"{d.text} {i // len(base_k)}")
-        for i, d in ((i, base_k[i % len(base_k)]) for i in range(n))
-    ]
     write_candidates(tmp / "mem_c.parquet", cands)
-    write_corpus(tmp / "mem_k.parquet", corpus)
-    del cands, corpus
-    me = psutil.Process()
-    peak = {"driver": 0, "total": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            procs = [me, *me.children(recursive=True)]
-            total = 0
-            for p in procs:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak["driver"] = max(peak["driver"], me.memory_info().rss)
-            peak["total"] = max(peak["total"], total)
-            time.sleep(0.5)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    t0 = time.perf_counter()
-    res = cr.mine(tmp / "mem_c.parquet", corpus=tmp / "mem_k.parquet", out=tmp / "mem.parquet", config=CFG)
-    elapsed = time.perf_counter() - t0
-    stop.set()
-    th.join()
+    write_corpus(tmp / "mem_k.parquet", suffixed_corpus(base_k, n))
+    del cands
+    with ProcessTree() as tree:
+        t0 = time.perf_counter()
+        res = cr.mine(tmp / "mem_c.parquet", corpus=tmp / "mem_k.parquet", out=tmp / "mem.parquet", config=CFG)
+        elapsed = time.perf_counter() - t0
     row(
         "memory",
         f"{n} candidates x {n} corpus, default encoder",
         f"{elapsed:.0f} s ({n / elapsed:.0f}/s), {res.counts['accepted']} accepted",
     )
-    row("memory", "peak RSS, driver", f"{peak['driver'] / 2**20:.0f} MiB")
-    row("memory", "peak RSS, driver + Ray processes (shared pages counted twice)", f"{peak['total'] / 2**20:.0f} MiB")
+    row("memory", "peak RSS, driver", f"{tree.peak_driver / 2**20:.0f} MiB")
+    row("memory", "peak RSS, driver + Ray processes (shared pages counted twice)", f"{tree.peak_total / 2**20:.0f} MiB")
 
 
 def main() -> None:

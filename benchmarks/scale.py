@@ -24,7 +24,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import psutil  # noqa: E402
-from mining import world as wordnet  # noqa: E402  (benchmarks/mining.py: the WordNet world, built once per workdir)
+from mining import ProcessTree, suffixed_corpus  # noqa: E402  (benchmarks/mining.py)
+from mining import world as wordnet  # noqa: E402  (the WordNet world, built once per workdir)
 
 import crucible_ray as cr  # noqa: E402
-from crucible_ray.data import Candidate, CorpusDoc, read_candidates, read_corpus, write_candidates, write_corpus  # noqa: E402
+from crucible_ray.data import Candidate, read_candidates, read_corpus, write_candidates, write_corpus  # noqa: E402
 from crucible_ray.mining import MinerConfig  # noqa: E402
 
 CFG = MinerConfig(lineups=10, lineup_size=4, min_passes=3, neighbors=16)
@@ -60,50 +60,12 @@ def write_pool(w: Path, n: int, path: Path) -> None:
 
 
 def write_big_corpus(w: Path, n: int, path: Path) -> None:
-    base = read_corpus(w / "corpus.jsonl")
-    write_corpus(
-        path,
-        (
-            CorpusDoc(id=f"d{i}", text=f"{d.text} {i // len(base)}")
-            for i, d in ((i, base[i % len(base)]) for i in range(n))
-        ),
-    )
-
-
-class PeakMemory:
-    """Samples the RSS of this process and of all its descendants (Ray's processes) every 0.5 s."""
-
-    def __init__(self) -> None:
-        self.driver = 0
-        self.total = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.driver = max(self.driver, me.memory_info().rss)
-            self.total = max(self.total, total)
-            time.sleep(0.5)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    write_corpus(path, suffixed_corpus(read_corpus(w / "corpus.jsonl"), n))
 
 
 def one_pool(cands: Path, corpus: Path, out: Path) -> dict[str, Any]:
     """Mine one pool in this process (its own Ray) and report time and peaks as JSON."""
-    with PeakMemory() as peak:
+    with ProcessTree() as tree:
         t0 = time.perf_counter()
         res = cr.mine(cands, corpus=corpus, out=out, config=CFG, holdout_pool=None)
         elapsed = time.perf_counter() - t0
@@ -111,8 +73,8 @@ def one_pool(cands: Path, corpus: Path, out: Path) -> dict[str, Any]:
         "seconds": elapsed,
         "candidates": res.counts["candidates"],
         "accepted": res.counts["accepted"],
-        "driver_mib": peak.driver / 2**20,
-        "total_mib": peak.total / 2**20,
+        "driver_mib": tree.peak_driver / 2**20,
+        "total_mib": tree.peak_total / 2**20,
     }
 
 

@@ -97,21 +97,23 @@ def _stop_leftovers() -> None:
     token = os.environ["RAY_AUTH_TOKEN"]
     me = psutil.Process()
     spared = {me.pid, *(p.pid for p in me.parents())}
-    left = []
-    for p in psutil.process_iter():
+    left: list[psutil.Process] = []
+    for p in psutil.process_iter(["name"]):
         try:
             if p.pid not in spared and p.environ().get("RAY_AUTH_TOKEN") == token:
+                p.terminate()
                 left.append(p)
-        except psutil.Error:
+        except psutil.Error:  # gone meanwhile, or not ours to read
             continue
     if not left:
         return
-    sys.stderr.write(f"\nstopping {len(left)} leftover Ray process(es): {sorted({p.name() for p in left})}\n")
-    for p in left:
-        p.terminate()
+    sys.stderr.write(f"\nstopped {len(left)} leftover Ray process(es): {sorted({p.info['name'] for p in left})}\n")
     _, alive = psutil.wait_procs(left, timeout=5)
     for p in alive:
-        p.kill()
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
 
 
 @pytest.fixture(scope="session")
