@@ -45,9 +45,16 @@ def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any],
     return result
 
 
-def remove_a_node_when(cluster: Any, ready: Callable[[], bool], work: Callable[[], Any], actor: str) -> dict[str, Any]:
+def remove_a_node_when(
+    cluster: Any,
+    ready: Callable[[], bool],
+    work: Callable[[], Any],
+    actor: str,
+    eligible: Callable[[list[Any]], list[Any]] = lambda actors: actors,
+) -> dict[str, Any]:
     """Run ``work`` in a thread; once ``ready()``, take away (no graceful drain) the worker node of a live
-    ``actor`` (class name contains it) of ``cluster`` (``ray.cluster_utils.Cluster``).
+    ``actor`` (class name contains it) of ``cluster`` (``ray.cluster_utils.Cluster``), one that
+    ``eligible`` keeps of the live ones (``ray.util.state`` actor states; all of them by default).
 
     A replacement node of 1 CPU joins first, so the cluster keeps its size for later tests. The result
     has ``value`` or ``error``, ``removed`` (the node id, or None), ``lost_actors`` (ids of the actors
@@ -63,7 +70,7 @@ def remove_a_node_when(cluster: Any, ready: Callable[[], bool], work: Callable[[
         result["nodes"] |= {a.node_id for a in alive}
         if result["removed"] is None and alive and ready():
             workers = {n.node_id: n for n in cluster.worker_nodes}
-            victims = [workers[a.node_id] for a in alive if a.node_id in workers]
+            victims = [workers[a.node_id] for a in eligible(alive) if a.node_id in workers]
             if victims:
                 cluster.add_node(num_cpus=1)
                 cluster.remove_node(victims[0], allow_graceful=False)
