@@ -46,15 +46,11 @@ def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any],
 
 
 def remove_a_node_when(
-    cluster: Any,
-    ready: Callable[[], bool],
-    work: Callable[[], Any],
-    actor: str,
-    eligible: Callable[[list[Any]], list[Any]] = lambda actors: actors,
+    cluster: Any, eligible: Callable[[list[Any]], list[Any]], work: Callable[[], Any], actor: str
 ) -> dict[str, Any]:
-    """Run ``work`` in a thread; once ``ready()``, take away (no graceful drain) the worker node of a live
-    ``actor`` (class name contains it) of ``cluster`` (``ray.cluster_utils.Cluster``), one that
-    ``eligible`` keeps of the live ones (``ray.util.state`` actor states; all of them by default).
+    """Run ``work`` in a thread; take away (no graceful drain) the worker node of a live ``actor`` (class
+    name contains it) of ``cluster`` (``ray.cluster_utils.Cluster``) as soon as ``eligible`` keeps one of
+    the live ones (``ray.util.state`` actor states; an empty list means not yet).
 
     A replacement node of 1 CPU joins first, so the cluster keeps its size for later tests. The result
     has ``value`` or ``error``, ``removed`` (the node id, or None), ``lost_actors`` (ids of the actors
@@ -68,7 +64,7 @@ def remove_a_node_when(
     while time.monotonic() < deadline and t.is_alive():
         alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if actor in a.class_name]
         result["nodes"] |= {a.node_id for a in alive}
-        if result["removed"] is None and alive and ready():
+        if result["removed"] is None and alive:
             workers = {n.node_id: n for n in cluster.worker_nodes}
             victims = [workers[a.node_id] for a in eligible(alive) if a.node_id in workers]
             if victims:

@@ -53,7 +53,7 @@ def test_mining_spreads_over_nodes_and_a_lost_node_loses_no_candidate(
     # (its actor with it: no graceful drain) once the run has started mining.
     res = remove_a_node_when(
         ray_cluster,
-        work.exists,
+        lambda miners: miners if work.exists() else [],
         lambda: cr.mine(path, corpus=wordnet_world / "corpus.jsonl", out=out, actors=2, batch_size=16, **CFG),
         actor="CrucibleMiner",
     )
@@ -82,19 +82,17 @@ def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
 ) -> None:
     out = tmp_path / "sweep"
 
-    def resumable() -> list[Path]:  # trials with a recovery checkpoint (the step-200 eval came after it), not done
-        saved = [p.parent for p in (out / "trials").glob("*/scoreboard_step_200.json")]
-        return [d for d in saved if not (d / "scoreboard_step_800.json").exists()]
-
     def on_resumable_trial(workers: list[Any]) -> list[Any]:
-        """The train workers of a resumable trial (Ray Train runs them in a folder named after the trial).
-        The other trial may not have reported a step yet (seen in CI): losing its node reruns it from 0."""
-        names = {d.name for d in resumable()}
+        """The train workers of a trial with a recovery checkpoint (the step-200 eval came after it), not
+        finished; Ray Train runs them in a folder named after the trial. The other trial may not have
+        reported a step yet (seen in CI): losing its node would rerun it from step 0."""
+        saved = [p.parent for p in (out / "trials").glob("*/scoreboard_step_200.json")]
+        names = {d.name for d in saved if not (d / "scoreboard_step_800.json").exists()}
         return [w for w in workers if _cwd_name(w.pid) in names]
 
     res = remove_a_node_when(
         ray_cluster,
-        lambda: bool(resumable()),
+        on_resumable_trial,
         lambda: cr.sweep(
             synthetic_world,
             output_dir=out,
@@ -106,7 +104,6 @@ def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
             **SMALL,
         ),
         actor="RayTrainWorker",
-        eligible=on_resumable_trial,
     )
     assert res["removed"], "the sweep ended before a node could be removed"
     assert "error" not in res, res.get("error")
