@@ -183,47 +183,19 @@ def test_lineup_draws_match_the_scalar_definition() -> None:
                 assert len(set(draws[b, k].tolist())) == 3
 
 
-def test_lineup_outputs_never_tie_because_the_mix_is_invertible() -> None:
-    # draw_lineups sorts without a tie-break: that is only sound if the outputs of one lineup are
-    # distinct. Distinct counters times the odd golden constant are distinct states; undo the mix.
-    from crucible_ray.mining import _lineups
-
-    def unshift(z: np.ndarray, s: int) -> np.ndarray:  # inverse of z ^= z >> s
-        out = z.copy()
-        for _ in range(64 // s + 1):
-            out = z ^ (out >> np.uint64(s))
-        return out
-
-    def unmix(z: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            z = unshift(z, 31) * np.uint64(pow(int(_lineups._M2), -1, 2**64))
-            z = unshift(z, 27) * np.uint64(pow(int(_lineups._M1), -1, 2**64))
-        return unshift(z, 30)
-
-    x = np.random.default_rng(0).integers(0, 2**64, size=50_000, dtype=np.uint64, endpoint=False)
-    assert np.array_equal(unmix(_lineups._splitmix(x)), x)
-    assert int(_lineups._GOLDEN) % 2 == 1
-
-
-def test_a_draw_equal_to_the_padding_value_still_picks_real_negatives(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Short rows are padded with the largest uint64; an output with that value (odds 2**-64) must
-    # neither lose to the padding nor change the definition: ties go by index.
-    from crucible_ray.mining import _lineups
-
-    fine = _lineups._splitmix
-    monkeypatch.setattr(
-        _lineups, "_splitmix", lambda state: np.where(state % np.uint64(3) == 0, _lineups._NONE, fine(state))
-    )
-    ids, n = [f"c{i}" for i in range(60)], np.array([4 + i % 40 for i in range(60)])
-    draws = draw_lineups(2, ids, n, lineups=5, lineup_size=3)
-    for b, cid in enumerate(ids):
-        key = np.uint64(_lineups.candidate_key(2, cid))
-        for k in range(5):
-            with np.errstate(over="ignore"):
-                counters = (np.uint64(k) << np.uint64(32)) + np.arange(n[b], dtype=np.uint64) + np.uint64(1)
-                u = _lineups._splitmix(key + counters * _lineups._GOLDEN)
-            want = sorted(range(int(n[b])), key=lambda j: (int(u[j]), j))[:3]
-            assert draws[b, k].tolist() == want
+def test_lineup_draws_are_uniform_over_all_subsets() -> None:
+    # Floyd's algorithm must give each of the C(N, m) lineups the same chance: a chi-square test over
+    # all C(7, 3) = 35 subsets from 70,000 lineups (critical value for 34 degrees of freedom at p=0.001: 65.2).
+    ids = [f"u{i}" for i in range(7_000)]
+    draws = draw_lineups(3, ids, np.full(len(ids), 7), lineups=10, lineup_size=3).reshape(-1, 3)
+    assert (np.sort(draws, axis=1)[:, 1:] != np.sort(draws, axis=1)[:, :-1]).all()  # distinct
+    counts: dict[tuple[int, ...], int] = {}
+    for row in np.sort(draws, axis=1).tolist():
+        counts[tuple(row)] = counts.get(tuple(row), 0) + 1
+    assert len(counts) == comb(7, 3)
+    expected = len(draws) / comb(7, 3)
+    chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+    assert chi2 < 65.2, chi2
 
 
 def test_lineup_draws_depend_only_on_seed_id_and_k() -> None:

@@ -24,7 +24,7 @@ from crucible_ray.distributed._resources import plan_actors
 from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_environment, ray_session
 from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
 from crucible_ray.errors import ConfigError
-from crucible_ray.mining import MinerConfig, dedupe_corpus
+from crucible_ray.mining import DRAW_SCHEME, MinerConfig, dedupe_corpus
 from crucible_ray.mining._inputs import check_feasible, scan_candidates
 from crucible_ray.mining._model import ModelSource
 from crucible_ray.mining._outputs import assemble
@@ -145,7 +145,13 @@ def mine(
         }
     cand_sha = file_sha256(candidates)
     key = run_key(
-        {"config": cfg.model_dump(), "model": source.fingerprint, "candidates": cand_sha, "corpus": corpus_info}
+        {
+            "config": cfg.model_dump(),
+            "draws": DRAW_SCHEME,
+            "model": source.fingerprint,
+            "candidates": cand_sha,
+            "corpus": corpus_info,
+        }
     )
     work = WorkDir(out, key)
     resumed = work.open(resume=resume)
@@ -233,6 +239,7 @@ def mine(
         "schema_version": 1,
         "kind": "mining",
         "config": cfg.model_dump(),
+        "lineup_draws": DRAW_SCHEME,
         "model": source.describe(),
         "inputs": {
             "candidates": {"path": str(candidates), "sha256": cand_sha, "rows": scan.rows},

@@ -9,10 +9,11 @@ from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, embed_text
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import CorpusIndex, dedupe_corpus, open_embeddings
 from crucible_ray.mining._kernel import LineupVerdict, judge_lineups, retrieve, rowwise_scores
-from crucible_ray.mining._lineups import candidate_key, draw_lineup_scalar, draw_lineups
+from crucible_ray.mining._lineups import DRAW_SCHEME, candidate_key, draw_lineup_scalar, draw_lineups
 from crucible_ray.mining._text import normalize_text, text_code
 
 __all__ = [
+    "DRAW_SCHEME",
     "RESULT_SCHEMA",
     "CandidateBatch",
     "CorpusIndex",

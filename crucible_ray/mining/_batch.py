@@ -148,6 +148,12 @@ def mine_batch(
     s_pos = (anchors * positives).sum(-1)  # (B,)
 
     n_max = max(given_counts + ([config.window] if mined_rows else []) + [0])
+    # Lineups depend only on (seed, id, k, N), so draw them now for the N each row should get (its
+    # given negatives, or a full retrieval window) while the caches are warm; the few rows that end
+    # up with another N (a small corpus, the max_danger ceiling) are drawn again below.
+    n_planned = np.full(b, config.window, dtype=np.int64)
+    n_planned[given_rows] = given_counts
+    lineups = draw_lineups(config.seed, batch.candidate_id, n_planned, config.lineups, config.lineup_size)
     s_neg = torch.full((b, n_max), float("-inf"), device=device)
     valid = torch.zeros((b, n_max), dtype=torch.bool, device=device)
     src = np.full((b, n_max), -1, dtype=np.int64)
@@ -203,8 +209,10 @@ def mine_batch(
         src = np.take_along_axis(np.where(keep, src, -1), order, axis=1)
         valid_np = np.take_along_axis(keep, order, axis=1)
     n_neg = valid_np.sum(axis=1)
-
-    lineups = draw_lineups(config.seed, batch.candidate_id, n_neg, config.lineups, config.lineup_size)
+    redraw = np.flatnonzero(n_neg != n_planned)
+    if len(redraw):
+        ids = [batch.candidate_id[i] for i in redraw]
+        lineups[redraw] = draw_lineups(config.seed, ids, n_neg[redraw], config.lineups, config.lineup_size)
     verdict = judge_lineups(
         s_pos,
         torch.from_numpy(s_neg_np).to(device),
@@ -294,7 +302,11 @@ def _negative_lists(
     for m, p, item in zip(masks, picked, (_KILLER, _NEG), strict=True):
         offsets = np.zeros(m.shape[0] + 1, dtype=np.int32)
         np.cumsum(m.sum(axis=1), out=offsets[1:])
-        fields = [texts.slice(start, len(p)), ids.slice(start, len(p)), pa.array(scores[m].astype(np.float32))]
+        fields = [
+            texts.slice(start, len(p)),
+            ids.slice(start, len(p)),
+            pa.array(scores[m].astype(np.float32, copy=False)),
+        ]
         if item is _KILLER:
             fields.append(pa.array(kills[m].astype(np.int32)))
         values = pa.StructArray.from_arrays(fields, fields=list(item))
@@ -315,29 +327,31 @@ def _rows(
     fn_dropped: np.ndarray,
     dup_dropped: np.ndarray,
 ) -> pa.Table:
+    """The result rows of a judged batch; ``s_neg`` is ``-inf`` wherever ``valid`` is False."""
     pass_count = verdict.pass_count.cpu().numpy()
     sufficient = verdict.sufficient.cpu().numpy()
     lineup_max = verdict.lineup_max.cpu().numpy()
     kill_counts = verdict.kill_counts.cpu().numpy()
     n_neg = valid.sum(axis=1)
     # Every column is built per batch with numpy and Arrow; nothing loops over rows in Python.
-    key = np.where(valid, -s_neg, np.inf)  # most dangerous first
-    if (key[:, 1:] >= key[:, :-1]).all():  # already so (retrieval returns its top-N in that order)
-        valid_sorted, scores_sorted, kills_sorted, src_sorted = valid, s_neg, kill_counts, src
-    else:
-        order = np.argsort(key, axis=1, kind="stable")
-        valid_sorted = np.take_along_axis(valid, order, axis=1)
+    # s_neg is -inf where there is no negative, so ordering by -s_neg puts the valid ones first.
+    if (s_neg[:, 1:] <= s_neg[:, :-1]).all():  # already so (retrieval returns its top-N in that order)
+        scores_sorted, kills_sorted, src_sorted, valid_sorted = s_neg, kill_counts, src, valid
+    else:  # most dangerous first
+        order = np.argsort(-s_neg, axis=1, kind="stable")
         scores_sorted = np.take_along_axis(s_neg, order, axis=1)
         kills_sorted = np.take_along_axis(kill_counts, order, axis=1)
         src_sorted = np.take_along_axis(src, order, axis=1)
-    killer_mask = valid_sorted & (kills_sorted > 0)
-    near = valid_sorted & (kills_sorted == 0)
+        valid_sorted = np.take_along_axis(valid, order, axis=1)
+    killer_mask = kills_sorted > 0  # only valid negatives kill
+    near = valid_sorted & ~killer_mask
     near_mask = near & (np.cumsum(near, axis=1) <= config.keep_near_misses)
     killers, near_misses = _negative_lists((killer_mask, near_mask), src_sorted, scores_sorted, pool, kills_sorted)
-    dmax = np.where(valid, s_neg, -np.inf).max(axis=1, initial=-np.inf) - s_pos
+    dmax = s_neg.max(axis=1, initial=-np.inf) - s_pos
     dmean = (lineup_max - s_pos[:, None]).mean(axis=1)  # K >= 1 and the batch is not empty
     accepted = sufficient & (pass_count >= config.min_passes)
-    status = _STATUS.take(pa.array(np.where(~sufficient, 0, np.where(accepted, 1, 2)).astype(np.int8)))
+    # 0 insufficient, 1 accepted, 2 rejected
+    status = _STATUS.take(pa.array(sufficient.astype(np.int8) * (2 - accepted.astype(np.int8))))
     return pa.table(
         {
             "candidate_id": batch.arrow.get("candidate_id", batch.candidate_id),

@@ -128,22 +128,21 @@ def judge_lineups(
         danger_margin: delta.
     """
     b, n = score_negatives.shape
-    k = lineups.shape[1]
-    sufficient = (lineups >= 0).all(dim=2).all(dim=1) if lineups.numel() else torch.zeros(b, dtype=torch.bool)
-    sufficient = sufficient.to(score_negatives.device)
-    idx = lineups.clamp(min=0).to(score_negatives.device)  # (B, K, m)
-    masked = torch.where(valid, score_negatives, torch.full_like(score_negatives, float("-inf")))
-    gathered = torch.gather(masked[:, None, :].expand(b, k, n), 2, idx)  # (B, K, m)
-    lineup_max = gathered.max(dim=2).values if idx.shape[2] else torch.full((b, k), float("-inf"))
+    k, m = lineups.shape[1], lineups.shape[2]
+    device = score_negatives.device
+    lineups = lineups.to(device)
+    # Rows are all -1 (insufficient) or all valid indices, so the first entry says which.
+    sufficient = lineups[:, 0, 0] >= 0 if lineups.numel() else torch.zeros(b, dtype=torch.bool, device=device)
+    flat = lineups.reshape(b, k * m).clamp(min=0)  # (B, K*m)
+    masked = score_negatives.masked_fill(~valid, float("-inf"))
+    lineup_max = torch.gather(masked, 1, flat).view(b, k, m).amax(dim=2) if m else masked.new_full((b, k), -torch.inf)
     threshold = score_positive - danger_margin  # (B,)
     kills = (lineup_max >= threshold[:, None]) & sufficient[:, None]
     pass_count = kills.sum(dim=1)
     dangerous = valid & (score_negatives >= threshold[:, None])
-    appearances = torch.zeros((b, n), dtype=torch.long, device=score_negatives.device)
-    flat = idx.reshape(b, -1)
-    appearances.scatter_add_(1, flat, torch.ones_like(flat))
-    appearances = torch.where(sufficient[:, None], appearances, torch.zeros_like(appearances))
-    kill_counts = torch.where(dangerous, appearances, torch.zeros_like(appearances))
+    appearances = torch.zeros((b, n), dtype=torch.long, device=device)
+    appearances.scatter_add_(1, flat, sufficient[:, None].long().expand(b, k * m))
+    kill_counts = appearances * dangerous
     return LineupVerdict(
         kills=kills,
         lineup_max=lineup_max,

@@ -1,9 +1,12 @@
 """Counter-based lineup draws: lineup ``k`` of a candidate depends only on ``(seed, candidate_id, k)``.
 
-Each candidate gets a 64-bit key from ``blake2b(seed, candidate_id)``. The draw for lineup ``k`` gives
-negative ``j`` the SplitMix64 output number ``k * 2**32 + j`` of that key, and the lineup is the ``m``
-negatives with the smallest outputs: a uniform draw of ``m`` distinct negatives out of ``N``, without
-replacement. Nothing depends on the batch, the block, the actor or the device that does the work.
+Each candidate gets a 64-bit key from ``blake2b(seed, candidate_id)``. Lineup ``k`` is drawn with
+Floyd's algorithm: for step ``i = 0 .. m-1`` let ``j = N - m + i`` and ``t`` uniform in ``[0, j]``;
+the lineup takes ``t``, or ``j`` when ``t`` is already in it. That is a uniform draw of ``m`` distinct
+negatives out of ``N``, without replacement, from only ``m`` random numbers per lineup. Step ``i`` of
+lineup ``k`` uses SplitMix64 output number ``k * 2**32 + i`` of the candidate's key: its top 32 bits
+``z`` give ``t = (z * (j + 1)) >> 32`` (each value's probability is exact to within ``(j + 1) / 2**32``).
+Nothing depends on the batch, the block, the actor or the device that does the work.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+#: Names the draw scheme in run keys and manifests; change it whenever the draws change.
+DRAW_SCHEME = "floyd-splitmix64/1"
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_NONE = np.iinfo(np.uint64).max
+_MAX_NEGATIVES = 2**31 - 1  # keeps z * (j + 1) inside int64
 
 
 def _key_prefix(seed: int) -> Any:
@@ -68,30 +74,36 @@ def draw_lineups(
         lineup_size: m.
 
     Returns:
-        int64 (B, K, m); each ``[b, k]`` holds ``m`` distinct indices in ``[0, n_negatives[b])``.
+        int64 (B, K, m); each ``[b, k]`` holds ``m`` distinct indices in ``[0, n_negatives[b])``, in the
+        order Floyd's algorithm picked them.
     """
     n_negatives = np.asarray(n_negatives, dtype=np.int64)
-    b = len(candidate_ids)
-    n_max = int(n_negatives.max(initial=0))
-    out = np.full((b, lineups, lineup_size), -1, dtype=np.int64)
-    ok = n_negatives >= lineup_size
-    if b == 0 or not ok.any() or n_max == 0:
-        return out
+    b, m = len(candidate_ids), lineup_size
+    ok = n_negatives >= m
+    if b == 0 or m == 0 or not ok.any():
+        return np.full((b, lineups, m), -1, dtype=np.int64)
+    if int(n_negatives.max()) > _MAX_NEGATIVES:
+        raise ValueError(f"at most {_MAX_NEGATIVES} negatives per candidate, got {int(n_negatives.max())}")
     keys = _keys(seed, candidate_ids)  # (B,)
-    counters = (np.arange(lineups, dtype=np.uint64)[:, None] << np.uint64(32)) + np.arange(n_max, dtype=np.uint64)
+    # counters[i, k] = k * 2**32 + i: the SplitMix64 output that step i of lineup k uses.
+    counters = (np.arange(lineups, dtype=np.uint64) << np.uint64(32)) + np.arange(m, dtype=np.uint64)[:, None]
     with np.errstate(over="ignore"):
         # SplitMix64: output n of the stream seeded by key is mix(key + (n + 1) * golden).
-        state = keys[:, None, None] + (counters[None] + np.uint64(1)) * _GOLDEN  # (B, K, N)
-        u = _splitmix(state)
-    # The outputs of one lineup never tie: distinct counters times an odd constant give distinct
-    # states, and the mix is invertible. Only the padding of short rows (_NONE) can equal an output.
-    stable = False
-    if n_negatives.min() < n_max:
-        beyond = np.arange(n_max)[None, :] >= n_negatives[:, None]  # (B, N): not a negative of this row
-        stable = bool(np.any((u == _NONE) & ~beyond[:, None, :]))  # 2**-64 per output: ties go by index
-        u = np.where(beyond[:, None, :], _NONE, u)
-    order = np.argsort(u, axis=-1, kind="stable" if stable else None)  # (B, K, N)
-    out[ok] = order[ok, :, :lineup_size]
+        state = keys[None, :, None] + (counters[:, None, :] + np.uint64(1)) * _GOLDEN  # (m, B, K)
+    z = (_splitmix(state) >> np.uint64(32)).astype(np.int64)
+    picked = np.empty((m, b, lineups), dtype=np.int64)
+    first = (np.where(ok, n_negatives, m) - m)[:, None]  # (B, 1): j at step 0
+    for i in range(m):
+        j = first + i
+        t = (z[i] * (j + 1)) >> 32  # uniform in [0, j]
+        if i:
+            taken = picked[0] == t
+            for r in range(1, i):
+                taken |= picked[r] == t
+            t = np.where(taken, j, t)
+        picked[i] = t
+    out = np.ascontiguousarray(picked.transpose(1, 2, 0))
+    out[~ok] = -1
     return out
 
 
@@ -106,5 +118,10 @@ def draw_lineup_scalar(seed: int, candidate_id: str, k: int, n_negatives: int, l
         return z ^ (z >> 31)
 
     golden = 0x9E3779B97F4A7C15
-    u = [mix((key + (((k << 32) + j + 1) * golden)) & mask) for j in range(n_negatives)]
-    return sorted(range(n_negatives), key=lambda j: (u[j], j))[:lineup_size]
+    lineup: list[int] = []
+    for i in range(lineup_size):
+        z = mix((key + (((k << 32) + i + 1) * golden)) & mask) >> 32
+        j = n_negatives - lineup_size + i
+        t = (z * (j + 1)) >> 32
+        lineup.append(j if t in lineup else t)
+    return lineup
