@@ -148,12 +148,6 @@ def mine_batch(
     s_pos = (anchors * positives).sum(-1)  # (B,)
 
     n_max = max(given_counts + ([config.window] if mined_rows else []) + [0])
-    # Lineups depend only on (seed, id, k, N), so draw them now for the N each row should get (its
-    # given negatives, or a full retrieval window) while the caches are warm; the few rows that end
-    # up with another N (a small corpus, the max_danger ceiling) are drawn again below.
-    n_planned = np.full(b, config.window, dtype=np.int64)
-    n_planned[given_rows] = given_counts
-    lineups = draw_lineups(config.seed, batch.candidate_id, n_planned, config.lineups, config.lineup_size)
     s_neg = torch.full((b, n_max), float("-inf"), device=device)
     valid = torch.zeros((b, n_max), dtype=torch.bool, device=device)
     src = np.full((b, n_max), -1, dtype=np.int64)
@@ -209,10 +203,8 @@ def mine_batch(
         src = np.take_along_axis(np.where(keep, src, -1), order, axis=1)
         valid_np = np.take_along_axis(keep, order, axis=1)
     n_neg = valid_np.sum(axis=1)
-    redraw = np.flatnonzero(n_neg != n_planned)
-    if len(redraw):
-        ids = [batch.candidate_id[i] for i in redraw]
-        lineups[redraw] = draw_lineups(config.seed, ids, n_neg[redraw], config.lineups, config.lineup_size)
+
+    lineups = draw_lineups(config.seed, batch.candidate_id, n_neg, config.lineups, config.lineup_size)
     verdict = judge_lineups(
         s_pos,
         torch.from_numpy(s_neg_np).to(device),
@@ -221,7 +213,7 @@ def mine_batch(
         danger_margin=config.danger_margin,
     )
     pool = _Pool.of(corpus, flat_given)
-    return _rows(batch, config, pool, src, s_pos_np, s_neg_np, valid_np, verdict, fn_dropped, dup_dropped)
+    return _rows(batch, config, pool, src, s_pos_np, s_neg_np, valid_np, n_neg, verdict, fn_dropped, dup_dropped)
 
 
 def embed_texts(
@@ -323,16 +315,17 @@ def _rows(
     s_pos: np.ndarray,
     s_neg: np.ndarray,
     valid: np.ndarray,
+    n_neg: np.ndarray,
     verdict: LineupVerdict,
     fn_dropped: np.ndarray,
     dup_dropped: np.ndarray,
 ) -> pa.Table:
-    """The result rows of a judged batch; ``s_neg`` is ``-inf`` wherever ``valid`` is False."""
+    """The result rows of a judged batch (``s_neg`` is ``-inf`` wherever ``valid`` is False; ``n_neg``
+    counts ``valid`` per row)."""
     pass_count = verdict.pass_count.cpu().numpy()
     sufficient = verdict.sufficient.cpu().numpy()
     lineup_max = verdict.lineup_max.cpu().numpy()
     kill_counts = verdict.kill_counts.cpu().numpy()
-    n_neg = valid.sum(axis=1)
     # Every column is built per batch with numpy and Arrow; nothing loops over rows in Python.
     # s_neg is -inf where there is no negative, so ordering by -s_neg puts the valid ones first.
     if (s_neg[:, 1:] <= s_neg[:, :-1]).all():  # already so (retrieval returns its top-N in that order)
