@@ -24,7 +24,10 @@ from crucible_ray.mining import (
     judge_lineups,
     mine_batch,
     open_embeddings,
+    product_tolerance,
     retrieve,
+    rowwise_scores,
+    settle_near_thresholds,
 )
 
 
@@ -148,6 +151,65 @@ def test_retrieve_excludes_positive_and_never_returns_a_row_twice() -> None:
         assert i[b].tolist() == expected
         assert len(set(i[b].tolist())) == 6
         assert torch.allclose(s[b], full[b, expected])
+
+
+def test_product_scores_stay_within_the_tolerance_of_row_by_row_scores() -> None:
+    gen = torch.Generator().manual_seed(1)
+    for d in (64, 128, 384):
+        corpus = torch.nn.functional.normalize(torch.randn(3000, d, generator=gen), dim=1)
+        anchors = torch.nn.functional.normalize(torch.randn(300, d, generator=gen), dim=1)
+        exact = rowwise_scores(anchors, corpus[None].expand(len(anchors), -1, -1))
+        tol = product_tolerance(torch.device("cpu"), d)
+        for rows in (1, 7, 300):  # different shapes take different product kernels
+            assert (anchors[:rows] @ corpus.T - exact[:rows]).abs().max() <= tol / 4
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # TF32 / bf16 products allowed: a looser bound
+        assert product_tolerance(torch.device("cpu"), 128) == 2e-2
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert product_tolerance(torch.device("cpu"), 128) < 1e-4
+
+
+def test_row_by_row_scores_do_not_depend_on_the_batch_shape() -> None:
+    gen = torch.Generator().manual_seed(2)
+    anchors = torch.nn.functional.normalize(torch.randn(96, 384, generator=gen), dim=1)
+    others = torch.nn.functional.normalize(torch.randn(96, 16, 384, generator=gen), dim=2)
+    whole = rowwise_scores(anchors, others)
+    assert whole.dtype == torch.float32
+    np.testing.assert_allclose(whole.numpy(), np.einsum("bd,bnd->bn", anchors.double(), others.double()), atol=1e-7)
+    for rows in (slice(0, 1), slice(5, 12), slice(0, 96, 7)):
+        assert torch.equal(rowwise_scores(anchors[rows], others[rows]), whole[rows])
+        assert torch.equal(rowwise_scores(anchors[rows], others[rows, 3:4]), whole[rows, 3:4])
+
+
+@pytest.mark.parametrize("as_array", [False, True], ids=["tensor", "memory-map-like array"])
+def test_settled_scores_decide_as_row_by_row_scores(as_array: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    d, b, n = 32, 64, 12
+    corpus = torch.nn.functional.normalize(torch.randn(500, d, generator=gen), dim=1)
+    anchors = torch.nn.functional.normalize(torch.randn(b, d, generator=gen), dim=1)
+    index = torch.randint(0, 500, (b, n), generator=gen)
+    index[:, -2:] = -1  # retrieval found nothing there
+    ok = index >= 0
+    exact = rowwise_scores(anchors, corpus[index.clamp(min=0)])
+    tol = product_tolerance(torch.device("cpu"), d)
+    # A product's rounding, exaggerated: every score off by up to half the tolerance.
+    noisy = exact + (torch.rand(exact.shape, generator=gen) - 0.5) * tol
+    scores = torch.where(ok, noisy, float("-inf"))
+    # Thresholds right on an exact score, and just beside another (where the noise flips the side).
+    kill = exact[:, 0].clone()
+    ceiling = exact[:, 1] + 0.1 * tol
+    source = corpus.numpy() if as_array else corpus
+    settled = settle_near_thresholds(scores, index, anchors, source, [kill, ceiling], tolerance=tol)
+    for t in (kill, ceiling):
+        assert torch.equal(scores >= t[:, None], (exact >= t[:, None]) & ok)
+        assert not torch.equal(noisy >= t[:, None], exact >= t[:, None])  # the noise alone would decide wrongly
+    near = ok & (((noisy - kill[:, None]).abs() <= tol) | ((noisy - ceiling[:, None]).abs() <= tol))
+    assert settled == int(near.sum()) and 2 * b <= settled < int(ok.sum())
+    assert torch.equal(scores[near], exact[near])  # bit for bit: the same row-by-row computation
+    assert torch.equal(scores[ok & ~near], noisy[ok & ~near])
+    assert torch.isinf(scores[~ok]).all()
 
 
 def test_retrieve_pads_when_the_corpus_is_small() -> None:

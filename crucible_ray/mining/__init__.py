@@ -8,8 +8,21 @@ The Ray Data pipeline around this lives in :mod:`crucible_ray.distributed`.
 from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, embed_texts, mine_batch
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import CorpusIndex, dedupe_corpus, open_embeddings
-from crucible_ray.mining._kernel import LineupVerdict, judge_lineups, retrieve, rowwise_scores
-from crucible_ray.mining._lineups import DRAW_SCHEME, candidate_key, draw_lineup_scalar, draw_lineups
+from crucible_ray.mining._kernel import (
+    LineupVerdict,
+    judge_lineups,
+    product_tolerance,
+    retrieve,
+    rowwise_scores,
+    settle_near_thresholds,
+)
+from crucible_ray.mining._lineups import (
+    DRAW_SCHEME,
+    candidate_key,
+    draw_lineup_scalar,
+    draw_lineups,
+    lineup_randoms,
+)
 from crucible_ray.mining._text import normalize_text, text_code
 
 __all__ = [
@@ -25,10 +38,13 @@ __all__ = [
     "draw_lineups",
     "embed_texts",
     "judge_lineups",
+    "lineup_randoms",
     "mine_batch",
     "normalize_text",
     "open_embeddings",
+    "product_tolerance",
     "retrieve",
     "rowwise_scores",
+    "settle_near_thresholds",
     "text_code",
 ]

@@ -17,8 +17,15 @@ from crucible_ray.encoders import Encoder
 from crucible_ray.errors import MiningError
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import CorpusIndex
-from crucible_ray.mining._kernel import LineupVerdict, judge_lineups, retrieve, rowwise_scores
-from crucible_ray.mining._lineups import draw_lineups
+from crucible_ray.mining._kernel import (
+    LineupVerdict,
+    judge_lineups,
+    product_tolerance,
+    retrieve,
+    rowwise_scores,
+    settle_near_thresholds,
+)
+from crucible_ray.mining._lineups import draw_lineups, lineup_randoms
 from crucible_ray.mining._text import text_code
 
 _NEG = pa.struct([("text", pa.string()), ("id", pa.string()), ("score", pa.float32())])
@@ -122,6 +129,8 @@ def mine_batch(
     if b == 0:
         return RESULT_SCHEMA.empty_table()
     device = encoder.device
+    # The draws' random numbers do not depend on retrieval: computed first, while the caches are warm.
+    randoms = lineup_randoms(config.seed, batch.candidate_id, config.lineups, config.lineup_size)
     # src[i, j]: where negative j of row i comes from, as an index into the pool of corpus rows followed
     # by the batch's given negatives; -1 where there is none. Texts and ids are only gathered at the end.
     n_corpus = len(corpus) if corpus is not None else 0
@@ -145,7 +154,7 @@ def mine_batch(
     text_rows = np.array([corpus.row_of_text(t) for t in texts] if corpus is not None else [-1] * len(texts))
     emb_t = embed_texts(texts, encoder, corpus, corpus_tensor, batch_size=encode_batch_size, text_rows=text_rows)
     anchors, positives, given_emb = emb_t[:b], emb_t[b : 2 * b], emb_t[2 * b :]
-    s_pos = (anchors * positives).sum(-1)  # (B,)
+    s_pos = rowwise_scores(anchors, positives[:, None, :])[:, 0]  # (B,)
 
     n_max = max(given_counts + ([config.window] if mined_rows else []) + [0])
     s_neg = torch.full((b, n_max), float("-inf"), device=device)
@@ -179,15 +188,19 @@ def mine_batch(
         source = corpus_tensor if corpus_tensor is not None else corpus.embeddings
         a_mined = anchors[t_rows]
         exclude_t = torch.from_numpy(exclude.astype(np.int64)).to(device)
-        _, idx = retrieve(a_mined, source, k=config.window, exclude=exclude_t, rank_min=config.rank_min)
-        idx_np = idx.cpu().numpy()
-        ok_np = idx_np >= 0
-        neg_emb = _corpus_rows(corpus, corpus_tensor, np.where(ok_np, idx_np, 0).reshape(-1), device)
-        scores = rowwise_scores(a_mined, neg_emb.view(*idx_np.shape, -1))  # (B', N)
-        ok = torch.from_numpy(ok_np).to(device)
-        s_neg[t_rows, : config.window] = torch.where(ok, scores, float("-inf"))
-        valid[t_rows, : config.window] = ok
-        src[m_rows, : config.window] = idx_np  # -1 where retrieval found nothing
+        scores, idx = retrieve(a_mined, source, k=config.window, exclude=exclude_t, rank_min=config.rank_min)
+        # Decisions compare scores with s(a, p) - delta (kills) and s(a, p) + max_danger (the ceiling).
+        # Scores near either are recomputed row by row, so no decision depends on the batch.
+        s_pos_mined = s_pos[t_rows]
+        thresholds = [s_pos_mined - config.danger_margin]
+        if config.max_danger is not None:
+            thresholds.append(s_pos_mined + config.max_danger)
+        settle_near_thresholds(
+            scores, idx, a_mined, source, thresholds, tolerance=product_tolerance(device, int(a_mined.shape[1]))
+        )
+        s_neg[t_rows, : config.window] = scores  # -inf where retrieval found nothing
+        valid[t_rows, : config.window] = idx >= 0
+        src[m_rows, : config.window] = idx.cpu().numpy()  # -1 where retrieval found nothing
 
     s_neg_np = s_neg.cpu().numpy()
     valid_np = valid.cpu().numpy()
@@ -204,7 +217,7 @@ def mine_batch(
         valid_np = np.take_along_axis(keep, order, axis=1)
     n_neg = valid_np.sum(axis=1)
 
-    lineups = draw_lineups(config.seed, batch.candidate_id, n_neg, config.lineups, config.lineup_size)
+    lineups = draw_lineups(config.seed, batch.candidate_id, n_neg, config.lineups, config.lineup_size, randoms=randoms)
     verdict = judge_lineups(
         s_pos,
         torch.from_numpy(s_neg_np).to(device),

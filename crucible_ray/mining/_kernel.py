@@ -2,8 +2,9 @@
 
 Runs wherever its tensors are (a GPU inside an encoder actor, the CPU in a laptop loop). It never
 materialises the full candidates x corpus score matrix: the corpus is scanned in chunks and a running
-top-k is merged. Scores that decide kills are recomputed row by row (``(a * n).sum(-1)``), so they do
-not depend on how many rows share a batch.
+top-k is merged. Matrix-product scores round differently with the shape of the product; wherever one
+could change a decision it is recomputed row by row in float64 (:func:`settle_near_thresholds`), so no
+decision depends on how many rows share a batch or on the device's summation order.
 """
 
 from __future__ import annotations
@@ -91,8 +92,72 @@ def retrieve(
 
 
 def rowwise_scores(anchors: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
-    """``s(a_b, x_bj)`` for anchors (B, d) and others (B, N, d) -> (B, N), independent of the batch size."""
-    return (anchors[:, None, :] * others).sum(-1)
+    """``s(a_b, x_bj)`` for anchors (B, d) and others (B, N, d) -> (B, N) float32.
+
+    Summed in float64 and rounded once, so each value is the correctly rounded dot product in all
+    but astronomically rare cases: the same whatever the batch's shape, the summation order or the
+    device (Apple's MPS, which has no float64, sums in float32).
+    """
+    wide = torch.float32 if anchors.device.type == "mps" else torch.float64
+    return (anchors[:, None, :].to(wide) * others.to(wide)).sum(-1).to(torch.float32)
+
+
+def product_tolerance(device: torch.device, dim: int) -> float:
+    """How far a matrix-product score of two unit vectors may sit from its :func:`rowwise_scores` value.
+
+    In IEEE float32 a product is within ``dim * 2**-24`` of the exact dot product (and the row-by-row
+    value within half a float32 unit of it); this returns four times that (at least 1e-5). When
+    float32 products may run in reduced precision (TF32, bf16: ``torch.set_float32_matmul_precision``
+    other than ``"highest"``), a bf16 bound of 2e-2.
+    """
+    backend = torch.backends.cuda.matmul if device.type == "cuda" else getattr(torch.backends.mkldnn, "matmul", None)
+    reduced = getattr(backend, "fp32_precision", "none") not in ("none", "ieee")
+    if reduced or torch.get_float32_matmul_precision() != "highest":
+        return 2e-2
+    return max(1e-5, 4 * dim * 2.0**-24)
+
+
+@torch.no_grad()
+def settle_near_thresholds(
+    scores: torch.Tensor,
+    index: torch.Tensor,
+    anchors: torch.Tensor,
+    corpus: torch.Tensor | np.ndarray,
+    thresholds: list[torch.Tensor],
+    *,
+    tolerance: float,
+) -> int:
+    """Replace, in place, the retrieved scores within ``tolerance`` of a decision threshold by their
+    row-by-row values; returns how many were replaced.
+
+    Retrieval scores come from matrix products, whose rounding depends on how many rows share one.
+    A decision ``score >= threshold`` taken on a settled score is the decision on the row-by-row
+    value, which is the same whatever the batch: near a threshold the score is that value, and
+    farther away both lie on the same side (given ``tolerance`` from :func:`product_tolerance`).
+
+    Args:
+        scores: (B, N) retrieval scores, ``-inf`` where ``index`` is ``-1``.
+        index: (B, N) their corpus rows.
+        anchors: (B, d) the anchors they were scored against.
+        corpus: (C, d) the corpus embeddings (tensor, array or memory map).
+        thresholds: (B,) tensors; each row's decisions compare its scores with these.
+        tolerance: the largest possible gap between a product score and its row-by-row value.
+    """
+    near = torch.zeros_like(index, dtype=torch.bool)
+    for t in thresholds:
+        near.logical_or_((scores - t[:, None]).abs_() <= tolerance)  # never where scores are -inf
+    if not bool(near.any()):  # the usual case
+        return 0
+    rows, cols = (near & (index >= 0)).nonzero(as_tuple=True)
+    if len(rows):
+        picked = index[rows, cols]
+        if isinstance(corpus, torch.Tensor):
+            vectors = corpus.index_select(0, picked.to(corpus.device))
+        else:
+            vectors = torch.from_numpy(np.asarray(corpus[picked.cpu().numpy()], dtype=np.float32))
+        vectors = vectors.to(device=scores.device, dtype=torch.float32)
+        scores[rows, cols] = rowwise_scores(anchors[rows], vectors[:, None, :])[:, 0]
+    return len(rows)
 
 
 @dataclass(frozen=True)
@@ -100,7 +165,7 @@ class LineupVerdict:
     """What the lineups said about each row of a batch (all tensors on the kernel's device)."""
 
     kills: torch.Tensor  # (B, K) bool: lineup k killed
-    lineup_max: torch.Tensor  # (B, K) the best negative score in lineup k
+    lineup_max: torch.Tensor  # (B, K) the best negative score in lineup k (meaningless where not sufficient)
     pass_count: torch.Tensor  # (B,) number of killing lineups (0 when insufficient)
     sufficient: torch.Tensor  # (B,) bool: at least m negatives
     dangerous: torch.Tensor  # (B, N) bool: a valid negative with s(a, n) >= s(a, p) - delta
@@ -123,8 +188,8 @@ def judge_lineups(
         score_positive: (B,) ``s(a, p)``.
         score_negatives: (B, N) ``s(a, n_j)``; entries where ``valid`` is False are ignored.
         valid: (B, N) bool; valid negatives come first in each row.
-        lineups: (B, K, m) int64 indices into the row's negatives, ``-1`` for an insufficient row
-            (from :func:`~crucible_ray.mining.draw_lineups`).
+        lineups: (B, K, m) int64 indices into the row's valid negatives, ``-1`` for an insufficient row
+            (from :func:`~crucible_ray.mining.draw_lineups` with the row's count of valid negatives).
         danger_margin: delta.
     """
     b, n = score_negatives.shape
@@ -134,8 +199,12 @@ def judge_lineups(
     # Rows are all -1 (insufficient) or all valid indices, so the first entry says which.
     sufficient = lineups[:, 0, 0] >= 0 if lineups.numel() else torch.zeros(b, dtype=torch.bool, device=device)
     flat = lineups.reshape(b, k * m).clamp(min=0)  # (B, K*m)
-    masked = score_negatives.masked_fill(~valid, float("-inf"))
-    lineup_max = torch.gather(masked, 1, flat).view(b, k, m).amax(dim=2) if m else masked.new_full((b, k), -torch.inf)
+    # Lineups only hold indices of valid negatives (they come first, and draws stay below the count).
+    lineup_max = (
+        torch.gather(score_negatives, 1, flat).view(b, k, m).amax(dim=2)
+        if m
+        else score_negatives.new_full((b, k), -torch.inf)
+    )
     threshold = score_positive - danger_margin  # (B,)
     kills = (lineup_max >= threshold[:, None]) & sufficient[:, None]
     pass_count = kills.sum(dim=1)

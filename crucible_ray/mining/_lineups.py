@@ -60,8 +60,30 @@ def _splitmix(state: np.ndarray) -> np.ndarray:
     return z
 
 
+def lineup_randoms(seed: int, candidate_ids: Sequence[str], lineups: int, lineup_size: int) -> np.ndarray:
+    """The random numbers of every row's draws, int64 (m, B, K): ``[i, b, k]`` is the top 32 bits of
+    SplitMix64 output number ``k * 2**32 + i`` of row ``b``'s key.
+
+    They do not depend on how many negatives a row has, so a caller may compute them ahead of
+    retrieval (:func:`~crucible_ray.mining.mine_batch` does) and pass them to :func:`draw_lineups`.
+    """
+    keys = _keys(seed, candidate_ids)  # (B,)
+    # counters[i, k] = k * 2**32 + i: the SplitMix64 output that step i of lineup k uses.
+    counters = (np.arange(lineups, dtype=np.uint64) << np.uint64(32)) + np.arange(lineup_size, dtype=np.uint64)[:, None]
+    with np.errstate(over="ignore"):
+        # SplitMix64: output n of the stream seeded by key is mix(key + (n + 1) * golden).
+        state = keys[None, :, None] + (counters[:, None, :] + np.uint64(1)) * _GOLDEN  # (m, B, K)
+    return (_splitmix(state) >> np.uint64(32)).astype(np.int64)
+
+
 def draw_lineups(
-    seed: int, candidate_ids: Sequence[str], n_negatives: np.ndarray, lineups: int, lineup_size: int
+    seed: int,
+    candidate_ids: Sequence[str],
+    n_negatives: np.ndarray,
+    lineups: int,
+    lineup_size: int,
+    *,
+    randoms: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lineups as indices into each candidate's negatives.
 
@@ -72,6 +94,7 @@ def draw_lineups(
             insufficient and gets ``-1`` everywhere.
         lineups: K.
         lineup_size: m.
+        randoms: :func:`lineup_randoms` of the same arguments, when the caller has them already.
 
     Returns:
         int64 (B, K, m); each ``[b, k]`` holds ``m`` distinct indices in ``[0, n_negatives[b])``, in the
@@ -84,13 +107,9 @@ def draw_lineups(
         return np.full((b, lineups, m), -1, dtype=np.int64)
     if int(n_negatives.max()) > _MAX_NEGATIVES:
         raise ValueError(f"at most {_MAX_NEGATIVES} negatives per candidate, got {int(n_negatives.max())}")
-    keys = _keys(seed, candidate_ids)  # (B,)
-    # counters[i, k] = k * 2**32 + i: the SplitMix64 output that step i of lineup k uses.
-    counters = (np.arange(lineups, dtype=np.uint64) << np.uint64(32)) + np.arange(m, dtype=np.uint64)[:, None]
-    with np.errstate(over="ignore"):
-        # SplitMix64: output n of the stream seeded by key is mix(key + (n + 1) * golden).
-        state = keys[None, :, None] + (counters[:, None, :] + np.uint64(1)) * _GOLDEN  # (m, B, K)
-    z = (_splitmix(state) >> np.uint64(32)).astype(np.int64)
+    z = lineup_randoms(seed, candidate_ids, lineups, m) if randoms is None else randoms
+    if z.shape != (m, b, lineups):
+        raise ValueError(f"randoms have shape {z.shape}, expected {(m, b, lineups)}")
     picked = np.empty((m, b, lineups), dtype=np.int64)
     first = (np.where(ok, n_negatives, m) - m)[:, None]  # (B, 1): j at step 0
     for i in range(m):
