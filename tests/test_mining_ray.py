@@ -23,7 +23,15 @@ import crucible_ray.distributed._mine as mine_module
 from crucible_ray.data import Candidate, read_bundles, read_candidates, read_corpus, write_candidates
 from crucible_ray.distributed._corpus import DriverEmbedding, driver_embeds
 from crucible_ray.errors import MiningError
-from crucible_ray.mining import DRAW_SCHEME, CandidateBatch, CorpusIndex, MinerConfig, dedupe_corpus, mine_batch
+from crucible_ray.mining import (
+    DRAW_SCHEME,
+    SCORING,
+    CandidateBatch,
+    CorpusIndex,
+    MinerConfig,
+    dedupe_corpus,
+    mine_batch,
+)
 from crucible_ray.mining._corpus import await_embeddings, failure_note
 from crucible_ray.mining._outputs import in_holdout
 
@@ -88,6 +96,7 @@ def test_results_match_the_single_process_kernel(mined: cr.MiningResult, wordnet
     statuses = {r["status"] for r in got.values()}
     assert {"accepted", "rejected"} <= statuses
     assert mined.manifest["lineup_draws"] == DRAW_SCHEME
+    assert mined.manifest["scoring"] == SCORING
 
 
 def test_corpus_embedded_by_the_driver_gives_the_same_results(

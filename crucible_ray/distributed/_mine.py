@@ -24,7 +24,7 @@ from crucible_ray.distributed._resources import plan_actors
 from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_environment, ray_session
 from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
 from crucible_ray.errors import ConfigError
-from crucible_ray.mining import DRAW_SCHEME, MinerConfig, dedupe_corpus
+from crucible_ray.mining import DRAW_SCHEME, SCORING, MinerConfig, dedupe_corpus
 from crucible_ray.mining._inputs import check_feasible, scan_candidates
 from crucible_ray.mining._model import ModelSource
 from crucible_ray.mining._outputs import assemble
@@ -148,6 +148,7 @@ def mine(
         {
             "config": cfg.model_dump(),
             "draws": DRAW_SCHEME,
+            "scoring": SCORING,
             "model": source.fingerprint,
             "candidates": cand_sha,
             "corpus": corpus_info,
@@ -240,6 +241,7 @@ def mine(
         "kind": "mining",
         "config": cfg.model_dump(),
         "lineup_draws": DRAW_SCHEME,
+        "scoring": SCORING,
         "model": source.describe(),
         "inputs": {
             "candidates": {"path": str(candidates), "sha256": cand_sha, "rows": scan.rows},

@@ -9,6 +9,7 @@ from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, embed_text
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import CorpusIndex, dedupe_corpus, open_embeddings
 from crucible_ray.mining._kernel import (
+    SCORING,
     LineupVerdict,
     judge_lineups,
     product_tolerance,
@@ -28,6 +29,7 @@ from crucible_ray.mining._text import normalize_text, text_code
 __all__ = [
     "DRAW_SCHEME",
     "RESULT_SCHEMA",
+    "SCORING",
     "CandidateBatch",
     "CorpusIndex",
     "LineupVerdict",

@@ -16,6 +16,9 @@ import torch
 
 DEFAULT_CHUNK = 32768
 
+#: Names how scores are computed in run keys and manifests; change it whenever that changes.
+SCORING = "product-settled-f64/1"
+
 
 def _as_chunk(corpus: torch.Tensor | np.ndarray, start: int, stop: int, device: torch.device) -> torch.Tensor:
     part = corpus[start:stop]
