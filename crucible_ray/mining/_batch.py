@@ -19,6 +19,7 @@ from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import CorpusIndex
 from crucible_ray.mining._kernel import (
     LineupVerdict,
+    corpus_rows,
     judge_lineups,
     product_tolerance,
     retrieve,
@@ -260,20 +261,9 @@ def embed_texts(
     found = np.flatnonzero(rows >= 0)
     if len(found):
         assert corpus is not None
-        out[torch.from_numpy(found).to(device)] = _corpus_rows(corpus, corpus_tensor, rows[found], device)
+        source = corpus_tensor if corpus_tensor is not None else corpus.embeddings
+        out[torch.from_numpy(found).to(device)] = corpus_rows(source, rows[found], device)
     return out
-
-
-def _corpus_rows(
-    corpus: CorpusIndex, corpus_tensor: torch.Tensor | None, rows: np.ndarray, device: torch.device
-) -> torch.Tensor:
-    """Corpus embedding rows (float32 on ``device``): from the placed tensor, or read from the
-    (possibly memory-mapped) array, only those rows."""
-    if corpus_tensor is not None:
-        vectors = corpus_tensor.index_select(0, torch.from_numpy(rows).to(corpus_tensor.device))
-    else:
-        vectors = torch.from_numpy(np.asarray(corpus.embeddings[rows], dtype=np.float32))
-    return vectors.to(device=device, dtype=torch.float32)
 
 
 @dataclass(frozen=True)

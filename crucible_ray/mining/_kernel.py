@@ -94,6 +94,16 @@ def retrieve(
     return out_s, out_i
 
 
+def corpus_rows(corpus: torch.Tensor | np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Rows of the corpus embeddings as float32 on ``device``; from an array or memory map only
+    those rows are read."""
+    if isinstance(corpus, torch.Tensor):
+        vectors = corpus.index_select(0, torch.from_numpy(rows).to(corpus.device))
+    else:
+        vectors = torch.from_numpy(np.asarray(corpus[rows], dtype=np.float32))
+    return vectors.to(device=device, dtype=torch.float32)
+
+
 def rowwise_scores(anchors: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
     """``s(a_b, x_bj)`` for anchors (B, d) and others (B, N, d) -> (B, N) float32.
 
@@ -153,12 +163,7 @@ def settle_near_thresholds(
         return 0
     rows, cols = (near & (index >= 0)).nonzero(as_tuple=True)
     if len(rows):
-        picked = index[rows, cols]
-        if isinstance(corpus, torch.Tensor):
-            vectors = corpus.index_select(0, picked.to(corpus.device))
-        else:
-            vectors = torch.from_numpy(np.asarray(corpus[picked.cpu().numpy()], dtype=np.float32))
-        vectors = vectors.to(device=scores.device, dtype=torch.float32)
+        vectors = corpus_rows(corpus, index[rows, cols].cpu().numpy(), scores.device)
         scores[rows, cols] = rowwise_scores(anchors[rows], vectors[:, None, :])[:, 0]
     return len(rows)
 
