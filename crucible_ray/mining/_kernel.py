@@ -161,10 +161,9 @@ def settle_near_thresholds(
         near.logical_or_((scores - t[:, None]).abs_() <= tolerance)  # never where scores are -inf
     if not bool(near.any()):  # the usual case
         return 0
-    rows, cols = (near & (index >= 0)).nonzero(as_tuple=True)
-    if len(rows):
-        vectors = corpus_rows(corpus, index[rows, cols].cpu().numpy(), scores.device)
-        scores[rows, cols] = rowwise_scores(anchors[rows], vectors[:, None, :])[:, 0]
+    rows, cols = near.nonzero(as_tuple=True)
+    vectors = corpus_rows(corpus, index[rows, cols].cpu().numpy(), scores.device)
+    scores[rows, cols] = rowwise_scores(anchors[rows], vectors[:, None, :])[:, 0]
     return len(rows)
 
 
