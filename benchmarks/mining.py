@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 import crucible_ray as cr  # noqa: E402
 from crucible_ray.data import Candidate, CorpusDoc, read_candidates, read_corpus, write_candidates, write_corpus  # noqa: E402
+from crucible_ray.distributed import MINE_BATCH  # noqa: E402
 from crucible_ray.mining import (  # noqa: E402
     CandidateBatch,
     CorpusIndex,
@@ -62,7 +63,7 @@ def world(tmp: Path) -> Path:
     return path
 
 
-def batches(cands: list[Candidate], size: int = 256) -> list[CandidateBatch]:
+def batches(cands: list[Candidate], size: int = MINE_BATCH) -> list[CandidateBatch]:
     return [
         CandidateBatch.from_arrow(pa.Table.from_pylist([c.model_dump() for c in cands[i : i + size]]))
         for i in range(0, len(cands), size)
@@ -108,15 +109,19 @@ def part_validation(tmp: Path) -> None:
     # Validation costs about the same per candidate whatever the corpus; retrieval grows with it. The
     # default encoder makes encoding nearly free, so the WordNet world's small corpus is the worst case;
     # MiniLM (on a smaller slice: CPU encoding is slow) is what a real run looks like.
-    for spec, n_cand, docs, ebs, repeats in (
-        (cr.DEFAULT_ENCODER, None, corpus, 256, 15),
-        (cr.DEFAULT_ENCODER, None, suffixed_corpus(corpus, 100_000), 256, 5),
-        ("minilm", 1000, corpus[:5000], 32, 3),
+    # The default batch, and the old default of 256 for comparison: validation has a fixed cost per batch.
+    for spec, n_cand, docs, ebs, repeats, size in (
+        (cr.DEFAULT_ENCODER, None, corpus, 256, 15, MINE_BATCH),
+        (cr.DEFAULT_ENCODER, None, corpus, 256, 15, 256),
+        (cr.DEFAULT_ENCODER, None, suffixed_corpus(corpus, 100_000), 256, 5, MINE_BATCH),
+        ("minilm", 1000, corpus[:5000], 32, 3, MINE_BATCH),
     ):
-        _validation_overhead(spec, cands[:n_cand], docs, ebs, repeats)
+        _validation_overhead(spec, cands[:n_cand], docs, ebs, repeats, size)
 
 
-def _validation_overhead(spec: str, cands: list[Candidate], corpus: list[CorpusDoc], ebs: int, repeats: int) -> None:
+def _validation_overhead(
+    spec: str, cands: list[Candidate], corpus: list[CorpusDoc], ebs: int, repeats: int, size: int
+) -> None:
     enc = cr.build_encoder(spec, device="cpu")
     ids, texts, dups = dedupe_corpus(corpus)
     index = CorpusIndex(ids, texts, enc.encode(texts, batch_size=ebs), dups)
@@ -138,7 +143,7 @@ def _validation_overhead(spec: str, cands: list[Candidate], corpus: list[CorpusD
     # Both sides on the same batch one right after the other (either first, in turn), every batch
     # `repeats` times; per batch the median, summed. Pairs this close cancel the machine's drifts,
     # which move whole-run timings on a shared VM by more than the difference measured here.
-    bs = batches(cands)
+    bs = batches(cands, size)
     times = np.zeros((2, repeats, len(bs)))
     gc.collect()
     gc.disable()
@@ -150,7 +155,7 @@ def _validation_overhead(spec: str, cands: list[Candidate], corpus: list[CorpusD
                 times[side, r, j] = time.perf_counter() - t0
     gc.enable()
     base, val = np.median(times, axis=1).sum(axis=1)
-    what = f"{spec.split(':')[0]}, {len(cands)} candidates x {len(texts)} corpus"
+    what = f"{spec.split(':')[0]}, {len(cands)} candidates x {len(texts)} corpus, batches of {size}"
     row("validation", f"encode + retrieve alone ({what})", f"{base:.2f} s")
     row("validation", f"+ K={CFG.lineups} lineups, kills, killers (mine_batch)", f"{val:.2f} s")
     per = 1e6 * (val - base) / len(cands)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from crucible_ray.cli._eval import encoder_help
 
-from crucible_ray.distributed import MiningResult
+from crucible_ray.distributed import MINE_BATCH, MiningResult
 from crucible_ray.encoders import DEFAULT_ENCODER
 from crucible_ray.mining import MinerConfig
 
@@ -70,7 +70,9 @@ def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--actors", type=int, default=None, help="Encoder actors (default: one per GPU, else one per 4 CPUs)."
         ),
-        click.option("--batch-size", type=int, default=256, show_default=True, help="Candidates per actor call."),
+        click.option(
+            "--batch-size", type=int, default=MINE_BATCH, show_default=True, help="Candidates per actor call."
+        ),
         click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Use GPUs (default: when the cluster has them)."),
         click.option(
             "--gpus-per-actor",

@@ -29,6 +29,7 @@ from crucible_ray.mining import (
     rowwise_scores,
     settle_near_thresholds,
 )
+from crucible_ray.mining._kernel import CPU_CHUNK, CPU_QUERY_TILE
 
 
 def _index(enc: cr.Encoder, docs: list[CorpusDoc]) -> CorpusIndex:
@@ -151,6 +152,26 @@ def test_retrieve_excludes_positive_and_never_returns_a_row_twice() -> None:
         assert i[b].tolist() == expected
         assert len(set(i[b].tolist())) == 6
         assert torch.allclose(s[b], full[b, expected])
+
+
+def test_retrieve_gives_each_row_the_same_neighbours_whatever_the_batch_and_tiling() -> None:
+    # 600 anchors span three CPU query tiles (the last one partial); 20,000 rows span two corpus chunks.
+    assert 600 > 2 * CPU_QUERY_TILE and 20_000 > CPU_CHUNK
+    gen = torch.Generator().manual_seed(3)
+    corpus = torch.nn.functional.normalize(torch.randn(20_000, 16, generator=gen), dim=1)
+    anchors = torch.nn.functional.normalize(torch.randn(600, 16, generator=gen), dim=1)
+    exclude = torch.randint(0, 20_000, (600, 2), generator=gen)
+    s, i = retrieve(anchors, corpus, k=8, exclude=exclude, rank_min=2)
+    full = anchors @ corpus.T
+    for b in (0, 255, 256, 511, 512, 599):
+        banned = set(exclude[b].tolist())
+        expected = [j for j in torch.argsort(full[b], descending=True).tolist() if j not in banned][2:10]
+        assert i[b].tolist() == expected
+        assert torch.allclose(s[b], full[b, expected], atol=1e-6)
+        alone = retrieve(anchors[b : b + 1], corpus, k=8, exclude=exclude[b : b + 1], rank_min=2, chunk_size=20_000)
+        assert torch.equal(alone[1][0], i[b])
+    one_chunk = retrieve(anchors, corpus, k=8, exclude=exclude, rank_min=2, chunk_size=20_000)
+    assert torch.equal(one_chunk[1], i)
 
 
 def test_product_scores_stay_within_the_tolerance_of_row_by_row_scores() -> None:

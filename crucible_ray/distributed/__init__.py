@@ -4,10 +4,21 @@ Nothing here computes results; it moves data to actors and back.
 """
 
 from crucible_ray.distributed._expand import expand
-from crucible_ray.distributed._mine import MiningResult, mine
+from crucible_ray.distributed._mine import MINE_BATCH, MiningResult, mine
 from crucible_ray.distributed._resources import ActorPlan, plan_actors
 from crucible_ray.distributed._session import ray_session
 from crucible_ray.distributed._sweep import sweep
 from crucible_ray.distributed._train import TrainResult, train
 
-__all__ = ["ActorPlan", "MiningResult", "expand", "mine", "plan_actors", "ray_session", "sweep", "TrainResult", "train"]
+__all__ = [
+    "MINE_BATCH",
+    "ActorPlan",
+    "MiningResult",
+    "expand",
+    "mine",
+    "plan_actors",
+    "ray_session",
+    "sweep",
+    "TrainResult",
+    "train",
+]
