@@ -5,8 +5,9 @@
 
 - pipeline:   the Ray Data pipeline vs the same kernel in a plain single-process loop (default encoder,
               the WordNet world's 6,000 organic candidates against its 30,000-text corpus).
-- validation: K=10 lineup validation vs encode + retrieve alone (in process, same batches, paired batch
-              by batch): default encoder on the world's corpus and on a 100k corpus, MiniLM on a slice.
+- validation: K=10 lineup validation vs encode + retrieve alone (same batches, paired batch by batch,
+              each case in several fresh processes): default encoder on the world's corpus and on a
+              100k corpus, MiniLM on a slice.
 - st:         sentence-transformers ``mine_hard_negatives`` vs ``crucible_ray.mine`` with MiniLM, same
               candidates and corpus (range_max = N, 8 negatives, torch search); Ray start-up included.
 - memory:     peak memory (driver and all Ray processes) mining 100k candidates against a 100k corpus.
@@ -17,11 +18,13 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import multiprocessing
 import os
 import platform
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -102,28 +105,54 @@ def part_pipeline(tmp: Path) -> None:
     row("pipeline", "Ray / loop (after start-up)", f"{t_ray / t_loop:.2f}x, same accepted set: {same}")
 
 
-def part_validation(tmp: Path) -> None:
+# (encoder, candidates (None: all), corpus texts (None: the world's), encode batch, repeats, mine batch).
+# The hashing encoder makes encoding nearly free, so the world's small corpus is the worst case; the
+# 100k corpus shows retrieval growing with the corpus; MiniLM (a slice: CPU encoding is slow) is what a
+# real run looks like. The old default batch of 256 is kept for comparison.
+VALIDATION_CASES: tuple[tuple[str, int | None, int | None, int, int, int], ...] = (
+    (cr.DEFAULT_ENCODER, None, None, 256, 15, MINE_BATCH),
+    (cr.DEFAULT_ENCODER, None, None, 256, 15, 256),
+    (cr.DEFAULT_ENCODER, None, 100_000, 256, 5, MINE_BATCH),
+    ("minilm", 1000, 5000, 32, 3, MINE_BATCH),
+)
+
+
+def part_validation(tmp: Path, processes: int) -> None:
+    """Each case in ``processes`` fresh processes: within one process the two sides' retrieval speeds
+    can differ by a few percent for the whole run (memory placement), so one process is not enough."""
     w = world(tmp)
-    cands = read_candidates(w / "organic_candidates.jsonl")
+    ctx = multiprocessing.get_context("spawn")
+    for case in VALIDATION_CASES:
+        runs = []
+        for _ in range(processes):
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                runs.append(pool.submit(_validation_times, w, *case).result())
+        spec, n_cand, n_docs, _, _, size = case
+        n = runs[0][2]
+        base, val = (float(np.median([r[i] for r in runs])) for i in (0, 1))
+        over = sorted(100 * (r[1] / r[0] - 1) for r in runs)
+        what = f"{spec.split(':')[0]}, {n} candidates x {runs[0][3]} corpus, batches of {size}"
+        row("validation", f"encode + retrieve alone ({what})", f"{base:.2f} s")
+        row("validation", f"+ K={CFG.lineups} lineups, kills, killers (mine_batch)", f"{val:.2f} s")
+        row(
+            "validation",
+            f"validation overhead, median of {processes} processes (range)",
+            f"{float(np.median(over)):+.1f}% ({over[0]:+.1f}..{over[-1]:+.1f}%), "
+            f"{float(np.median([1e6 * (r[1] - r[0]) / n for r in runs])):.1f} us per candidate",
+        )
+
+
+def _validation_times(
+    w: Path, spec: str, n_cand: int | None, n_docs: int | None, ebs: int, repeats: int, size: int
+) -> tuple[float, float, int, int]:
+    """Encode + retrieve alone vs ``mine_batch``, paired batch by batch: (base s, validated s, candidates,
+    corpus texts)."""
+    logging.getLogger("crucible_ray").setLevel(logging.WARNING)
+    cands = read_candidates(w / "organic_candidates.jsonl")[:n_cand]
     corpus = read_corpus(w / "corpus.jsonl")
-    # Validation costs about the same per candidate whatever the corpus; retrieval grows with it. The
-    # default encoder makes encoding nearly free, so the WordNet world's small corpus is the worst case;
-    # MiniLM (on a smaller slice: CPU encoding is slow) is what a real run looks like.
-    # The default batch, and the old default of 256 for comparison: validation has a fixed cost per batch.
-    for spec, n_cand, docs, ebs, repeats, size in (
-        (cr.DEFAULT_ENCODER, None, corpus, 256, 15, MINE_BATCH),
-        (cr.DEFAULT_ENCODER, None, corpus, 256, 15, 256),
-        (cr.DEFAULT_ENCODER, None, suffixed_corpus(corpus, 100_000), 256, 5, MINE_BATCH),
-        ("minilm", 1000, corpus[:5000], 32, 3, MINE_BATCH),
-    ):
-        _validation_overhead(spec, cands[:n_cand], docs, ebs, repeats, size)
-
-
-def _validation_overhead(
-    spec: str, cands: list[Candidate], corpus: list[CorpusDoc], ebs: int, repeats: int, size: int
-) -> None:
+    docs = corpus if n_docs is None else corpus[:n_docs] if n_docs <= len(corpus) else suffixed_corpus(corpus, n_docs)
     enc = cr.build_encoder(spec, device="cpu")
-    ids, texts, dups = dedupe_corpus(corpus)
+    ids, texts, dups = dedupe_corpus(docs)
     index = CorpusIndex(ids, texts, enc.encode(texts, batch_size=ebs), dups)
     corpus_t = torch.from_numpy(index.embeddings)
 
@@ -155,11 +184,7 @@ def _validation_overhead(
                 times[side, r, j] = time.perf_counter() - t0
     gc.enable()
     base, val = np.median(times, axis=1).sum(axis=1)
-    what = f"{spec.split(':')[0]}, {len(cands)} candidates x {len(texts)} corpus, batches of {size}"
-    row("validation", f"encode + retrieve alone ({what})", f"{base:.2f} s")
-    row("validation", f"+ K={CFG.lineups} lineups, kills, killers (mine_batch)", f"{val:.2f} s")
-    per = 1e6 * (val - base) / len(cands)
-    row("validation", "validation overhead (per candidate)", f"{100 * (val / base - 1):+.1f}% ({per:.1f} us)")
+    return float(base), float(val), len(cands), len(texts)
 
 
 def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
@@ -296,6 +321,7 @@ def main() -> None:
     ap.add_argument("--st-candidates", type=int, default=6000)
     ap.add_argument("--st-corpus", type=int, default=30000)
     ap.add_argument("--memory-rows", type=int, default=100_000)
+    ap.add_argument("--validation-processes", type=int, default=3, help="fresh processes per validation case")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     logging.getLogger("crucible_ray").setLevel(logging.WARNING)
@@ -312,7 +338,7 @@ def main() -> None:
             if part == "pipeline":
                 part_pipeline(tmp)
             elif part == "validation":
-                part_validation(tmp)
+                part_validation(tmp, args.validation_processes)
             elif part == "st":
                 part_st(tmp, args.st_candidates, args.st_corpus)
             elif part == "memory":
