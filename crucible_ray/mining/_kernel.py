@@ -70,17 +70,14 @@ def retrieve(
     anchors = anchors.float()
     on_cpu = device.type == "cpu"
     chunk_size = chunk_size or (CPU_CHUNK if on_cpu else DEFAULT_CHUNK)
-    tiles = []
-    for lo in range(0, b, CPU_QUERY_TILE if on_cpu else b):  # each tile streams the whole corpus
-        tile = anchors[lo : lo + CPU_QUERY_TILE] if on_cpu else anchors
-        none = torch.empty((len(tile), 0), device=device)
-        top = (none, none.long())
-        for start in range(0, n_corpus, chunk_size):
-            chunk = _as_chunk(corpus, start, min(start + chunk_size, n_corpus), device)
-            top = _merge_top(top, _scores(tile, chunk), start, want)
-        tiles.append(top)
-    best_s = torch.cat([s for s, _ in tiles])
-    best_i = torch.cat([i for _, i in tiles])
+    tiles = anchors.split(CPU_QUERY_TILE) if on_cpu else (anchors,)
+    none = torch.empty((0,), device=device)
+    tops = [(none.expand(len(t), 0), none.long().expand(len(t), 0)) for t in tiles]
+    for start in range(0, n_corpus, chunk_size):  # each chunk is read once, then scored for every tile
+        chunk = _as_chunk(corpus, start, min(start + chunk_size, n_corpus), device)
+        tops = [_merge_top(top, _scores(t, chunk), start, want) for t, top in zip(tiles, tops, strict=True)]
+    best_s = torch.cat([s for s, _ in tops])
+    best_i = torch.cat([i for _, i in tops])
     # Drop excluded rows, then skip rank_min and keep k (ranks counted after exclusion).
     if exclude is not None and n_ex:
         excluded = (best_i[:, :, None] == exclude[:, None, :]).any(-1)  # (B, want)
