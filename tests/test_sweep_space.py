@@ -45,6 +45,10 @@ def test_grid_params_multiply_the_trials(tmp_path: Path) -> None:
         ("steps: [10]\n", "exactly one of 'grid' or 'optuna'"),
         ("steps: [10]\noptuna: {trials: 3, legacy: [90, 80]}\n", "legacy bounds"),
         ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1], params: {temperature: [-1]}}\n", "temperature"),
+        # every field has a fixed type: no nested structure where a value belongs
+        ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1]}\nbaseline: {ratio: [[1, 2]]}\n", "field 'baseline.ratio'"),
+        ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1], params: {lr: [{a: 1}]}}\n", "field 'grid.params.lr.0'"),
+        ("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1]}\ntrain: {lr: {a: [1]}}\n", "field 'train.lr'"),
     ],
 )
 def test_malformed_spaces_name_file_and_field(tmp_path: Path, text: str, match: str) -> None:
@@ -88,3 +92,74 @@ def test_cli_rejects_a_bad_space_and_an_empty_results_dir(
     )
     assert code == 1 and "dilution floor" in capsys.readouterr().err
     assert grid_space("85_10_5, 75_15_10", "1,2", "5,10").describe().startswith("ratio: grid of 4 trials")
+
+
+LAUGHS = """steps: [10]
+grid: {ratio: [85_10_5], seed: [1]}
+baseline:
+  a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+  a1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]
+  a2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]
+  a3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]
+  a4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]
+  a5: &a5 [*a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4, *a4]
+  a6: &a6 [*a5, *a5, *a5, *a5, *a5, *a5, *a5, *a5, *a5]
+  a7: &a7 [*a6, *a6, *a6, *a6, *a6, *a6, *a6, *a6, *a6]
+  a8: &a8 [*a7, *a7, *a7, *a7, *a7, *a7, *a7, *a7, *a7]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param(LAUGHS, 4, id="billion-laughs"),
+        pytest.param("steps: &s [10]\ngrid: {ratio: [85_10_5], seed: [1]}\n", 1, id="anchor-alone"),
+        pytest.param("x: &s 1\nsteps: [*s]\ngrid: {ratio: [85_10_5], seed: [1]}\n", 1, id="scalar-alias"),
+    ],
+)
+def test_yaml_anchors_and_aliases_are_refused(tmp_path: Path, text: str, line: int) -> None:
+    # An anchor/alias expansion (a "billion laughs") would be written out in full into the manifest.
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    with pytest.raises(DataError, match=rf"s\.yaml:{line}: YAML anchors and aliases .* are not allowed") as e:
+        cr.load_space(p)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("steps", ["abc", "200,x", "1.5"])
+def test_bad_steps_override_is_a_config_error(
+    tmp_path: Path, synthetic_world: Path, capsys: pytest.CaptureFixture[str], steps: str
+) -> None:
+    from crucible_ray.distributed._sweep import _space
+
+    with pytest.raises(ConfigError, match=rf"--steps .*{steps!r}"):
+        _space("seed_style", None, None, steps, {})
+    out = tmp_path / "o"
+    code = run(
+        [
+            "sweep",
+            "run",
+            "--space",
+            "seed_style",
+            "--steps",
+            steps,
+            "--data",
+            str(synthetic_world),
+            "--output-dir",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--steps" in err and repr(steps) in err, err
+    assert not out.exists()
+
+
+def test_comma_lists_name_the_option_and_value() -> None:
+    for args, option, bad in [
+        (("85_10_5", "1,x", "10"), "--seeds", "1,x"),
+        (("85_10_5", "1", "10,y"), "--steps", "10,y"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"{option} .*{bad!r}"):
+            grid_space(*args)
+    with pytest.raises(ConfigError, match=r"steps.*'5,z'"):
+        cr.TrainConfig.from_options(steps="5,z")

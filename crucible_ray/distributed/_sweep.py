@@ -37,6 +37,7 @@ from crucible_ray.sweeps import (
     write_results,
 )
 from crucible_ray.sweeps._results import trial_status, write_trial_meta, write_trial_status
+from crucible_ray.sweeps._space import parse_ints
 from crucible_ray.training import TrainConfig, prepare_training
 from crucible_ray.worlds._world import versions
 
@@ -184,7 +185,7 @@ def _space(
     if steps is not None or options:
         doc = sp.model_dump()
         if steps is not None:
-            doc["steps"] = [int(s) for s in str(steps).split(",")] if isinstance(steps, str) else list(steps)
+            doc["steps"] = parse_ints(steps, "steps")
         doc["train"] = {**doc["train"], **options}
         sp = SweepSpace(**doc)
         sp.check()

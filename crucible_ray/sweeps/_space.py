@@ -13,10 +13,10 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator
 
 from crucible_ray.config import DEFAULT_POOLS, Ratio
 from crucible_ray.errors import ConfigError, DataError
@@ -28,6 +28,35 @@ _OWN_FIELDS = {"pools", "ratio", "seed", "steps"}
 _FIXED_FIELDS = {"encoder", "workers", "use_gpu"}
 
 
+def _scalar(value: Any) -> str | int | float | bool | None:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ValueError(f"must be a number, a string, true/false or null, but got a {_kind(value)}")
+
+
+def _train_value(value: Any) -> str | int | float | bool | dict[str, str | int | float | bool | None] | None:
+    """A training option: a scalar, or (an encoder spec) a flat mapping of names to scalars."""
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError("a mapping here has string keys only")
+        try:
+            return {k: _scalar(v) for k, v in value.items()}
+        except ValueError:
+            raise ValueError("a mapping here (an encoder spec) holds numbers, strings, true/false or null") from None
+    return _scalar(value)
+
+
+def _kind(value: Any) -> str:
+    return "mapping" if isinstance(value, dict) else "list" if isinstance(value, list) else type(value).__name__
+
+
+# Every value of a space has a fixed type: a number, a string, a boolean or null (a training option may
+# also be an encoder spec mapping). Nested structure is refused where a value belongs.
+Scalar = Annotated[str | int | float | bool | None, PlainValidator(_scalar)]
+# (typed Any for callers, who read options such as `workers` back; the validator fixes what is accepted)
+TrainValue = Annotated[Any, PlainValidator(_train_value)]
+
+
 class Grid(BaseModel):
     """Grid axes: every ratio x every seed x every combination of param values."""
 
@@ -35,7 +64,7 @@ class Grid(BaseModel):
 
     ratio: list[str] = Field(min_length=1)
     seed: list[int] = Field(min_length=1)
-    params: dict[str, list[Any]] = Field(default_factory=dict)
+    params: dict[str, list[Scalar]] = Field(default_factory=dict)
 
 
 class FloatRange(BaseModel):
@@ -79,8 +108,8 @@ class SweepSpace(BaseModel):
     grid: Grid | None = None
     optuna: OptunaSpec | None = None
     seed: int = 42  # the seed of Optuna trials
-    train: dict[str, Any] = Field(default_factory=dict)
-    baseline: dict[str, Any] | None = None
+    train: dict[str, TrainValue] = Field(default_factory=dict)
+    baseline: dict[str, Scalar] | None = None  # config columns: ratio, step, grid params
 
     def model_post_init(self, _: Any) -> None:
         if (self.grid is None) == (self.optuna is None):
@@ -156,8 +185,8 @@ def grid_space(
 ) -> SweepSpace:
     """The space of ``crucible-ray sweep ratio``: ratios x seeds, evaluated at every step milestone."""
     ratio_list = [r.strip() for r in ratios.split(",")] if isinstance(ratios, str) else list(ratios)
-    seed_list = _ints(seeds, "seeds")
-    step_list = _ints(steps, "steps")
+    seed_list = parse_ints(seeds, "seeds")
+    step_list = parse_ints(steps, "steps")
     for r in ratio_list:
         Ratio.parse(r, pools)
     doc: dict[str, Any] = {
@@ -194,10 +223,26 @@ def presets() -> list[str]:
     return sorted(f.name.removesuffix(".yaml") for f in root.iterdir() if f.name.endswith(".yaml"))
 
 
+class _AnchorRefused(yaml.YAMLError):
+    def __init__(self, mark: Any) -> None:
+        super().__init__("YAML anchors and aliases")
+        self.problem_mark = mark
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``85_10_5`` as the integer 85105; here digits joined by '_' stay strings (ratios)."""
+    """YAML 1.1 reads ``85_10_5`` as the integer 85105; here digits joined by '_' stay strings (ratios).
+
+    Anchors and aliases (``&name``, ``*name``) are refused: a few nested aliases expand into gigabytes
+    once the space is written out (the "billion laughs"), and a search space never needs them.
+    """
 
     # (the resolvers are set below, on a copy of SafeLoader's table)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AnchorRefused(event.start_mark)
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -216,6 +261,11 @@ _Loader.add_implicit_resolver(
 def _parse(text: str, source: str) -> SweepSpace:
     try:
         doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except _AnchorRefused as e:
+        raise DataError(
+            f"{source}:{e.problem_mark.line + 1}: YAML anchors and aliases (&name, *name) are not allowed in a "
+            "search space; write each value out"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -240,10 +290,14 @@ def _build(doc: dict[str, Any], source: str) -> SweepSpace:
     return space
 
 
-def _ints(value: list[int] | str, name: str) -> list[int]:
-    if isinstance(value, str):
-        try:
-            return [int(x) for x in value.split(",") if x.strip()]
-        except ValueError:
-            raise ConfigError(f"--{name} takes comma-separated integers such as 42,123, but got {value!r}") from None
-    return [int(x) for x in value]
+def parse_ints(value: list[int] | str, name: str) -> list[int]:
+    """A comma-separated list of integers given as option ``--name`` (a list passes through).
+
+    Raises:
+        ConfigError: an item is not an integer (the option and the value are named).
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        return [int(x) for x in items if not isinstance(x, str) or x.strip()]
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name} takes comma-separated integers such as 42,123, but got {value!r}") from None
