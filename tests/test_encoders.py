@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -110,9 +111,112 @@ class _Evil:
 def test_checkpoint_with_pickled_object_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format": "crucible-ray-checkpoint", "format_version": 1, "evil": _Evil()}, path)
-    with pytest.raises(cr.EncoderError, match="not a loadable crucible-ray checkpoint"):
+    with pytest.raises(cr.EncoderError, match="not a loadable crucible-ray checkpoint") as e:
         read_checkpoint(path)
     assert "pwned" not in capsys.readouterr().out
+    msg = str(e.value)
+    assert str(path) in msg and "unsafe" in msg and "\n" not in msg and "\x1b" not in msg
+    # never torch's advice to reload it with weights_only=False
+    assert "weights_only" not in msg and "can still be loaded" not in msg and "trust" not in msg
+
+
+def _small_checkpoint(path: Path, spec: str = "hashed-ngram:dim=8,buckets=64") -> Path:
+    return cr.save_checkpoint(cr.build_encoder(spec, device="cpu"), path)
+
+
+def _damaged(tmp_path: Path) -> list[Path]:
+    good = _small_checkpoint(tmp_path / "good.pt").read_bytes()
+    out = []
+    for i, n in enumerate([0, 10, 100, len(good) // 3, len(good) // 2, len(good) - 100, len(good) - 22, len(good) - 1]):
+        out.append(tmp_path / f"truncated_{i}.pt")
+        out[-1].write_bytes(good[:n])
+    texts = {"text.pt": "hello, I am a text file\nnot a checkpoint\n", "json.pt": '{"format": 1}', "empty.pt": ""}
+    for name, text in texts.items():
+        out.append(tmp_path / name)
+        out[-1].write_text(text)
+    return out
+
+
+def test_damaged_or_foreign_checkpoint_files_are_one_clear_error(tmp_path: Path) -> None:
+    # A truncated .pt raised OSError/RuntimeError from torch; a text file named .pt raised KeyError.
+    for path in _damaged(tmp_path):
+        with pytest.raises(cr.EncoderError) as e:
+            cr.load_encoder(path, device="cpu")
+        msg = str(e.value)
+        assert msg.startswith(f"{path}: not a crucible-ray checkpoint (or damaged)"), msg
+        assert "\n" not in msg and "weights_only" not in msg
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ({"encoder_spec": "hashed-ngram:dim=8,buckets=64"}, "'encoder_spec'"),
+        ({"state_dict": [1, 2]}, "'state_dict'"),
+        ({"state_dict": {"bag.weight": 3}}, "'state_dict'"),
+        ({"state_dict": {"bag.weight": torch.zeros(64, 8, dtype=torch.int64)}}, "'bag.weight'"),
+        ({"encoder_spec": {"kind": "hashed-ngram", "dim": "x"}}, "parameter 'dim'"),
+    ],
+)
+def test_malformed_checkpoint_payloads(tmp_path: Path, payload: dict[str, object], match: str) -> None:
+    path = _small_checkpoint(tmp_path / "c.pt")
+    raw = torch.load(path, weights_only=True)
+    torch.save({**raw, **payload}, path)
+    with pytest.raises(cr.EncoderError, match=match) as e:
+        cr.load_encoder(path, device="cpu")
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def _refuse_building(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Make building a hashed-ngram module fail loudly (and record it): nothing may be allocated."""
+    from crucible_ray.encoders import _registry
+
+    built: list[object] = []
+    kind = _registry._KINDS["hashed-ngram"]
+
+    def factory(params: object) -> torch.nn.Module:
+        built.append(params)
+        raise AssertionError(f"an encoder was built before its checkpoint's tensors were checked: {params}")
+
+    monkeypatch.setitem(_registry._KINDS, "hashed-ngram", dataclasses.replace(kind, factory=factory))
+    return built
+
+
+@pytest.mark.parametrize(
+    ("spec", "tensor", "match"),
+    [
+        # a 1.6 KB file asking for a (16M x 256) table: 16 GB if built
+        (
+            {"kind": "hashed-ngram", "dim": 256, "buckets": 1 << 24},
+            torch.zeros(64, 8),
+            r"buckets x dim|do not match",
+        ),
+        # a spec within bounds that disagrees with the stored table
+        ({"kind": "hashed-ngram", "dim": 512, "buckets": 1 << 16}, torch.zeros(64, 8), "do not match"),
+        # the right shape from 4 bytes of data (a stride-0 view): building would allocate the full table
+        (
+            {"kind": "hashed-ngram", "dim": 512, "buckets": 1 << 16},
+            torch.zeros(1).expand(1 << 16, 512),
+            "holds fewer values than its shape",
+        ),
+    ],
+)
+def test_checkpoint_spec_is_checked_against_its_tensors_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: dict[str, object], tensor: torch.Tensor, match: str
+) -> None:
+    path = _small_checkpoint(tmp_path / "c.pt")
+    raw = torch.load(path, weights_only=True)
+    torch.save({**raw, "encoder_spec": spec, "state_dict": {"bag.weight": tensor}}, path)
+    assert path.stat().st_size < 4096
+    built = _refuse_building(monkeypatch)
+    with pytest.raises(cr.EncoderError, match=match) as e:
+        cr.load_encoder(path, device="cpu")
+    assert not built and str(e.value).startswith(f"{path}: ")
+
+
+def test_hashed_encoder_size_is_bounded() -> None:
+    with pytest.raises(cr.EncoderError, match="buckets x dim"):
+        normalize_spec("hashed-ngram:buckets=16777216,dim=256")
+    assert normalize_spec("hashed-ngram:buckets=1048576,dim=256")["buckets"] == 1 << 20  # 1 GiB: allowed
 
 
 def test_checkpoint_errors(tmp_path: Path) -> None:

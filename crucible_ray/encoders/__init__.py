@@ -14,10 +14,11 @@ from crucible_ray.encoders._checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from crucible_ray.encoders._hashed import HashedNgramModule, HashedNgramParams
+from crucible_ray.encoders._hashed import HashedNgramModule, HashedNgramParams, hashed_state_shapes
 from crucible_ray.encoders._registry import (
     build_encoder,
     encoder_kinds,
+    expected_state_shapes,
     normalize_spec,
     register_alias,
     register_encoder,
@@ -36,19 +37,21 @@ def _sentence_transformer_factory(params: Any) -> Any:
 
 
 def _register_builtins() -> None:
-    from crucible_ray.encoders._sentence import SentenceTransformerParams
+    from crucible_ray.encoders._sentence import SentenceTransformerParams, sentence_state_shapes
 
     register_encoder(
         "hashed-ngram",
         HashedNgramParams,
         HashedNgramModule,
         "bag of hashed character n-grams and words; fast, trainable from scratch on CPU",
+        state_shapes=hashed_state_shapes,
     )
     register_encoder(
         "sentence-transformer",
         SentenceTransformerParams,
         _sentence_transformer_factory,
         "pretrained sentence-transformers backbone, full or frozen + linear head (extra: st)",
+        state_shapes=sentence_state_shapes,
     )
     register_alias("minilm", "sentence-transformer", model="all-MiniLM-L6-v2")
 
@@ -65,6 +68,7 @@ __all__ = [
     "HashedNgramParams",
     "build_encoder",
     "encoder_kinds",
+    "expected_state_shapes",
     "load_encoder",
     "normalize_spec",
     "parse_spec",

@@ -21,6 +21,9 @@ from torch import nn
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+# The largest table (buckets x dim weights) a spec may ask for: 1 GiB of float32 (the default is 8.4M).
+MAX_WEIGHTS = 1 << 28
+
 
 class HashedNgramParams(BaseModel):
     """Parameters of ``hashed-ngram``."""
@@ -28,7 +31,7 @@ class HashedNgramParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dim: int = Field(128, ge=2, le=4096)
-    buckets: int = Field(1 << 16, ge=16, le=1 << 24)  # 8.4M weights: 34 MB checkpoints
+    buckets: int = Field(1 << 16, ge=16, le=1 << 24)  # x dim 128: 8.4M weights, 34 MB checkpoints
     ngram_min: int = Field(3, ge=1, le=8)
     ngram_max: int = Field(5, ge=1, le=8)
     words: bool = True
@@ -38,7 +41,17 @@ class HashedNgramParams(BaseModel):
     def _ngram_order(self) -> HashedNgramParams:
         if self.ngram_min > self.ngram_max:
             raise ValueError(f"ngram_min ({self.ngram_min}) must be <= ngram_max ({self.ngram_max})")
+        if self.buckets * self.dim > MAX_WEIGHTS:
+            raise ValueError(
+                f"buckets x dim is {self.buckets:,} x {self.dim:,} = {self.buckets * self.dim:,} weights, over the "
+                f"limit of {MAX_WEIGHTS:,} (1 GiB); lower buckets or dim"
+            )
         return self
+
+
+def hashed_state_shapes(params: HashedNgramParams) -> dict[str, tuple[int, ...]]:
+    """The tensors a ``hashed-ngram`` checkpoint stores: one (buckets, dim) table."""
+    return {"bag.weight": (params.buckets, params.dim)}
 
 
 @lru_cache(maxsize=500_000)

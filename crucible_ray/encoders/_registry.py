@@ -22,6 +22,7 @@ class EncoderKind:
     params: type[BaseModel]
     factory: Callable[[Any], nn.Module]
     description: str
+    state_shapes: Callable[[Any], dict[str, tuple[int, ...]] | None] | None = None
 
 
 _KINDS: dict[str, EncoderKind] = {}
@@ -29,15 +30,23 @@ _ALIASES: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
 def register_encoder(
-    name: str, params: type[BaseModel], factory: Callable[[Any], nn.Module], description: str = ""
+    name: str,
+    params: type[BaseModel],
+    factory: Callable[[Any], nn.Module],
+    description: str = "",
+    *,
+    state_shapes: Callable[[Any], dict[str, tuple[int, ...]] | None] | None = None,
 ) -> None:
     """Register an encoder kind so that specs ``{"kind": name, ...}`` build it.
 
-    ``params`` is a pydantic model (use ``extra="forbid"``); ``factory(params)`` returns an ``nn.Module``
-    implementing :class:`~crucible_ray.encoders.EncoderModule`. Module construction must be a pure
-    function of the params (seed included) so that an untrained encoder is reproducible.
+    ``params`` is a pydantic model (use ``extra="forbid"``, and bound every size); ``factory(params)``
+    returns an ``nn.Module`` implementing :class:`~crucible_ray.encoders.EncoderModule`. Module
+    construction must be a pure function of the params (seed included) so that an untrained encoder is
+    reproducible. ``state_shapes(params)``, when given, returns the name and shape of every tensor of
+    ``trainable_state`` (``-1``: any size) without building anything: a checkpoint's tensors are checked
+    against it before its encoder is built, so a small file cannot ask for a huge module.
     """
-    _KINDS[name] = EncoderKind(name, params, factory, description)
+    _KINDS[name] = EncoderKind(name, params, factory, description, state_shapes)
 
 
 def register_alias(alias: str, kind: str, **defaults: Any) -> None:
@@ -65,8 +74,21 @@ def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise EncoderError(f"encoder {kind!r}: parameter '{field}': {first['msg']}.") from None
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise EncoderError(f"encoder {kind!r}: parameter '{field}': {msg}.") from None
     return {"kind": kind, **params.model_dump(mode="json")}
+
+
+def expected_state_shapes(spec: str | dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+    """The tensors (name: shape, ``-1`` for any size) an encoder of ``spec`` stores, or None if unknown.
+
+    Nothing is built: this is what a checkpoint's tensors are checked against before allocating.
+    """
+    canonical = normalize_spec(spec)
+    kind = _KINDS[canonical["kind"]]
+    if kind.state_shapes is None:
+        return None
+    return kind.state_shapes(kind.params.model_validate({k: v for k, v in canonical.items() if k != "kind"}))
 
 
 def build_encoder(spec: str | dict[str, Any], *, device: str | None = None) -> Encoder:

@@ -43,6 +43,17 @@ class SentenceTransformerParams(BaseModel):
     seed: int = Field(0, ge=0)
 
 
+def sentence_state_shapes(params: SentenceTransformerParams) -> dict[str, tuple[int, ...]] | None:
+    """The head a ``frozen-head`` checkpoint stores (the backbone's width is -1: known once it is loaded).
+
+    None for ``full``: the backbone's own tensors are only known from its folder.
+    """
+    if params.mode != "frozen-head":
+        return None
+    dim = params.head_dim or -1
+    return {"head.weight": (dim, -1), "head.bias": (dim,)}
+
+
 def resolve_model_path(model: str) -> Path:
     """The local folder of ``model``; a clear :class:`EncoderError` when it is not installed."""
     if model in MINILM_NAMES:
