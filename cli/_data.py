@@ -56,7 +56,6 @@ def build(
     """Build a data world: pools, frozen eval, candidates, corpus and a manifest."""
     opts = {**dict(options), "seed": seed, "format": fmt}
     world_config(world_name, opts)  # validate before any work
-    click.echo(f"building the {world_name} world in {out} ...", err=True)
     root = build_world(world_name, out, wordnet_dir=wordnet_dir, **opts)
     click.echo(_world_summary(World.open(root)))
 

@@ -8,6 +8,7 @@ import click
 from crucible_ray.cli._params import EVAL_SET
 from crucible_ray.cli._render import scoreboard_table
 
+from crucible_ray.data import check_outputs
 from crucible_ray.encoders import encoder_kinds
 from crucible_ray.errors import ConfigError
 from crucible_ray.evaluation import eval_set_name, evaluate
@@ -75,6 +76,10 @@ def eval_command(
         if key in named:
             raise ConfigError(f"two eval sets are named {key!r}; name them as NAME=PATH.")
         named[key] = path
+    check_outputs(
+        outputs={"--output": output},
+        inputs={"--checkpoint": checkpoint, **{f"--eval-set {name}": path for name, path in named.items()}},
+    )
     model = checkpoint if checkpoint is not None else encoder_spec
     assert model is not None
     board = evaluate(

@@ -104,6 +104,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except OSError as e:
+        if debug:
+            traceback.print_exc()
+        if e.filename is None:  # not a file the system refused: a bug like any other
+            return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", 3)
+        # The file system refused a path (read-only, full, not a folder, no permission): the environment
+        # or the path given, not a bug.
+        return _fail(f"{e.filename}: {e.strerror or e}; check the path, its permissions and free space", 2)
     except Exception as e:  # a bug: say so in one line, the traceback with --debug
         if debug:
             traceback.print_exc()

@@ -229,9 +229,15 @@ def guardrail_check(**o: Any) -> None:
 @click.option("--results-dir", required=True, type=click.Path(path_type=Path), help="A sweep output dir.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="e.g. dashboard.html")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True, help="Seed-bootstrap resamples.")
-def report_command(results_dir: Path, output: Path, n_bootstrap: int) -> None:
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The sweep's world folder, for the mining funnel (default: the sweep's world if inside --results-dir).",
+)
+def report_command(results_dir: Path, output: Path, n_bootstrap: int, data: Path | None) -> None:
     """One self-contained HTML report (opens offline): Pareto plot, heatmaps, curves, margins, mining, guardrails."""
     from crucible_ray.reporting import report
 
-    path = report(results_dir, output, n_bootstrap=n_bootstrap)
+    path = report(results_dir, output, n_bootstrap=n_bootstrap, data=data)
     click.echo(f"report written to {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")

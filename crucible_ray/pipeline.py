@@ -21,7 +21,7 @@ from crucible_ray.distributed import MiningResult, TrainResult, expand, mine, ra
 from crucible_ray.errors import DataError
 from crucible_ray.guardrails import GuardrailReport, check_guardrails
 from crucible_ray.reporting import report
-from crucible_ray.worlds import World, build_world, find_wordnet
+from crucible_ray.worlds import MINED_ORIGIN, World, build_world, find_wordnet
 
 log = get_logger(__name__)
 
@@ -124,7 +124,7 @@ def run_demo(
     guard = check_guardrails(results_dir=sweep_dir)
     stage("analysis")
     log.info("[7/7] writing the report")
-    dashboard = report(sweep_dir, out / "dashboard.html")
+    dashboard = report(sweep_dir, out / "dashboard.html", data=wdir)
     stage("report")
     return DemoResult(out, world, wdir, base, organic, expansion, sweep_dir, results, front, guard, dashboard, seconds)
 
@@ -154,4 +154,4 @@ def _adopt(world: Path, stems: dict[str, str], mined: Path, result: MiningResult
     w = World.open(world)
     for stem, role in stems.items():
         shutil.copy(mined / f"{stem}.jsonl", world / f"{stem}.jsonl")
-        w = w.register(stem, world / f"{stem}.jsonl", role=role, rows=int(rows[stem]))
+        w = w.register(stem, world / f"{stem}.jsonl", role=role, rows=int(rows[stem]), origin=MINED_ORIGIN)

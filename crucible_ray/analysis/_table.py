@@ -54,6 +54,7 @@ def load_results(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise DataError(f"{name}: field '{missing[0]}': missing column (a results table needs {list(REQUIRED)})")
+    _check_types(table, name)
     if "status" in table.columns:
         table = table[table["status"] == "complete"]
     table = table.dropna(subset=list(OBJECTIVES))
@@ -63,3 +64,27 @@ def load_results(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     table["step"] = table["step"].astype(int)
     table["seed"] = table["seed"].astype(int)
     return table.reset_index(drop=True)
+
+
+def _check_types(table: pd.DataFrame, name: str) -> None:
+    """Every metric a number, seeds and steps whole numbers, every ratio a ratio: else the first bad row, named."""
+    metrics = [c for c in table.columns if c in OBJECTIVES or c.endswith("_accuracy")]
+    for col in [*metrics, "seed", "step"]:
+        values = table[col]
+        numbers = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        ok = pd.Series(numbers, index=values.index)
+        if not numbers:
+            ok = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+        elif col in ("seed", "step"):
+            ok = values.notna() & (values == values.round()) & (values >= 0)
+        if not ok.all():
+            bad = int((~ok).to_numpy().argmax())
+            what = "a whole number >= 0" if col in ("seed", "step") else "a number"
+            raise DataError(f"{name}:row {bad}: field '{col}': must be {what}, but got {values.iloc[bad]!r:.60}")
+    for i, value in enumerate(table["ratio"]):
+        parts = str(value).split("_") if isinstance(value, str) else []
+        if not parts or not all(p.isdigit() for p in parts) or sum(int(p) for p in parts) != 100:
+            raise DataError(
+                f"{name}:row {i}: field 'ratio': must be percentages summing to 100 such as 75_15_10, "
+                f"but got {value!r:.60}"
+            )

@@ -17,6 +17,7 @@ from crucible_ray.data._io import (
     write_json,
     write_rows,
 )
+from crucible_ray.data._paths import check_manifest_kind, check_outputs, check_writable_dir, resolved
 from crucible_ray.data._schema import TIER_NAMES, Bundle, Candidate, CorpusDoc, Negative
 
 __all__ = [
@@ -27,6 +28,10 @@ __all__ = [
     "Negative",
     "atomic_path",
     "atomic_write",
+    "check_manifest_kind",
+    "check_outputs",
+    "check_writable_dir",
+    "resolved",
     "file_format",
     "file_sha256",
     "iter_rows",

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import write_candidates
-from crucible_ray.distributed._mine import MiningResult, mine
+from crucible_ray.data import check_outputs, write_candidates
+from crucible_ray.distributed._mine import MiningResult, check_world_targets, mine
 from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
 from crucible_ray.errors import ConfigError, MiningError
 from crucible_ray.mining import MinerConfig
 from crucible_ray.mining._expand import CandidateGenerator, resolve_generator
-from crucible_ray.worlds import World
+from crucible_ray.worlds import MANIFEST, MINED_ORIGIN, World
 
 log = get_logger(__name__)
 
@@ -32,7 +32,7 @@ def expand(
     Args:
         data: a world folder (``crucible-ray data build``).
         out: the vetted pool (``.jsonl`` bundles; the pool is named by the file stem, e.g. ``expansion``).
-            Beside it: ``<stem>_candidates.jsonl`` (what the generator produced) and
+            Beside it: ``<stem>_generated.jsonl`` (the candidates the generator produced) and
             ``<stem>_mined.parquet`` + manifest (the validation of each one). Inside the world folder,
             the pool is registered in the world's manifest.
         model: a checkpoint, an encoder spec or an :class:`Encoder` (the model whose killers we want).
@@ -69,14 +69,26 @@ def expand(
     cfg = config if config is not None else MinerConfig.from_options(**options)
     cfg = cfg.model_copy(update={"holdout_fraction": 0.0})
     name, gen = resolve_generator(generator, world)
-    candidates_path = out.with_name(f"{out.stem}_candidates.jsonl")
+    candidates_path = out.with_name(f"{out.stem}_generated.jsonl")
+    mined = out.with_name(f"{out.stem}_mined.parquet")
+    world_files = {  # what the world was built with (a pool an earlier run mined may be replaced)
+        f"the world's {stem}": world.root / str(e.get("path", ""))
+        for stem, e in world.manifest["files"].items()
+        if e.get("origin") != MINED_ORIGIN
+    }
+    check_outputs(
+        outputs={"--out": out, "the generated candidates": candidates_path, "the results": mined},
+        inputs={"the world manifest": world.root / MANIFEST, **world_files},
+        folders={"--data": world.root},
+    )
+    check_world_targets(out.parent, {"train": out})
     n = write_candidates(candidates_path, gen(world, limit))
     if n == 0:
         raise MiningError(f"generator {name!r} produced no candidates from {world.root}")
     log.info("generator %r produced %d candidates -> %s", name, n, candidates_path)
     result = mine(
         candidates_path,
-        out=out.with_name(f"{out.stem}_mined.parquet"),
+        out=mined,
         model=model,
         corpus=world.path("corpus") if world.has("corpus") else None,
         config=cfg,

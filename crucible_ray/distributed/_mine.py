@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import file_sha256, read_corpus, write_json
+from crucible_ray.data import check_outputs, file_sha256, read_corpus, write_json
 from crucible_ray.distributed._corpus import (
     CPU_ENCODE_BATCH,
     GPU_ENCODE_BATCH,
@@ -25,10 +25,11 @@ from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_envir
 from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
 from crucible_ray.errors import ConfigError
 from crucible_ray.mining import DRAW_SCHEME, SCORING, MinerConfig, dedupe_corpus
-from crucible_ray.mining._inputs import check_feasible, scan_candidates
+from crucible_ray.mining._inputs import check_feasible, scan_candidates, skip_done
 from crucible_ray.mining._model import ModelSource
 from crucible_ray.mining._outputs import assemble
 from crucible_ray.mining._workdir import WorkDir, run_key
+from crucible_ray.worlds import MINED_ORIGIN
 
 log = get_logger(__name__)
 
@@ -133,7 +134,27 @@ def mine(
         raise ConfigError(f"corpus_store must be auto, object or mmap, but got {corpus_store!r}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, but got {batch_size}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    bdir = Path(bundles_dir) if bundles_dir is not None else out.parent
+    bundles = {"train": bdir / f"{pool}.jsonl"}
+    if holdout_pool is not None:
+        bundles["holdout"] = bdir / f"{holdout_pool}.jsonl"
+    model_file = model if isinstance(model, Path) or (isinstance(model, str) and model.endswith(".pt")) else None
+    check_outputs(
+        outputs={
+            "--out": out,
+            "the manifest": manifest_path_for(out),
+            f"the {pool!r} bundles": bundles["train"],
+            f"the {holdout_pool!r} bundles": bundles.get("holdout"),
+            "--st-export": st_export,
+        },
+        inputs={"--candidates": candidates, "--corpus": corpus, "--checkpoint": model_file},
+    )
+    check_world_targets(bdir, bundles)
+    work = WorkDir(out, "")
+    work.check()
+    # Everything that can be checked is checked before any work: the model, the corpus, every candidate
+    # row and whether the options can validate them. Bad input fails here, with nothing written and no
+    # Ray started.
     source, driver_encoder = ModelSource.load(model)
 
     corpus_ids: list[str] = []
@@ -147,10 +168,14 @@ def mine(
             "unique": len(corpus_ids),
             "duplicates": dups,
         }
+    # One batch per block: blocks are what the pool hands out, so even a small pool keeps every actor busy.
+    shards: list[pa.Table] = []
+    scan = scan_candidates(candidates, on_shard=shards.append, shard_rows=max(64, batch_size))
+    check_feasible(scan, cfg, has_corpus=corpus is not None)
     cand_sha = file_sha256(candidates)
     key = run_key(
         {
-            "config": cfg.model_dump(),
+            "config": cfg.model_dump(exclude={"holdout_fraction"}),  # the split happens at assembly
             "draws": DRAW_SCHEME,
             "scoring": SCORING,
             "model": source.fingerprint,
@@ -158,15 +183,20 @@ def mine(
             "corpus": corpus_info,
         }
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = WorkDir(out, key)
     resumed = work.open(resume=resume)
     done = work.done_ids() if resumed else set()
-    if resumed:
+    skipped = 0
+    if done:
         log.info("resuming: %d candidates already mined in %s", len(done), work.root)
+        shards, skipped = skip_done(shards, done)
 
     quiet_ray_environment()  # before Ray is imported
+    pending = scan.rows - skipped
+    needs_corpus = corpus is not None and scan.without_negatives > 0 and pending > 0
     driver_job: DriverEmbedding | None = None
-    if corpus is not None and driver_embeds(address, use_gpu):
+    if needs_corpus and driver_embeds(address, use_gpu):
         # One CPU machine: the driver embeds the corpus now, while Ray and the actors start up.
         driver_job = DriverEmbedding(
             corpus_texts,
@@ -174,33 +204,21 @@ def mine(
             work.path("corpus_embeddings.npy"),
             encode_batch_size=encode_batch_size or CPU_ENCODE_BATCH,
         )
-    with ExitStack() as session:
-        import ray
+    plan = None
+    corpus_by: str | None = None
+    if pending:
+        with ExitStack() as session:
+            if driver_job is not None:
+                session.callback(driver_job.cancel)  # on any way out (Ctrl-C, a failure): stop, then wait
+            session.enter_context(ray_session(address))
+            import ray
 
-        if driver_job is not None:
-            session.callback(driver_job.cancel)  # on any way out (bad input, Ctrl-C): stop, then wait
-        refs: list[Any] = []
-
-        def put(table: pa.Table) -> None:
-            if not refs:  # Ray starts with the first valid shard: bad input fails before any Ray start-up
-                session.enter_context(ray_session(address))
-            refs.append(ray.put(table))
-
-        # One batch per block: blocks are what the pool hands out, so even a small pool keeps every actor busy.
-        scan = scan_candidates(candidates, on_shard=put, skip_ids=done, shard_rows=max(64, batch_size))
-        check_feasible(scan, cfg, has_corpus=corpus is not None)
-        pending = scan.rows - scan.skipped
-        needs_corpus = corpus is not None and scan.without_negatives > 0
-        if driver_job is not None and not (pending and needs_corpus):
-            driver_job.cancel()
-            driver_job = None
-        plan = None
-        corpus_by: str | None = None
-        if pending:
+            refs = [ray.put(t) for t in shards]
+            shards.clear()  # the object store holds them now
             cpus, gpus = cluster_cpus_gpus()
             plan = plan_actors(cpus, gpus, actors=actors, use_gpu=use_gpu, gpus_per_actor=gpus_per_actor)
             ebs = encode_batch_size or (GPU_ENCODE_BATCH if plan.use_gpu else CPU_ENCODE_BATCH)
-            log.info("mining %d candidates (%d already done) with %s", pending, scan.skipped, plan.describe())
+            log.info("mining %d candidates (%d already done) with %s", pending, skipped, plan.describe())
             model_ref = ray.put(source)
             corpus_ref = None
             if needs_corpus:
@@ -222,13 +240,9 @@ def mine(
                 if driver_job is not None:
                     driver_job.raise_if_failed()  # the actors failed because the corpus did: say why
                 raise
-        refs.clear()  # release the shards from the object store
+            refs.clear()  # release the shards from the object store
 
-    bdir = Path(bundles_dir) if bundles_dir is not None else out.parent
     bdir.mkdir(parents=True, exist_ok=True)
-    bundles = {"train": bdir / f"{pool}.jsonl"}
-    if holdout_pool is not None:
-        bundles["holdout"] = bdir / f"{holdout_pool}.jsonl"
     tally = assemble(
         work.parts(),
         out,
@@ -270,7 +284,7 @@ def mine(
             ),
             "batch_size": batch_size,
             "corpus_embedded_by": corpus_by,
-            "resumed_candidates": scan.skipped,
+            "resumed_candidates": skipped,
             "seconds": round(elapsed, 3),
             "candidates_per_second": round(pending / elapsed, 2) if elapsed > 0 else None,
         },
@@ -295,6 +309,25 @@ def mine(
     return MiningResult(out, mpath, manifest)
 
 
+def check_world_targets(folder: Path, bundles: dict[str, Path]) -> None:
+    """Refuse bundles that would overwrite a file a world was built with (its legacy pool, corpus...).
+
+    Pools and eval sets that an earlier mining run registered may be replaced by a new one.
+    """
+    from crucible_ray.worlds import World
+
+    world = World.find(folder) if folder.is_dir() else None
+    if world is None:
+        return
+    for path in bundles.values():
+        entry = world.manifest["files"].get(path.stem)
+        if entry is not None and entry.get("origin") != MINED_ORIGIN:
+            raise ConfigError(
+                f"{folder} is a world whose {path.stem!r} ({entry.get('role')}) was not mined: writing "
+                f"{path.name} would replace it; choose another pool name (--pool/--holdout-pool) or --bundles-dir"
+            )
+
+
 def _register_in_world(folder: Path, bundles: dict[str, Path], rows: Any) -> None:
     """When the bundles land in a world folder, list them in its manifest (training reads pools from it)."""
     from crucible_ray.worlds import World
@@ -303,7 +336,13 @@ def _register_in_world(folder: Path, bundles: dict[str, Path], rows: Any) -> Non
     if world is None:
         return
     for role, path in bundles.items():
-        world = world.register(path.stem, path, role="pool" if role == "train" else "eval", rows=rows.get(path.stem, 0))
+        world = world.register(
+            path.stem,
+            path,
+            role="pool" if role == "train" else "eval",
+            rows=rows.get(path.stem, 0),
+            origin=MINED_ORIGIN,
+        )
     log.info("registered %s in the world manifest of %s", ", ".join(p.name for p in bundles.values()), folder)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from crucible_ray._logging import get_logger
 from crucible_ray.config import Ratio
-from crucible_ray.data import write_json
+from crucible_ray.data import check_manifest_kind, check_outputs, write_json
 from crucible_ray.distributed._fit import fit_run, root_message
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
@@ -90,6 +90,8 @@ def sweep(
     gcfg = guardrails or GuardrailConfig()
     if gcfg.mode == "block":
         _check_floor(sp, gcfg)  # refuse before any work
+    check_outputs(outputs={}, output_dirs={"--output-dir": output_dir}, folders={"--data": data})
+    check_manifest_kind(output_dir, "sweep", option="--output-dir")
     out = Path(output_dir).resolve()
     exp = out / EXPERIMENT
     if exp.exists() and not resume:

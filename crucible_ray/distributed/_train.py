@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import write_json
+from crucible_ray.data import check_manifest_kind, check_outputs, write_json
 from crucible_ray.distributed._fit import fit_run
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
@@ -105,6 +105,8 @@ def train(
     gcfg = guardrails or GuardrailConfig()
     if gcfg.mode == "block":
         enforce_dilution_floor(cfg.ratio_obj, gcfg)  # refuse before any work
+    check_outputs(outputs={}, output_dirs={"--output-dir": output_dir}, folders={"--data": data})
+    check_manifest_kind(output_dir, "train", option="--output-dir")
     prepared = prepare_training(data, cfg)
     if gcfg.mode == "warn":
         enforce_dilution_floor(cfg.ratio_obj, gcfg)  # warn once the inputs are known to be good

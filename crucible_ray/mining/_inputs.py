@@ -69,6 +69,22 @@ def scan_candidates(
     return CandidateScan(str(path), rows, skipped, with_neg, without_neg, max_neg)
 
 
+def skip_done(shards: list[pa.Table], done: set[str]) -> tuple[list[pa.Table], int]:
+    """The shards without the candidates an interrupted run already mined, and how many were dropped."""
+    import pyarrow.compute as pc
+
+    keep: list[pa.Table] = []
+    skipped = 0
+    ids = pa.array(sorted(done), type=pa.string())
+    for table in shards:
+        mask = pc.invert(pc.is_in(table.column("candidate_id"), value_set=ids))
+        kept = table.filter(mask)
+        skipped += table.num_rows - kept.num_rows
+        if kept.num_rows:
+            keep.append(kept)
+    return keep, skipped
+
+
 def check_feasible(scan: CandidateScan, config: MinerConfig, *, has_corpus: bool) -> None:
     """Refuse inputs under which the run could not validate anything, before it starts."""
     if scan.without_negatives:

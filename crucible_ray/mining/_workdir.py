@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path, write_json
+from crucible_ray.errors import DataError
 
 log = get_logger(__name__)
 
@@ -36,8 +37,24 @@ class WorkDir:
         self.root = out.parent / f".{out.name}.work"
         self.key = key
 
+    def check(self) -> None:
+        """Refuse a work folder that is not a plain folder (a symbolic link, a file): it is removed
+        and recreated freely, which must never happen to anything but its own parts.
+
+        Raises:
+            DataError: the path is a link or not a folder.
+        """
+        if self.root.is_symlink():
+            raise DataError(
+                f"{self.root}: the mining work folder is a symbolic link; remove the link (crucible-ray only "
+                "writes and deletes a plain folder there)"
+            )
+        if self.root.exists() and not self.root.is_dir():
+            raise DataError(f"{self.root}: the mining work folder is not a folder; move that file away")
+
     def open(self, *, resume: bool = True) -> bool:
         """Prepare the folder; returns True when earlier parts of the same run are reused."""
+        self.check()
         state = self.root / "state.json"
         if self.root.exists():
             same = False

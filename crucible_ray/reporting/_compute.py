@@ -86,8 +86,12 @@ class ReportData:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
-def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000) -> ReportData:
+def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000, data: str | Path | None = None) -> ReportData:
     """Read a sweep folder (results, scoreboards, guardrails, the world's mining manifests).
+
+    ``data`` is the sweep's world, for the mining funnel and examples. Without it, the world the sweep
+    manifest names is read only when it lies inside the results folder: a folder someone sent you
+    cannot make the report read (and embed) files from elsewhere on your machine.
 
     Raises:
         DataError: no results, or none complete.
@@ -98,7 +102,7 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000) -> Repor
     manifest = read_json_object(rdir / "manifest.json")
     rows = json.loads(front.to_json(orient="records"))
     rec = front[front["recommended"]].iloc[0]
-    world = Path(manifest["data"]) if manifest.get("data") else None
+    world = Path(data) if data is not None else _manifest_world(rdir, manifest)
     return ReportData(
         title=f"crucible-ray sweep: {manifest.get('space', {}).get('name', rdir.name)}",
         pareto_rows=rows,
@@ -113,6 +117,27 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000) -> Repor
         manifest=manifest,
         examples=_examples(world) if world is not None and world.is_dir() else [],
     )
+
+
+def _manifest_world(rdir: Path, manifest: dict[str, Any]) -> Path | None:
+    """The world the sweep manifest names, when it is a path inside the results folder."""
+    named = manifest.get("data")
+    if named is None:
+        return None
+    if not isinstance(named, str) or not named:
+        log.warning(
+            "%s: field 'data' is not a folder path; the report leaves the mining section out", rdir / "manifest.json"
+        )
+        return None
+    target = Path(named) if Path(named).is_absolute() else rdir / named
+    try:
+        target.resolve().relative_to(rdir.resolve())
+    except ValueError:
+        log.warning(
+            "the sweep's world %s is outside the results folder: pass it as --data to include its mining funnel", named
+        )
+        return None
+    return target
 
 
 def _config_means(table: pd.DataFrame) -> pd.DataFrame:

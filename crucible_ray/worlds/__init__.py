@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from crucible_ray.data import check_manifest_kind, check_outputs
+from crucible_ray._logging import get_logger
 from crucible_ray.errors import ConfigError
 from crucible_ray.worlds._synthetic import SyntheticWorldConfig, build_synthetic_world
 from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_world
@@ -16,6 +18,7 @@ from crucible_ray.worlds._world import (
     CORPUS_FILE,
     EVAL_FILES,
     MANIFEST,
+    MINED_ORIGIN,
     POOL_FILES,
     World,
     file_sha256,
@@ -23,6 +26,8 @@ from crucible_ray.worlds._world import (
 )
 
 WORLDS = ("wordnet", "synthetic")
+
+log = get_logger(__name__)
 
 
 def world_config(name: str, options: dict[str, Any]) -> WordNetWorldConfig | SyntheticWorldConfig:
@@ -39,7 +44,8 @@ def world_config(name: str, options: dict[str, Any]) -> WordNetWorldConfig | Syn
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "options"
-        raise ConfigError(f"world {name!r}: option '{field}': {first['msg']}.") from None
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"world {name!r}: option '{field}': {msg}.") from None
 
 
 def build_world(name: str, out: str | Path, *, wordnet_dir: str | Path | None = None, **options: Any) -> Path:
@@ -53,6 +59,8 @@ def build_world(name: str, out: str | Path, *, wordnet_dir: str | Path | None = 
         PosixPath('worlds/syn')
     """
     cfg = world_config(name, options)
+    _check_world_folder(Path(out), wordnet_dir)
+    log.info("building the %s world in %s ...", name, out)
     if isinstance(cfg, WordNetWorldConfig):
         return build_wordnet_world(out, cfg, wordnet_dir=wordnet_dir)
     if wordnet_dir is not None:
@@ -60,11 +68,18 @@ def build_world(name: str, out: str | Path, *, wordnet_dir: str | Path | None = 
     return build_synthetic_world(out, cfg)
 
 
+def _check_world_folder(out: Path, wordnet_dir: str | Path | None) -> None:
+    """Refuse, before any work, a folder that cannot hold the world or holds something else's manifest."""
+    check_outputs(outputs={}, output_dirs={"--out": out}, folders={"--wordnet-dir": wordnet_dir})
+    check_manifest_kind(out, "world", option="--out")
+
+
 __all__ = [
     "CANDIDATE_FILES",
     "CORPUS_FILE",
     "EVAL_FILES",
     "MANIFEST",
+    "MINED_ORIGIN",
     "POOL_FILES",
     "WORLDS",
     "SyntheticWorldConfig",

@@ -17,7 +17,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crucible_ray._rng import rng_for, stable_fraction
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, Negative
@@ -28,25 +28,39 @@ _VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
 _CODAS = ("", "", "n", "l", "s", "r", "d")
 
 
+#: The largest synthetic world (items, and distractor texts): a few hundred MB of files.
+MAX_ITEMS = 1_000_000
+
+
 class SyntheticWorldConfig(BaseModel):
     """Shape and split of the synthetic world."""
 
     model_config = ConfigDict(extra="forbid")
 
-    domains: int = Field(4, ge=2)
-    families: int = Field(6, ge=2, description="families per domain")
-    items: int = Field(8, ge=3, description="items per family")
-    attributes: int = Field(40, ge=6, description="shared attribute words")
-    tier3: int = Field(4, ge=1)
-    tier2: int = Field(2, ge=0)
-    tier1: int = Field(2, ge=0)
+    domains: int = Field(4, ge=2, le=1000)
+    families: int = Field(6, ge=2, le=1000, description="families per domain")
+    items: int = Field(8, ge=3, le=10_000, description="items per family")
+    attributes: int = Field(40, ge=6, le=100_000, description="shared attribute words")
+    tier3: int = Field(4, ge=1, le=64)
+    tier2: int = Field(2, ge=0, le=64)
+    tier1: int = Field(2, ge=0, le=64)
     legacy_share: float = Field(0.5, gt=0, lt=1)
     expansion_share: float = Field(0.15, ge=0, lt=1)
     organic_share: float = Field(0.2, ge=0, lt=1)
     frozen_eval_share: float = Field(0.5, gt=0, le=1, description="share of legacy in the frozen eval")
-    distractors: int = Field(200, ge=0, description="extra corpus texts that name no item")
+    distractors: int = Field(200, ge=0, le=MAX_ITEMS, description="extra corpus texts that name no item")
     seed: int = Field(0, ge=0)
     format: Literal["jsonl", "parquet"] = "jsonl"
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SyntheticWorldConfig:
+        total = self.domains * self.families * self.items
+        if total > MAX_ITEMS:
+            raise ValueError(
+                f"domains x families x items must be <= {MAX_ITEMS:,}, but got {total:,}; "
+                "the synthetic world is for tests and demos (build a large world from real data)"
+            )
+        return self
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from crucible_ray.data import (
     CorpusDoc,
     file_format,
     file_sha256,
+    path_inside,
     write_bundles,
     write_candidates,
     write_corpus,
@@ -30,6 +31,8 @@ POOL_FILES = ("legacy", "expansion", "organic")
 EVAL_FILES = ("frozen_eval", "organic_holdout")
 CANDIDATE_FILES = ("expansion_candidates", "organic_candidates")
 CORPUS_FILE = "corpus"
+#: The ``origin`` a world manifest records for a pool or eval set a mining run wrote (a later run may replace it).
+MINED_ORIGIN = "mined"
 
 
 def versions() -> dict[str, str]:
@@ -108,6 +111,18 @@ def write_world(
     return out
 
 
+_HASHES: dict[tuple[str, int, int, int], str] = {}
+
+
+def _cached_sha256(path: Path) -> str:
+    """The file's sha256, computed once per (path, inode, size, modification time) in this process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path)
+    return _HASHES[key]
+
+
 @dataclass(frozen=True)
 class World:
     """A world folder opened through its manifest.
@@ -123,6 +138,13 @@ class World:
 
     @classmethod
     def open(cls, root: str | Path) -> World:
+        """Open the world in folder ``root``, checking its manifest: every listed file must lie inside the
+        folder and still have the sha256 the manifest recorded.
+
+        Raises:
+            DataError: no folder or manifest, a malformed manifest, a path leading out of the folder,
+                or a file that changed since the world was built.
+        """
         root = Path(root)
         path = root / MANIFEST
         if not root.is_dir():
@@ -133,9 +155,17 @@ class World:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        except (UnicodeDecodeError, RecursionError):
+            raise DataError(f"{path}: not a world manifest (not UTF-8 JSON, or nested too deeply)") from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
             raise DataError(f"{path}: field 'files': missing; not a world manifest")
-        return cls(root, manifest)
+        pools = manifest.get("pools", [])
+        if not isinstance(pools, list) or not all(isinstance(p, str) for p in pools):
+            raise DataError(f"{path}: field 'pools': must be a list of pool names")
+        world = cls(root, manifest)
+        for stem in manifest["files"]:
+            world.path(stem)  # every listed file inside the folder and, where recorded, unchanged
+        return world
 
     @property
     def name(self) -> str:
@@ -145,24 +175,53 @@ class World:
         return stem in self.manifest["files"]
 
     def path(self, stem: str) -> Path:
-        """The file of ``stem`` (``legacy``, ``frozen_eval``, ``corpus``...)."""
+        """The file of ``stem`` (``legacy``, ``frozen_eval``, ``corpus``...), checked before it is read.
+
+        The manifest's path must name a file inside the world folder (no ``..``, no absolute path, no
+        link leading out), and when the manifest records a sha256 the file must still have it.
+
+        Raises:
+            DataError: no such stem, a path leading out of the folder, or a file that changed since
+                the world was built.
+        """
         entry = self.manifest["files"].get(stem)
         if entry is None:
             raise DataError(f"{self.root}: this world has no {stem!r} file (it has {sorted(self.manifest['files'])})")
-        p = self.root / entry["path"]
+        where = f"{self.root / MANIFEST}: files.{stem}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise DataError(f"{where}: field 'path': missing or not a file name")
+        name = entry["path"]
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(
+                f"{where}: field 'path': {name!r} leads out of the world folder; a world lists only files inside "
+                "its folder (pass a file outside it on the command line instead)"
+            )
+        p = path_inside(self.root, name)
+        if p is None:
+            raise DataError(f"{where}: field 'path': {name!r} is a link that leads out of the world folder")
         file_format(p)
+        expected = entry.get("sha256")
+        if isinstance(expected, str) and p.is_file() and _cached_sha256(p) != expected:
+            raise DataError(
+                f"{p}: the file changed since the world was built (its sha256 differs from the manifest's "
+                f"files.{stem}.sha256); rebuild the world, or restore the file"
+            )
         return p
 
-    def register(self, stem: str, path: str | Path, *, role: str, rows: int) -> World:
+    def register(self, stem: str, path: str | Path, *, role: str, rows: int, origin: str | None = None) -> World:
         """Record a file written into this world (a mined organic pool, a vetted expansion pool).
 
+        ``origin`` says what wrote it (``"mined"``: a mining run, which a later run may replace).
         The manifest is rewritten atomically; returns the updated world.
         """
         path = Path(path)
         if path.resolve().parent != self.root.resolve():
             raise DataError(f"{path}: only files inside the world folder {self.root} can be registered")
         manifest = json.loads(json.dumps(self.manifest))
-        manifest["files"][stem] = {"path": path.name, "rows": rows, "role": role, "sha256": file_sha256(path)}
+        entry = {"path": path.name, "rows": rows, "role": role, "sha256": file_sha256(path)}
+        if origin is not None:
+            entry["origin"] = origin
+        manifest["files"][stem] = entry
         if role == "pool":
             pools = list(manifest.get("pools", []))
             if stem not in pools:
