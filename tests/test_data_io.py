@@ -81,7 +81,19 @@ def _write_lines(path: Path, rows: list[object]) -> Path:
         (GOOD | {"bundle_id": 2}, ":2: field 'bundle_id': Input should be a valid string"),
         (GOOD, ":2: field 'bundle_id': duplicate id 'b1' (first at 1)"),
         (GOOD | {"bundle_id": "b2", "negatives": []}, ":2: field 'negatives'"),
-        (GOOD | {"bundle_id": "b2", "negativs": []}, ":2: field 'negativs': Extra inputs are not permitted"),
+        (GOOD | {"bundle_id": "b2", "negativs": []}, ":2: unknown field 'negativs' (did you mean 'negatives'?)"),
+        (GOOD | {"bundle_id": "b2", "colour": 1}, ":2: unknown field 'colour' (the fields are bundle_id, anchor, "),
+        # a typo'd required field: the missing field and the unknown one are both named
+        (
+            {k: v for k, v in GOOD.items() if k != "negatives"} | {"bundle_id": "b2", "negativs": GOOD["negatives"]},
+            ":2: field 'negatives': Field required; unknown field 'negativs' (did you mean 'negatives'?)",
+        ),
+        (
+            GOOD | {"bundle_id": "b2", "negatives": [{"txt": "x", "tier": 1}]},
+            ":2: field 'negatives[0].text': Field required; unknown field 'negatives[0].txt' (did you mean 'text'?)",
+        ),
+        ('{"bundle_id": "b2", "anchor": 1' + "0" * 5000 + "}", ":2: invalid JSON"),
+        ("[" * 100_000 + "]" * 100_000, ":2: JSON nested too deeply"),
         ([1, 2], ":2: a row must be a JSON object"),
     ],
 )
@@ -93,6 +105,44 @@ def test_bad_jsonl_rows_name_path_line_field(tmp_path: Path, second_row: object,
     assert text.startswith(str(path) + ":2: ")
     assert message in text
     assert "\n" not in text
+
+
+def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "b.jsonl"
+    lines = [json.dumps(GOOD).encode(), b"", json.dumps(GOOD | {"bundle_id": "b2", "anchor": "caf\xc3"}).encode()]
+    path.write_bytes(b"\n".join(lines).replace(b"caf\\u00c3", b"caf\xe9\xff") + b"\n")
+    with pytest.raises(DataError) as err:
+        read_bundles(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}:3: not UTF-8 text") and "\n" not in text, text
+
+
+def test_unknown_field_in_a_model_that_ignores_extra_columns(tmp_path: Path) -> None:
+    path = _write_lines(tmp_path / "c.jsonl", [{"candidate_id": "c", "anchor": "a", "positiv": "p", "source": "x"}])
+    with pytest.raises(DataError) as err:
+        read_candidates(path)
+    assert str(err.value) == (
+        f"{path}:1: field 'positive': Field required; unknown field 'positiv' (did you mean 'positive'?)"
+    )
+
+
+def test_a_damaged_parquet_file_is_a_data_error(tmp_path: Path) -> None:
+    table = pa.Table.from_pylist([{"id": str(i), "text": f"text number {i} " * 5} for i in range(2000)])
+    pq.write_table(table, tmp_path / "good.parquet")
+    good = bytearray((tmp_path / "good.parquet").read_bytes())
+    column = pq.ParquetFile(tmp_path / "good.parquet").metadata.row_group(0).column(1)
+    offset = column.dictionary_page_offset + 40
+    good[offset : offset + 64] = b"\xff" * 64  # a damaged (compressed) page: the footer still reads
+    (tmp_path / "damaged.parquet").write_bytes(bytes(good))
+    # strings that are not UTF-8 (another tool wrote them unchecked)
+    raw = pa.array([b"ok", b"\xff\xfe"], pa.binary())
+    text = pa.Array.from_buffers(pa.string(), 2, raw.buffers())
+    pq.write_table(pa.table({"id": pa.array(["1", "2"]), "text": text}), tmp_path / "utf8.parquet")
+    for name in ["damaged.parquet", "utf8.parquet"]:
+        with pytest.raises(DataError) as err:
+            read_corpus(tmp_path / name)
+        msg = str(err.value)
+        assert msg.startswith(f"{tmp_path / name}: cannot read as Parquet") and "\n" not in msg, msg
 
 
 def test_empty_and_missing_files(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ with the 0-based row index). Writes are atomic.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,42 +43,104 @@ def _loc(loc: Sequence[Any]) -> str:
     return out or "row"
 
 
-def _describe(err: ValidationError) -> str:
-    first = err.errors(include_url=False)[0]
-    field = _loc(first["loc"])
-    msg = first["msg"]
+def _describe(err: ValidationError, model: type[BaseModel], raw: dict[str, Any]) -> str:
+    """The first error, plus any unknown field (with the closest known name): a typo'd field is both."""
+    errors = err.errors(include_url=False)
+    unknown = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+    if model.model_config.get("extra") == "ignore":  # other tools' columns: named only when close to a field
+        unknown += [(k,) for k in raw if k not in model.model_fields and _close(model, (k,))]
+    first = errors[0]
+    if first["type"] == "extra_forbidden":
+        return _unknown(model, tuple(first["loc"]))
+    msg = f"field '{_loc(first['loc'])}': {first['msg']}"
     if first["type"] not in ("missing", "extra_forbidden"):
         shown = repr(first.get("input"))
         msg += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
-    return f"field '{field}': {msg}"
+    if unknown:
+        hinted = [loc for loc in unknown if _close(model, loc)]
+        msg += "; " + _unknown(model, (hinted or unknown)[0])
+    return msg
+
+
+def _unknown(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    close = _close(model, loc)
+    if close:
+        return f"unknown field '{_loc(loc)}' (did you mean '{close}'?)"
+    return f"unknown field '{_loc(loc)}' (the fields are {', '.join(_fields_at(model, loc))})"
+
+
+def _close(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    found = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the (nested) model that holds ``loc``'s last key."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part)) if current is not None else None
+        current = _model_in(field.annotation) if field is not None else None
+    return list(current.model_fields) if current is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):  # list[Negative], Negative | None, ...
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
     try:
-        f = path.open("r", encoding="utf-8")
+        f = path.open("rb")
     except OSError as e:
         raise DataError(f"{path}: cannot open: {e.strerror}") from None
     with f:
-        try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{path}:{lineno}", json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text: {e.reason}") from None
+        for lineno, data in enumerate(f, 1):
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}:{lineno}: not UTF-8 text: {e.reason} (byte {e.start + 1} of the line)"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except RecursionError:
+                raise DataError(f"{path}:{lineno}: JSON nested too deeply") from None
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            except ValueError as e:  # e.g. an integer of more than 4300 digits
+                raise DataError(f"{path}:{lineno}: invalid JSON: {str(e).split(';')[0]}") from None
+            yield f"{path}:{lineno}", row
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    def cannot(e: Exception) -> DataError:
+        first = " ".join(str(e).split())[:200] or type(e).__name__
+        return DataError(f"{path}: cannot read as Parquet: {first} (is it a Parquet file, and whole?)")
+
     try:
         pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as e:
-        raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+        batches = pf.iter_batches(batch_size=8192)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a file that is not Parquet
+        raise cannot(e) from None
     index = 0
-    for batch in pf.iter_batches(batch_size=8192):
-        for row in batch.to_pylist():
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = batch.to_pylist() if batch is not None else []
+        except Exception as e:  # noqa: BLE001 - a damaged page (OSError, ArrowInvalid), strings not UTF-8, ...
+            raise cannot(e) from None
+        if batch is None:
+            return
+        for row in rows:
             yield f"{path}:row {index}", row
             index += 1
 
@@ -105,7 +168,7 @@ def iter_rows(path: str | Path, model: type[M]) -> Iterator[M]:
         try:
             item = model.model_validate(raw)
         except ValidationError as e:
-            raise DataError(f"{where}: {_describe(e)}") from None
+            raise DataError(f"{where}: {_describe(e, model, raw)}") from None
         if id_field is not None:
             key = getattr(item, id_field)
             if key in seen:
