@@ -288,11 +288,11 @@ def test_expand_vets_wordnet_killer_neighbours(wordnet_world: Path, tmp_path: Pa
     world = tmp_path / "world"
     shutil.copytree(wordnet_world, world)
     res = cr.expand(world, out=world / "expansion.jsonl", limit=150, **CFG)
-    generated = read_candidates(world / "expansion_candidates.jsonl")
+    generated = read_candidates(world / "expansion_generated.jsonl")
     assert res.manifest["expansion"]["generator"] == "wordnet"
-    assert 0 < len(read_candidates(world / "expansion_candidates.jsonl"))
+    assert 0 < len(read_candidates(world / "expansion_generated.jsonl"))
     taken = {b.bundle_id for b in read_bundles(world / "legacy.jsonl")}
-    gen = read_candidates(world / "expansion_candidates.jsonl")
+    gen = read_candidates(world / "expansion_generated.jsonl")
     assert len(generated) == len(gen)
     vetted = read_bundles(world / "expansion.jsonl")
     rows = _results(res.results)

@@ -13,18 +13,23 @@ import pytest
 from crucible_ray.cli._main import run
 
 import crucible_ray as cr
+from crucible_ray.data import file_sha256
 from crucible_ray.reporting import compute_report, figures, render_html
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 def make_sweep_dir(tmp: Path, synthetic_world: Path) -> Path:
-    """A sweep folder built by hand: results, trial scoreboards, manifest, a world with a mining run."""
-    world = tmp / "world"
+    """A sweep folder built by hand: results, trial scoreboards, manifest, a world with a mining run
+    (inside the sweep folder, where the report may follow the manifest to it)."""
+    world = tmp / "sweep" / "world"
     shutil.copytree(synthetic_world, world)
     bundles = cr.read_bundles(world / "organic.jsonl")
     bundles[0] = bundles[0].model_copy(update={"anchor": HOSTILE, "pass_count": 99})
     cr.write_bundles(world / "organic.jsonl", bundles)
+    manifest = json.loads((world / "manifest.json").read_text())
+    manifest["files"]["organic"]["sha256"] = file_sha256(world / "organic.jsonl")  # the world's new organic pool
+    (world / "manifest.json").write_text(json.dumps(manifest))
     (world / "organic_mined.manifest.json").write_text(
         json.dumps(
             {
