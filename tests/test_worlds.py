@@ -105,6 +105,49 @@ def test_wordnet_world(wordnet_world: Path) -> None:
         assert '"' not in b.anchor  # usage examples are stripped from the gloss
 
 
+def _anchor_owners(world: World) -> dict[str, set[tuple[str, str]]]:
+    """Every anchor text (normalised) of every pool, eval set and candidate file: the ids and positives."""
+    owners: dict[str, set[tuple[str, str]]] = {}
+    for name in world.manifest["files"]:
+        if name == "corpus":
+            continue
+        path = world.path(name)
+        rows = cr.read_candidates(path) if "candidates" in name else cr.read_bundles(path)
+        for r in rows:
+            key = getattr(r, "bundle_id", None) or r.candidate_id  # type: ignore[union-attr]
+            owners.setdefault(" ".join(r.anchor.lower().split()), set()).add((key, r.positive))
+    return owners
+
+
+@pytest.mark.wordnet
+def test_wordnet_anchor_texts_are_unique(wordnet_world: Path) -> None:
+    # A gloss shared by several synsets (e.g. "one species") gave one anchor text several positives.
+    world = World.open(wordnet_world)
+    owners = _anchor_owners(world)
+    shared = {text: sorted(o) for text, o in owners.items() if len(o) > 1}
+    assert not shared, list(shared.items())[:3]
+    # every file was looked at, and the sizes asked for are still met (other synsets take their place)
+    files = world.manifest["files"]
+    assert {"legacy", "frozen_eval", "expansion_candidates", "organic_candidates"} <= set(files)
+    assert files["legacy"]["rows"] == 300 and files["frozen_eval"]["rows"] == 100
+    assert files["expansion_candidates"]["rows"] == 60 and files["organic_candidates"]["rows"] >= 200 * 0.9
+
+
+@pytest.mark.wordnet
+@pytest.mark.slow
+def test_default_wordnet_world_anchor_texts_are_unique() -> None:
+    # The default sizes reach shared glosses in legacy and frozen_eval too ("an evil spirit").
+    from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_content
+
+    content = build_wordnet_content(WordNetWorldConfig(), find_wordnet())
+    owners: dict[str, set[str]] = {}
+    for rows in [*content.bundles.values(), *content.candidates.values()]:
+        for r in rows:
+            owners.setdefault(" ".join(r.anchor.lower().split()), set()).add(r.positive)
+    assert not {text: p for text, p in owners.items() if len(p) > 1}
+    assert len(content.bundles["legacy"]) == WordNetWorldConfig().legacy
+
+
 @pytest.mark.wordnet
 def test_wordnet_known_synset(wordnet_world: Path) -> None:
     from crucible_ray.worlds._wordnet_db import read_noun_synsets

@@ -8,12 +8,13 @@
 Hypernym families are split between legacy and organic, so organic candidates share no parent with
 legacy bundles: generalization is measured on genuinely unseen neighbourhoods. A fraction of each
 legacy family is held back as expansion candidates (near the known killers). Every random choice is
-keyed by the seed and the synset offset.
+keyed by the seed and the synset offset. A gloss shared by two synsets ("one species") is never an
+anchor, so no anchor text has two positives.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Literal
 
@@ -137,6 +138,14 @@ def build_wordnet_content(cfg: WordNetWorldConfig, wordnet_dir: Path) -> WorldCo
     eligible = {
         o for o, s in synsets.items() if s.definition and s.hypernyms and len(graph.sisters(o)) >= cfg.min_killers
     }
+    # A gloss shared by several synsets ("one species") would be one anchor with several positives, in
+    # one pool or across pools: none of them is an anchor. Counted over every synset that could be one,
+    # so every anchor the world emits (pools, eval sets, candidates) has a text no other anchor has.
+    gloss_count = Counter(_norm(synsets[o].definition) for o in eligible)
+    shared = {o for o in eligible if gloss_count[_norm(synsets[o].definition)] > 1}
+    if shared:
+        log.debug("WordNet: %d synsets share their gloss with another; none of them is an anchor", len(shared))
+        eligible -= shared
     # Families by primary hypernym, visited in a seeded order.
     families: dict[str, list[str]] = defaultdict(list)
     for o in sorted(eligible):
