@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -74,6 +76,24 @@ def _register() -> None:
 _register()
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler, ``kill``, a container stop) stops a command as Ctrl-C does: it becomes a
+    SIGINT, so whoever handles that (Ray Tune saves its experiment state; Python raises
+    KeyboardInterrupt) unwinds cleanly. Finished work (mining parts, training and Tune checkpoints) is
+    kept, nothing partial is left under a final name, and the same command continues it. Only from the
+    main thread, and only where nobody set a handler of their own."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM stops at once
+        os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _fail(message: str, code: int) -> int:
     click.echo(f"{PROG}: error: {message}", err=True)
     return code
@@ -84,6 +104,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     from crucible_ray.distributed._session import quiet_ray_environment
 
     quiet_ray_environment()  # before anything imports Ray
+    _stop_on_sigterm()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("CRUCIBLE_RAY_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
@@ -103,7 +124,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted; finished work is kept: rerun the same command to continue (a sweep: --resume)", 130)
     except OSError as e:
         if debug:
             traceback.print_exc()

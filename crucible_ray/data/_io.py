@@ -254,7 +254,7 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     """
     try:
         doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, not UTF-8, not JSON, nested too deeply
         return {}
     return doc if isinstance(doc, dict) else {}
 

@@ -214,7 +214,12 @@ def load_space(path: str | Path) -> SweepSpace:
             return _parse(preset.read_text(), f"preset {p.name}")
     if not p.is_file():
         raise DataError(f"{p}: search space file not found (presets: {', '.join(presets())})")
-    return _parse(p.read_text(), str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        raise DataError(f"{p}:{line}: not UTF-8 text: {e.reason}; a search space is a YAML text file") from None
+    return _parse(text, str(p))
 
 
 def presets() -> list[str]:
@@ -270,6 +275,8 @@ def _parse(text: str, source: str) -> SweepSpace:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise DataError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    except RecursionError:
+        raise DataError(f"{source}: YAML nested too deeply; a search space is a few levels deep") from None
     if not isinstance(doc, dict):
         raise DataError(f"{source}: a search space is a YAML mapping (name, steps, grid or optuna, ...)")
     return _build(doc, source)
