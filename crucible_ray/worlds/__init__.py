@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray._logging import get_logger
+from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.errors import ConfigError
 from crucible_ray.worlds._synthetic import SyntheticWorldConfig, build_synthetic_world
 from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_world
