@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -114,6 +117,33 @@ def test_user_text_is_escaped_and_the_page_is_offline(tmp_path: Path, synthetic_
     assert "http://" not in ours and "https://" not in ours
     assert "default-src 'none'" in page  # the CSP forbids any request
     assert page.count("<script type='application/json'") >= 7
+
+
+def test_the_csp_runs_only_the_pages_own_scripts(tmp_path: Path, synthetic_world: Path) -> None:
+    d = make_sweep_dir(tmp_path, synthetic_world)
+    page = render_html(compute_report(d, n_bootstrap=20))
+    (policy,) = re.findall(r"<meta http-equiv='Content-Security-Policy' content=\"([^\"]+)\">", page)
+    directives = {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
+    assert directives["default-src"] == ["'none'"] and directives["base-uri"] == ["'none'"]
+    assert directives["form-action"] == ["'none'"]
+    # Scripts: one hash per inline script of the page, nothing else ('unsafe-inline' would let an injected
+    # <script> or onerror= handler run; a hash lets only the exact text it was computed from run).
+    code = re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    assert len(code) == 2 and len(code[0]) > 1_000_000  # plotly.js, then the lines that draw the figures
+    expected = ["'sha256-" + base64.b64encode(hashlib.sha256(c.encode()).digest()).decode() + "'" for c in code]
+    assert directives["script-src"] == expected
+    # Styles stay inline (plotly.js styles what it draws); with every fetch refused they cannot send anything.
+    assert directives["style-src"] == ["'unsafe-inline'"]
+    assert set(directives) == {
+        "default-src",
+        "script-src",
+        "style-src",
+        "img-src",
+        "font-src",
+        "base-uri",
+        "form-action",
+    }
+    assert page.index("Content-Security-Policy") < page.index("<script")  # in force before any script
 
 
 def test_report_command(tmp_path: Path, synthetic_world: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,9 +26,9 @@ def test_every_figure_renders_offline_without_errors(tmp_path: Path, synthetic_w
     d = make_sweep_dir(tmp_path, synthetic_world)
     data = compute_report(d, n_bootstrap=20)
     page = tmp_path / "dashboard.html"
-    page.write_text(render_html(data))
+    page.write_text(render_html(data), encoding="utf-8")
     run = open_page(page, screenshot=tmp_path / "shot.png")
-    assert run.console == [], run.console
+    assert run.console == [], run.console  # a CSP refusal would be a console line too (test below)
     assert run.requests == []
     divs = _figure_divs(run.dom)
     assert set(divs) == set(figures(data))
@@ -41,6 +41,30 @@ def test_every_figure_renders_offline_without_errors(tmp_path: Path, synthetic_w
     assert "&lt;img src=x onerror=alert(1)&gt;" in run.dom
     assert '<img src="x"' not in run.dom and HOSTILE not in run.dom
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+def test_the_csp_stops_script_that_got_into_the_page(tmp_path: Path, synthetic_world: Path) -> None:
+    # Escaping keeps user text out of the markup; if some text got through anyway, the page's CSP (script
+    # hashes, no 'unsafe-inline') still stops an inline script, an event handler and a javascript: URL.
+    d = make_sweep_dir(tmp_path, synthetic_world)
+    data = compute_report(d, n_bootstrap=20)
+    injected = (
+        "<script>document.body.setAttribute('data-ran', 'script')</script>"
+        "<img src='x' onerror=\"document.body.setAttribute('data-ran', 'handler')\">"
+        "<svg onload=\"document.body.setAttribute('data-ran', 'svg')\"></svg>"
+        "<iframe src=\"javascript:parent.document.body.setAttribute('data-ran', 'url')\"></iframe>"
+    )
+    html = render_html(data).replace("<h1>", injected + "<h1>", 1)
+    page = tmp_path / "injected.html"
+    page.write_text(html, encoding="utf-8")
+    run = open_page(page)
+    assert 'data-ran="' not in run.dom  # the attribute any of them would have set
+    refused = [line for line in run.console if "Content Security Policy" in line]
+    assert len(refused) >= 3, run.console  # the script, the handlers: each refusal is reported
+    assert [line for line in run.console if "Content Security Policy" not in line] == []
+    # The page's own scripts still ran: every figure is drawn.
+    divs = _figure_divs(run.dom)
+    assert set(divs) == set(figures(data)) and all("js-plotly-plot" in m for m in divs.values())
 
 
 def test_the_harness_sees_requests_and_console_errors(tmp_path: Path) -> None:

@@ -3,10 +3,16 @@
 Every piece of user text (config labels, eval-set names, bundle texts, paths, guardrail messages) is
 HTML-escaped before it reaches the page or a figure; figures travel as JSON inside
 ``<script type="application/json">`` with ``<``, ``>`` and ``&`` written as unicode escapes.
+
+The page's Content-Security-Policy is a second line of defence: it names the SHA-256 of each of the
+page's own two scripts (plotly.js and the few lines that draw the figures), so a script or an event
+handler that got into the page some other way does not run, and it allows no request at all.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
@@ -164,14 +170,42 @@ def _json_for_script(fig: go.Figure) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
+# Draws every figure from its JSON data block; the only inline code of the page besides plotly.js.
+_DRAW = (
+    "for (const el of document.querySelectorAll('script[id^=\"data-\"]')) {"
+    "const f = JSON.parse(el.textContent); const id = el.id.slice(5);"
+    "Plotly.newPlot(id, f.data, f.layout, {displaylogo: false, responsive: true});}"
+)
+
+
+def script_hash(code: str) -> str:
+    """The CSP source expression that allows exactly the inline script ``<script>code</script>``."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(code.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def content_security_policy(*scripts: str) -> str:
+    """The page's policy: nothing fetched, no form sent, no ``<base>``; only ``scripts`` run.
+
+    Styles stay ``'unsafe-inline'``: plotly.js sets inline ``style`` attributes while it draws, and with
+    every fetch refused (``default-src 'none'``, images and fonts only as ``data:``) injected CSS could
+    change how the page looks but neither run code nor send anything out.
+    """
+    return (
+        "default-src 'none'; "
+        f"script-src {' '.join(script_hash(s) for s in scripts)}; "
+        "style-src 'unsafe-inline'; img-src data:; font-src data:; base-uri 'none'; form-action 'none'"
+    )
+
+
 def render_html(data: ReportData) -> str:
     """The whole page as a string."""
     figs = figures(data)
+    plotly_js = get_plotlyjs()
     parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(data.title)}</title>",
-        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; script-src 'unsafe-inline'; "
-        "style-src 'unsafe-inline'; img-src data:; font-src data:\">",
-        f"<style>{_CSS}</style><script>{get_plotlyjs()}</script></head><body>",
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<meta http-equiv='Content-Security-Policy' content=\"{content_security_policy(plotly_js, _DRAW)}\">",
+        f"<title>{esc(data.title)}</title>",
+        f"<style>{_CSS}</style><script>{plotly_js}</script></head><body>",
         f"<h1>{esc(data.title)}</h1>",
         f"<p>Recommended: <b>{esc(data.recommended)}</b>. Baseline: {esc(', '.join(data.baseline))}. "
         f"Hypervolume vs (0, 0): {data.hypervolume:.4f}.</p>",
@@ -195,11 +229,7 @@ def render_html(data: ReportData) -> str:
     parts.append(f"<h2>Run manifest</h2><pre>{esc(json.dumps(data.manifest, indent=2, default=str))}</pre>")
     for i, fig in figs.items():
         parts.append(f"<script type='application/json' id='data-{i}'>{_json_for_script(fig)}</script>")
-    parts.append(
-        "<script>for (const el of document.querySelectorAll('script[id^=\"data-\"]')) {"
-        "const f = JSON.parse(el.textContent); const id = el.id.slice(5);"
-        "Plotly.newPlot(id, f.data, f.layout, {displaylogo: false, responsive: true});}</script>"
-    )
+    parts.append(f"<script>{_DRAW}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
