@@ -24,8 +24,11 @@ def _start(work: Callable[[], Any], result: dict[str, Any]) -> threading.Thread:
     return t
 
 
-def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any], times: int = 1) -> dict[str, Any]:
-    """Run ``work`` in a thread; SIGKILL a Ray Train worker ``times`` times once ``ready()``."""
+def kill_a_train_worker_when(
+    ready: Callable[[], bool], work: Callable[[], Any], times: int = 1, actor: str = "RayTrainWorker"
+) -> dict[str, Any]:
+    """Run ``work`` in a thread; SIGKILL a live ``actor`` (class name contains it; default a Ray Train
+    worker) ``times`` times once ``ready()``."""
     from ray.util.state import list_actors
 
     result: dict[str, Any] = {}
@@ -34,7 +37,7 @@ def kill_a_train_worker_when(ready: Callable[[], bool], work: Callable[[], Any],
     deadline = time.monotonic() + 240
     while len(killed) < times and time.monotonic() < deadline and t.is_alive():
         if ready():
-            alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
+            alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if actor in a.class_name]
             fresh = [a for a in alive if a.pid not in killed]
             if fresh:
                 os.kill(fresh[0].pid, signal.SIGKILL)

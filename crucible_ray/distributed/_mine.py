@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import check_outputs, file_sha256, read_corpus, write_json
+from crucible_ray.data import check_outputs, file_sha256, read_corpus, remove_stale_temporaries, write_json
 from crucible_ray.distributed._corpus import (
     CPU_ENCODE_BATCH,
     GPU_ENCODE_BATCH,
@@ -139,10 +139,11 @@ def mine(
     if holdout_pool is not None:
         bundles["holdout"] = bdir / f"{holdout_pool}.jsonl"
     model_file = model if isinstance(model, Path) or (isinstance(model, str) and model.endswith(".pt")) else None
+    mpath = manifest_path_for(out)
     check_outputs(
         outputs={
             "--out": out,
-            "the manifest": manifest_path_for(out),
+            "the manifest": mpath,
             f"the {pool!r} bundles": bundles["train"],
             f"the {holdout_pool!r} bundles": bundles.get("holdout"),
             "--st-export": st_export,
@@ -243,6 +244,9 @@ def mine(
             refs.clear()  # release the shards from the object store
 
     bdir.mkdir(parents=True, exist_ok=True)
+    outputs = [out, mpath, *bundles.values(), *([Path(st_export)] if st_export is not None else [])]
+    for path in outputs:  # what a run killed while assembling left half-written
+        remove_stale_temporaries(path)
     tally = assemble(
         work.parts(),
         out,
@@ -292,7 +296,6 @@ def mine(
         "versions": versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    mpath = manifest_path_for(out)
     write_json(mpath, manifest)
     _register_in_world(bdir, bundles, tally.bundles)
     work.remove()

@@ -85,8 +85,14 @@ class WorkDir:
     def write_part(self, table: pa.Table) -> Path:
         """Write a part atomically (a crash leaves either the whole part or none of it)."""
         path = self.root / f"part-{len(self.parts()):06d}.parquet"
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp)
+        try:
+            with atomic_path(path) as tmp:
+                pq.write_table(table, tmp)
+        except OSError as e:  # a full or failing disk: the parts written so far stay valid
+            raise DataError(
+                f"{path}: cannot write mined results: {e.strerror or e}; free space, then rerun the same "
+                "command: it continues from the parts already written"
+            ) from None
         return path
 
     def path(self, name: str) -> Path:
