@@ -268,6 +268,11 @@ def test_an_output_on_a_read_only_file_system_exits_2(world: Path, tmp_path: Pat
             ["data", "build", "--world", "synthetic", "--out", "{tmp}/w", "-o", "domains=1000", "-o", "families=1000"],
             "domains x families x items must be <=",
         ),
+        (
+            ["data", "build", "--world", "wordnet", "--out", "{tmp}/w", "-o", "min_killers=100000"],
+            "option 'min_killers'",
+        ),
+        (["data", "build", "--world", "wordnet", "--out", "{tmp}/w", "-o", "tier3=1000000000"], "option 'tier3'"),
         (["data", "build", "--world", "synthetic", "--out", "{tmp}/w", "-o", "distractors=10000000000"], "distractors"),
     ],
 )

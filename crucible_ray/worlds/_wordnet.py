@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from crucible_ray._logging import get_logger
 from crucible_ray._rng import rng_for
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, Negative
+from crucible_ray.errors import ConfigError
 from crucible_ray.worlds._wordnet_db import Synset, find_wordnet, read_noun_synsets
 from crucible_ray.worlds._world import WorldContent, file_sha256, write_world
 
@@ -41,10 +42,10 @@ class WordNetWorldConfig(BaseModel):
     expansion_fraction: float = Field(0.25, ge=0.0, lt=1.0, description="share of a legacy family held back")
     organic: int = Field(6000, ge=0, description="organic candidates from families disjoint from legacy")
     corpus: int = Field(30000, ge=1, description="corpus size (every world text, then random fill)")
-    tier3: int = Field(6, ge=1, description="max killer (co-hyponym) negatives per bundle")
-    tier2: int = Field(2, ge=0, description="same-lexicographer-file negatives per bundle")
-    tier1: int = Field(2, ge=0, description="random negatives per bundle")
-    min_killers: int = Field(2, ge=1, description="synsets need at least this many sisters")
+    tier3: int = Field(6, ge=1, le=64, description="max killer (co-hyponym) negatives per bundle")
+    tier2: int = Field(2, ge=0, le=64, description="same-lexicographer-file negatives per bundle")
+    tier1: int = Field(2, ge=0, le=64, description="random negatives per bundle")
+    min_killers: int = Field(2, ge=1, le=64, description="synsets need at least this many sisters")
     seed: int = Field(0, ge=0)
     format: Literal["jsonl", "parquet"] = "jsonl"
 
@@ -171,6 +172,11 @@ def build_wordnet_content(cfg: WordNetWorldConfig, wordnet_dir: Path) -> WorldCo
         else:
             break
     legacy, expansion, organic = legacy[: cfg.legacy], expansion[: cfg.expansion], organic[: cfg.organic]
+    if not legacy:
+        raise ConfigError(
+            f"no WordNet synset can be a legacy anchor with these options (min_killers={cfg.min_killers}); "
+            "lower min_killers"
+        )
     if len(legacy) < cfg.legacy:
         log.warning("WordNet has only %d eligible legacy synsets (asked for %d)", len(legacy), cfg.legacy)
 
