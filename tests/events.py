@@ -1,4 +1,4 @@
-"""TensorBoard event files read with TensorBoard's own reader (DESIGN section 7)."""
+"""TensorBoard event files read with TensorBoard's own reader (docs/training.md)."""
 
 from __future__ import annotations
 

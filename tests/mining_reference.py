@@ -1,4 +1,4 @@
-"""A slow, loop-by-loop reference of the miner (numpy + Python), written from DESIGN's definitions.
+"""A slow, loop-by-loop reference of the miner (numpy + Python), written from the definitions in docs/mining.md.
 
 It shares nothing with the kernel but the scalar lineup draw (itself checked against the formula in
 the statistical test) and the encoder's embeddings.

@@ -124,9 +124,10 @@ def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
 def test_a_sweep_with_more_trials_than_cpus_survives_a_killed_driver(
     ray_cluster: Any, synthetic_world: Path, tmp_path: Path
 ) -> None:
-    """4 trials on the cluster's 2 CPUs (without the trial plan this hangs forever, RAY_NOTES); the
-    driver, a separate process connected to the cluster, is SIGKILLed after the first trial finished;
-    `--resume` completes the sweep without rerunning it. Then the outputs of a complete sweep."""
+    """4 trials on the cluster's 2 CPUs (without the trial plan this hangs forever: two trials that each
+    wait for a CPU the other holds); the driver, a separate process connected to the cluster, is
+    SIGKILLed after the first trial finished; `--resume` completes the sweep without rerunning it. Then
+    the outputs of a complete sweep."""
     out = tmp_path / "sweep"
     ratios, seeds = "85_10_5,75_15_10", "1,2"
     args = ["sweep", "ratio", "--data", str(synthetic_world), "--ratios", ratios, "--seeds", seeds]

@@ -26,7 +26,7 @@ def test_running_trials_always_fit_the_cluster(
         return
     plan = plan_trials(cpus, gpus, workers=workers, use_gpu=use_gpu, max_concurrent=cap)
     assert plan.concurrency >= 1 and plan.cpus_per_worker > 0
-    # Every trial running at once has all its workers placed: the deadlock of RAY_NOTES cannot happen.
+    # Every trial running at once has all its workers placed: no deadlock.
     assert plan.concurrency * (TRIAL_CPU + workers * plan.cpus_per_worker) <= cpus + 1e-9
     assert plan.concurrency * workers * plan.gpus_per_worker <= gpus
     if cap is not None:

@@ -1,9 +1,10 @@
 """The sweep results table: one row per (trial, milestone step), as ``results.parquet`` holds it.
 
-Columns (DESIGN section 6): ``trial_id``, ``ratio`` (canonical string such as ``75_15_10``), ``seed``,
-``step``, one ``param_<name>`` column per swept training parameter, ``retention``, ``generalization``,
-per-tier accuracies ``<set>_tier<k>_accuracy``, ``checkpoint`` (path), ``status`` (``complete`` or
-``failed``) and ``error``. A config is everything but the seed: ``ratio``, ``step`` and the params.
+Columns (docs/sweeps.md, "The output folder"): ``trial_id``, ``ratio`` (canonical string such as
+``75_15_10``), ``seed``, ``step``, one ``param_<name>`` column per swept training parameter,
+``retention``, ``generalization``, per-tier accuracies ``<set>_tier<k>_accuracy``, ``checkpoint``
+(path), ``status`` (``complete`` or ``failed``) and ``error``. A config is everything but the seed:
+``ratio``, ``step`` and the params.
 """
 
 from __future__ import annotations

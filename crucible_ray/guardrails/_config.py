@@ -1,4 +1,4 @@
-"""Guardrail thresholds and mode (DESIGN section 6)."""
+"""Guardrail thresholds and mode (docs/sweeps.md, "Guardrails")."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from crucible_ray.errors import ConfigError
 
 
 class MinerConfig(BaseModel):
-    """How a candidate is validated (DESIGN: multi-lineup validation).
+    """How a candidate is validated (docs/mining.md: multi-lineup validation).
 
     A candidate's ``N`` negatives come from its own ``negatives`` or, without them, from the corpus
     (the ``neighbors`` nearest inside the rank window ``[rank_min, rank_max)``). ``lineups`` lineups of
