@@ -214,8 +214,10 @@ def mine(
             session.enter_context(ray_session(address))
             import ray
 
-            refs = [ray.put(t) for t in shards]
-            shards.clear()  # the object store holds them now
+            refs = []
+            shards.reverse()
+            while shards:  # each shard leaves the driver's memory as it enters the object store
+                refs.append(ray.put(shards.pop()))
             cpus, gpus = cluster_cpus_gpus()
             plan = plan_actors(cpus, gpus, actors=actors, use_gpu=use_gpu, gpus_per_actor=gpus_per_actor)
             ebs = encode_batch_size or (GPU_ENCODE_BATCH if plan.use_gpu else CPU_ENCODE_BATCH)
