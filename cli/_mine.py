@@ -16,8 +16,34 @@ from crucible_ray.mining import MinerConfig
 _FIELDS = MinerConfig.model_fields
 
 
-def _default(name: str) -> Any:
-    return _FIELDS[name].default
+#: The miner settings offered as options, in this order; each option's type, default and help come
+#: from the MinerConfig field (``holdout_fraction`` is mine's alone: expansion keeps no holdout).
+MINER_FIELDS = (
+    "lineups",
+    "lineup_size",
+    "min_passes",
+    "neighbors",
+    "rank_min",
+    "rank_max",
+    "danger_margin",
+    "max_danger",
+    "keep_near_misses",
+    "seed",
+)
+
+
+def model_option(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option for MinerConfig field ``name``: ``--lineup-size`` for ``lineup_size``."""
+    field = _FIELDS[name]
+    kind = float if float in (field.annotation, *getattr(field.annotation, "__args__", ())) else int
+    return click.option(
+        f"--{name.replace('_', '-')}",
+        name,
+        type=kind,
+        default=field.default,
+        show_default=field.default is not None,
+        help=(field.description or "")[:1].upper() + (field.description or "")[1:] + ".",
+    )
 
 
 def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -27,46 +53,7 @@ def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="A trained checkpoint (.pt)."
         ),
         click.option("--encoder", "encoder_spec", help=encoder_help() + f" Default: {DEFAULT_ENCODER}."),
-        click.option(
-            "--lineups", type=int, default=_default("lineups"), show_default=True, help="K: lineups per candidate."
-        ),
-        click.option(
-            "--lineup-size",
-            type=int,
-            default=_default("lineup_size"),
-            show_default=True,
-            help="M: negatives per lineup.",
-        ),
-        click.option(
-            "--min-passes",
-            type=int,
-            default=_default("min_passes"),
-            show_default=True,
-            help="P: killing lineups to accept.",
-        ),
-        click.option(
-            "--neighbors",
-            type=int,
-            default=_default("neighbors"),
-            show_default=True,
-            help="N: negatives retrieved from the corpus.",
-        ),
-        click.option("--rank-min", type=int, default=0, show_default=True, help="Skip this many nearest corpus texts."),
-        click.option("--rank-max", type=int, default=None, help="Ignore corpus texts ranked at or beyond this."),
-        click.option(
-            "--danger-margin",
-            type=float,
-            default=_default("danger_margin"),
-            show_default=True,
-            help="D: a lineup kills when max s(a,n) >= s(a,p) - D.",
-        ),
-        click.option(
-            "--max-danger",
-            type=float,
-            default=None,
-            help="Drop negatives with s(a,n) - s(a,p) above this (likely false negatives).",
-        ),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lineup draws."),
+        *(model_option(name) for name in MINER_FIELDS),
         click.option(
             "--actors", type=int, default=None, help="Encoder actors (default: one per GPU, else one per 4 CPUs)."
         ),
@@ -107,18 +94,7 @@ def _model(checkpoint: Path | None, encoder_spec: str | None) -> Path | str:
 
 
 def _config(o: dict[str, Any], holdout_fraction: float = 0.0) -> MinerConfig:
-    return MinerConfig.from_options(
-        lineups=o["lineups"],
-        lineup_size=o["lineup_size"],
-        min_passes=o["min_passes"],
-        neighbors=o["neighbors"],
-        rank_min=o["rank_min"],
-        rank_max=o["rank_max"],
-        danger_margin=o["danger_margin"],
-        max_danger=o["max_danger"],
-        seed=o["seed"],
-        holdout_fraction=holdout_fraction,
-    )
+    return MinerConfig.from_options(**{k: o[k] for k in MINER_FIELDS}, holdout_fraction=holdout_fraction)
 
 
 def _execution(o: dict[str, Any]) -> dict[str, Any]:
@@ -163,13 +139,7 @@ def _report(res: MiningResult) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Results (.parquet); manifest beside it.",
 )
-@click.option(
-    "--holdout-fraction",
-    type=float,
-    default=_default("holdout_fraction"),
-    show_default=True,
-    help="Accepted candidates kept out of training (by id hash).",
-)
+@model_option("holdout_fraction")
 @click.option(
     "--bundles-dir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -210,3 +210,20 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.Captu
     assert mined["model"]["checkpoint"] == str(
         out_dir.resolve() / "base" / "checkpoint_final.pt"
     )  # mined with the base model
+
+
+def test_miner_options_come_from_the_miner_config() -> None:
+    """Every MinerConfig field is an option of `mine` (all but the holdout of `expand`), with the model's
+    default: the CLI cannot drift from the config."""
+    from crucible_ray.cli._mine import expand_command, mine_command
+
+    from crucible_ray.mining import MinerConfig
+
+    for command, skip in ((mine_command, set()), (expand_command, {"holdout_fraction"})):
+        params = {p.name: p for p in command.params}
+        for name, field in MinerConfig.model_fields.items():
+            if name in skip:
+                continue
+            assert name in params, (command.name, name)
+            assert params[name].default == field.default, (command.name, name)
+            assert field.description and field.description.lower() in (params[name].help or "").lower()
