@@ -48,7 +48,7 @@ def model_option(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 
 def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by ``mine`` and ``expand`` (validation rules live in MinerConfig)."""
-    opts = [
+    opts: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.option(
             "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="A trained checkpoint (.pt)."
         ),

@@ -7,6 +7,11 @@ the root or a specific subclass.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "CrucibleError",
     "ConfigError",
@@ -15,6 +20,7 @@ __all__ = [
     "MiningError",
     "GuardrailViolation",
     "TrainingError",
+    "config_error",
 ]
 
 
@@ -50,3 +56,18 @@ class GuardrailViolation(CrucibleError):
     """A guardrail in ``block`` mode refused a configuration or a result."""
 
     exit_code = 1
+
+
+def config_error(error: ValidationError, what: str) -> ConfigError:
+    """The one-line :class:`ConfigError` for a rejected configuration: ``<what> 'field': why (got value)``.
+
+    ``what`` names the kind of option (``"miner option"``, ``"training option"``...). The first problem
+    pydantic found is reported; a rule that spans fields (a model validator) names no field.
+    """
+    first = error.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in first["loc"])
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if field and first["type"] not in ("missing", "extra_forbidden") and "input" in first:
+        shown = repr(first["input"])
+        msg += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
+    return ConfigError(f"{what} {field!r}: {msg}" if field else f"{what}s: {msg}")

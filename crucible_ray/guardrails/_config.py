@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crucible_ray.errors import ConfigError
+from crucible_ray.errors import config_error
 
 
 class GuardrailConfig(BaseModel):
@@ -37,6 +37,4 @@ class GuardrailConfig(BaseModel):
         try:
             return cls(**{k: v for k, v in options.items() if v is not None})
         except ValidationError as e:
-            err = e.errors()[0]
-            field = ".".join(str(x) for x in err["loc"])
-            raise ConfigError(f"guardrail option '{field}': {err['msg']} (got {err.get('input')!r})") from None
+            raise config_error(e, "guardrail option") from None

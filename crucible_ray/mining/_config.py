@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crucible_ray.errors import ConfigError
+from crucible_ray.errors import ConfigError, config_error
 
 
 class MinerConfig(BaseModel):
@@ -74,7 +74,4 @@ class MinerConfig(BaseModel):
         try:
             return cls(**options)
         except ValidationError as e:
-            first = e.errors(include_url=False)[0]
-            field = ".".join(str(p) for p in first["loc"])
-            msg = str(first["msg"]).removeprefix("Value error, ")
-            raise ConfigError(f"miner option {field!r}: {msg}" if field else f"miner options: {msg}") from None
+            raise config_error(e, "miner option") from None

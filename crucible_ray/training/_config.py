@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from crucible_ray.config import DEFAULT_POOLS, Ratio
 from crucible_ray.encoders import DEFAULT_ENCODER, normalize_spec
-from crucible_ray.errors import ConfigError, EncoderError
+from crucible_ray.errors import ConfigError, EncoderError, config_error
 from crucible_ray.scoreboard import DEFAULT_DANGER_MARGIN, GENERALIZATION_SET, RETENTION_SET
 
 # Learning rates that work for each encoder kind when none is given (see docs/training.md).
@@ -94,10 +94,7 @@ class TrainConfig(BaseModel):
         try:
             return cls(**options)
         except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(x) for x in err["loc"]) or "config"
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            raise ConfigError(f"training option {where!r}: {msg}") from None
+            raise config_error(e, "training option") from None
 
     @property
     def ratio_obj(self) -> Ratio:

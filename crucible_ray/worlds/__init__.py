@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import check_manifest_kind, check_outputs
-from crucible_ray.errors import ConfigError
+from crucible_ray.errors import ConfigError, config_error
 from crucible_ray.worlds._synthetic import SyntheticWorldConfig, build_synthetic_world
 from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_world
 from crucible_ray.worlds._wordnet_db import find_wordnet
@@ -42,10 +42,7 @@ def world_config(name: str, options: dict[str, Any]) -> WordNetWorldConfig | Syn
     try:
         return model.model_validate(options)
     except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "options"
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"world {name!r}: option '{field}': {msg}.") from None
+        raise config_error(e, f"world {name!r} option") from None
 
 
 def build_world(name: str, out: str | Path, *, wordnet_dir: str | Path | None = None, **options: Any) -> Path:
