@@ -134,6 +134,19 @@ def test_wordnet_anchor_texts_are_unique(wordnet_world: Path) -> None:
 
 
 @pytest.mark.wordnet
+def test_wordnet_expansion_candidates_keep_anchor_texts_unique(wordnet_world: Path) -> None:
+    from crucible_ray.worlds import wordnet_killer_neighbours
+
+    world = World.open(wordnet_world)
+    positives = {text: {p for _, p in owners} for text, owners in _anchor_owners(world).items()}
+    generated = list(wordnet_killer_neighbours(world, 400))
+    assert len(generated) > 50
+    for c in generated:
+        positives.setdefault(" ".join(c.anchor.lower().split()), set()).add(c.positive)
+    assert not {text: p for text, p in positives.items() if len(p) > 1}
+
+
+@pytest.mark.wordnet
 @pytest.mark.slow
 def test_default_wordnet_world_anchor_texts_are_unique() -> None:
     # The default sizes reach shared glosses in legacy and frozen_eval too ("an evil spirit").

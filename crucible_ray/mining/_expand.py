@@ -2,10 +2,8 @@
 
 A generator is any callable ``generator(world, limit) -> Iterable[Candidate]``. Built in:
 
-- ``wordnet``: for each legacy bundle of a WordNet world, its killer negatives (co-hyponyms of the
-  anchor's synset) become new candidates: the killer synset's definition as anchor, its lemma names as
-  positive, and its own tiered neighbourhood as negatives. Synsets already in the legacy pool, the
-  frozen eval or the organic candidates are skipped, so nothing leaks into the eval sets.
+- ``wordnet``: candidates from the synsets behind the legacy pool's killers (it lives with the WordNet
+  world: :func:`crucible_ray.worlds.wordnet_killer_neighbours`).
 - ``world``: the candidates the world builder set aside (``expansion_candidates``), for any world.
 
 Your own: ``--generator my_package.my_module:make_candidates`` (importable where the driver runs).
@@ -15,11 +13,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
-from crucible_ray.data import Candidate, read_bundles, read_candidates
+from crucible_ray.data import Candidate, read_candidates
 from crucible_ray.errors import ConfigError
-from crucible_ray.worlds import World
+from crucible_ray.worlds import World, wordnet_killer_neighbours
 
 CandidateGenerator = Callable[[World, int], Iterable[Candidate]]
 
@@ -30,43 +27,6 @@ def world_candidates(world: World, limit: int) -> Iterator[Candidate]:
         if i >= limit:
             return
         yield c
-
-
-def wordnet_killer_neighbours(world: World, limit: int) -> Iterator[Candidate]:
-    """New candidates from the synsets behind the legacy pool's killer negatives (WordNet worlds)."""
-    from crucible_ray.worlds._wordnet import WordNetWorldConfig, _Graph, _negatives, _norm
-    from crucible_ray.worlds._wordnet_db import find_wordnet, read_noun_synsets
-
-    if world.name != "wordnet":
-        raise ConfigError(f"the 'wordnet' generator needs a WordNet world, but {world.root} is {world.name!r}")
-    source_dir = world.manifest.get("source", {}).get("dir")
-    synsets = read_noun_synsets(find_wordnet(source_dir if source_dir and Path(source_dir).is_dir() else None))
-    graph = _Graph(synsets)
-    cfg = WordNetWorldConfig.model_validate(world.manifest.get("config", {}))
-    by_text: dict[str, list[str]] = {}
-    for o, s in synsets.items():
-        by_text.setdefault(_norm(s.text), []).append(o)
-    taken: set[str] = set()
-    for stem in ("legacy", "frozen_eval", "organic_holdout", "organic"):
-        if world.has(stem):
-            taken.update(b.bundle_id for b in read_bundles(world.path(stem)))
-    if world.has("organic_candidates"):
-        taken.update(c.candidate_id for c in read_candidates(world.path("organic_candidates")))
-    emitted = 0
-    for bundle in read_bundles(world.path("legacy")):
-        for neg in bundle.negatives:
-            if neg.tier != 3:
-                continue
-            for o in sorted(by_text.get(_norm(neg.text), [])):
-                s = synsets[o]
-                if s.synset_id in taken or not s.definition or len(graph.sisters(o)) < 1:
-                    continue
-                taken.add(s.synset_id)
-                negatives = [n.text for n in _negatives(o, graph, cfg)]
-                yield Candidate(candidate_id=s.synset_id, anchor=s.definition, positive=s.text, negatives=negatives)
-                emitted += 1
-                if emitted >= limit:
-                    return
 
 
 GENERATORS: dict[str, CandidateGenerator] = {"wordnet": wordnet_killer_neighbours, "world": world_candidates}

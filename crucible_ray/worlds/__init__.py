@@ -13,6 +13,7 @@ from crucible_ray.errors import ConfigError, config_error
 from crucible_ray.worlds._synthetic import SyntheticWorldConfig, build_synthetic_world
 from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_world
 from crucible_ray.worlds._wordnet_db import find_wordnet
+from crucible_ray.worlds._wordnet_expand import wordnet_killer_neighbours
 from crucible_ray.worlds._world import (
     CANDIDATE_FILES,
     CORPUS_FILE,
@@ -86,5 +87,6 @@ __all__ = [
     "file_sha256",
     "find_wordnet",
     "versions",
+    "wordnet_killer_neighbours",
     "world_config",
 ]
