@@ -83,7 +83,7 @@ def run_demo(
             world = "synthetic"
             log.warning("WordNet is not installed: using the synthetic world (apt-get install wordnet-base)")
     wdir = out / "world"
-    log.info("[1/7] building the %s world in %s", world, wdir)
+    log.info("[1/7] the %s world", world)
     build_world(world, wdir)
     w = World.open(wdir)
     stage("world")
