@@ -18,6 +18,9 @@ from crucible_ray.training import TrainConfig, TrainData, WorkerContext, train_w
 from crucible_ray.training._loop import RECOVERY_FORMAT
 
 STATE_FILE = "state.pt"
+# The temporary files of the outputs the workers write atomically (``.<name>.<random>.tmp``): what a
+# worker killed in the middle of a write leaves behind.
+_OUTPUT_TEMPORARIES = (".checkpoint_*.pt.*.tmp", ".scoreboard_*.json.*.tmp", ".timing.json.*.tmp")
 
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
@@ -82,6 +85,18 @@ def latest_state(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def remove_interrupted_writes(out: Path) -> int:
+    """Remove the temporary files that writes of an earlier attempt of the run cut short left in ``out``
+    (the attempt that continues the run writes those outputs again); returns how many."""
+    removed = 0
+    for pattern in _OUTPUT_TEMPORARIES:
+        for tmp in out.glob(pattern):
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def fit_run(
     cfg: TrainConfig,
     data_ref: Any,
@@ -105,6 +120,7 @@ def fit_run(
     Raises:
         TrainingError: the workers failed more than ``max_failures`` times (first line of the cause).
     """
+    remove_interrupted_writes(out)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pandas as pd
 
 from crucible_ray._logging import get_logger
 from crucible_ray.config import Ratio
-from crucible_ray.data import check_manifest_kind, check_outputs, write_json
+from crucible_ray.data import check_manifest_kind, check_outputs, remove_stale_temporaries, write_json
 from crucible_ray.distributed._fit import fit_run, root_message
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
@@ -36,7 +38,13 @@ from crucible_ray.sweeps import (
     trial_key,
     write_results,
 )
-from crucible_ray.sweeps._results import trial_status, write_trial_meta, write_trial_status
+from crucible_ray.sweeps._results import (
+    STATUS_FILE,
+    TRIAL_FILE,
+    trial_status,
+    write_trial_meta,
+    write_trial_status,
+)
 from crucible_ray.sweeps._space import parse_ints
 from crucible_ray.training import TrainConfig, prepare_training
 from crucible_ray.worlds._world import versions
@@ -85,6 +93,8 @@ def sweep(
     Raises:
         ConfigError / DataError: a bad space, options or inputs (before Ray starts); an existing sweep in
             ``output_dir`` without ``resume``. GuardrailViolation: block mode refused a ratio.
+        KeyboardInterrupt: Ctrl-C (SIGINT) stopped the sweep; Tune saved its state first, and the
+            results so far and the manifest (``status: interrupted``) are written.
     """
     sp = _space(space, ratios, seeds, steps, train_options)
     gcfg = guardrails or GuardrailConfig()
@@ -111,12 +121,16 @@ def sweep(
         "guardrails": gcfg.model_dump(),
         "versions": versions(),
     }
+    remove_stale_temporaries(out / "manifest.json")  # a driver killed while writing it leaves one
     write_json(out / "manifest.json", manifest)
     log.info("sweep %s", sp.describe())
     t0 = time.perf_counter()
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     with ray_session(address):
         import ray
         from ray import tune
+
+        _restore_sigterm_handler(on_sigterm)
 
         cpus, gpus = cluster_cpus_gpus()
         workers = int(sp.train.get("workers", 1))
@@ -151,13 +165,11 @@ def sweep(
     failed = sorted(by_trial[by_trial == "failed"].index)
     finished = int(by_trial.isin(["complete", "failed"]).sum())
     expected = len(sp.trials()) if sp.grid is not None else sp.optuna.trials  # type: ignore[union-attr]
-    status = "complete" if finished >= expected else "interrupted"
-    if status == "interrupted":
-        log.warning(
-            "the sweep stopped with %d of %d trials finished; continue it with --resume (resume=True)",
-            finished,
-            expected,
-        )
+    # Tune takes a SIGINT (Ctrl-C; the CLI turns SIGTERM into one) as a request to stop: it saves its
+    # experiment, stops the running trials and returns as if it had finished. Every trial Tune saw end
+    # has its status on disk (complete, or failed), so a trial without one was stopped.
+    interrupted = finished < expected
+    status = "interrupted" if interrupted else "complete"
     manifest.update(
         status=status,
         finished_trials=finished,
@@ -167,8 +179,23 @@ def sweep(
         wall_seconds=round(time.perf_counter() - t0, 2),
     )
     write_json(out / "manifest.json", manifest)
+    if interrupted:  # the interrupt Tune consumed: the caller stops as on any other Ctrl-C
+        raise KeyboardInterrupt(
+            f"the sweep stopped with {finished} of {expected} trials finished; continue it with resume=True (--resume)"
+        )
     table.attrs.update(output_dir=str(out), manifest=manifest)
     return table
+
+
+def _restore_sigterm_handler(handler: Any) -> None:
+    """Put back the SIGTERM handler the caller had before Ray started.
+
+    ``ray.init`` replaces it with one that exits at once (seen: exit code 1, a native stack dump, Tune's
+    state not saved); the CLI's turns SIGTERM into a SIGINT, which Tune takes as a request to stop
+    cleanly. Only a handler the caller set (a Python callable), and only from the main thread.
+    """
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _space(
@@ -321,6 +348,8 @@ def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> No
     trial_dir = out / TRIALS_DIR / key
     if _replay_if_complete(trial_dir, sp.steps):
         return  # finished before a driver crash that Tune's last snapshot did not see
+    for name in (TRIAL_FILE, STATUS_FILE):  # what an attempt killed while writing them left
+        remove_stale_temporaries(trial_dir / name)
     write_trial_meta(trial_dir, _meta(key, ratio, seed, params, sp))
     write_trial_status(trial_dir, "running", None, None)
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import check_manifest_kind, check_outputs, write_json
+from crucible_ray.data import check_manifest_kind, check_outputs, remove_stale_temporaries, write_json
 from crucible_ray.distributed._fit import fit_run
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
@@ -131,6 +131,7 @@ def train(
         "versions": versions(),
         "feature_cache": len(prepared.data.features) if prepared.data.features is not None else None,
     }
+    remove_stale_temporaries(out / "manifest.json")  # a driver killed while writing it leaves one
     write_json(out / "manifest.json", manifest)
     t0 = time.perf_counter()
     with ray_session(address):

@@ -17,7 +17,7 @@ import pandas as pd
 
 from crucible_ray._logging import get_logger
 from crucible_ray.analysis import PARAM_PREFIX, RESULTS_FILE
-from crucible_ray.data import atomic_path, path_inside, read_json_object, write_json
+from crucible_ray.data import atomic_path, path_inside, read_json_object, remove_stale_temporaries, write_json
 from crucible_ray.errors import CrucibleError
 from crucible_ray.guardrails import scoreboard_metrics
 from crucible_ray.scoreboard import Scoreboard
@@ -99,8 +99,9 @@ def collect_results(sweep_dir: Path) -> pd.DataFrame:
 
 
 def write_results(table: pd.DataFrame, sweep_dir: Path) -> Path:
-    """Write ``results.parquet`` atomically."""
+    """Write ``results.parquet`` atomically (removing what an earlier write cut short by a crash left)."""
     path = sweep_dir / RESULTS_FILE
+    remove_stale_temporaries(path)
     with atomic_path(path) as tmp:
         table.to_parquet(tmp, index=False)
     return path

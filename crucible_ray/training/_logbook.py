@@ -20,15 +20,20 @@ class Logbook:
     Tags: ``train/loss``, ``train/lr``, ``train/grad_norm``, ``train/tier<k>_accuracy`` (on training
     batches); ``eval/retention``, ``eval/generalization``; per eval set ``<set>/tier<k>/accuracy``,
     ``mrr``, ``danger_rate``, ``margin_p<q>``; histograms ``<set>/margins_tier<k>``.
+
+    A run resumed from step ``t`` passes ``resumed_at=t``: events an earlier attempt logged after step ``t``
+    (it went on before it died, and this attempt logs those steps again) are hidden from TensorBoard's
+    readers, so each step appears once.
     """
 
-    def __init__(self, output_dir: Path, *, enabled: bool, every: int = 10) -> None:
+    def __init__(self, output_dir: Path, *, enabled: bool, every: int = 10, resumed_at: int | None = None) -> None:
         self.every = every
         self.writer: Any = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(output_dir / TB_DIR))
+            purge = None if resumed_at is None else resumed_at + 1
+            self.writer = SummaryWriter(log_dir=str(output_dir / TB_DIR), purge_step=purge)
 
     def train_scalars(self, step: int, loss: float, lr: float, grad_norm: float, tiers: dict[str, float]) -> None:
         if self.writer is None:

@@ -132,7 +132,7 @@ def train_worker(config: TrainConfig, data: TrainData, output_dir: Path, ctx: Wo
         world_size=ctx.world_size,
         quality_weighting=config.quality_weighting,
     )
-    book = Logbook(output_dir, enabled=ctx.rank == 0)
+    book = Logbook(output_dir, enabled=ctx.rank == 0, resumed_at=start if ctx.resume is not None else None)
     eval_points = [s for s in config.eval_steps() if s > start]
     milestones = set(config.steps)
     last: dict[str, Any] = {}
