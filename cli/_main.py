@@ -20,6 +20,7 @@ from crucible_ray import __version__
 from crucible_ray.errors import CrucibleError
 
 PROG = "crucible-ray"
+INTERRUPTED = "interrupted; finished work is kept: rerun the same command to continue (a sweep: --resume)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -112,7 +113,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         result = app.main(args=args, prog_name=PROG, standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
-    except click.Abort:
+    except click.Abort as e:  # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM: see above) into Abort
+        if isinstance(e.__context__, KeyboardInterrupt) or isinstance(e.__cause__, KeyboardInterrupt):
+            return _fail(INTERRUPTED, 130)
         return _fail("aborted", 130)
     except click.ClickException as e:
         if debug:
@@ -124,7 +127,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted; finished work is kept: rerun the same command to continue (a sweep: --resume)", 130)
+        return _fail(INTERRUPTED, 130)
     except OSError as e:
         if debug:
             traceback.print_exc()

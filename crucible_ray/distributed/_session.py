@@ -12,8 +12,10 @@ import ipaddress
 import logging
 import os
 import secrets
+import signal
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -77,6 +79,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, **in
             else "the local Ray instance is not protected by a token: any process on this machine can run code on it",
         )
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, **init_kwargs}
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address is None:
             if token_auth:
@@ -96,6 +99,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, **in
                 ray.init(address=address, **kwargs)
     except (ConnectionError, ray.exceptions.AuthenticationError) as e:
         raise ConfigError(_connect_message(address, e)) from None
+    finally:
+        _restore_sigterm_handler(on_sigterm)
     if address is not None and token_auth and _cluster_checks_tokens(address) is False:
         held = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"))
         held = held or _default_token_path().exists()
@@ -110,6 +115,18 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, **in
         yield
     finally:
         ray.shutdown()
+
+
+def _restore_sigterm_handler(handler: Any) -> None:
+    """Put back the SIGTERM handler the caller had before Ray started.
+
+    ``ray.init`` replaces it with one that exits at once (seen: exit code 1, a native stack dump, Tune's
+    state not saved); the CLI's turns SIGTERM into a SIGINT, which Tune takes as a request to stop
+    cleanly and Python as a KeyboardInterrupt. Only a handler the caller set (a Python callable), and
+    only from the main thread.
+    """
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 @contextmanager

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -125,12 +123,9 @@ def sweep(
     write_json(out / "manifest.json", manifest)
     log.info("sweep %s", sp.describe())
     t0 = time.perf_counter()
-    on_sigterm = signal.getsignal(signal.SIGTERM)
     with ray_session(address):
         import ray
         from ray import tune
-
-        _restore_sigterm_handler(on_sigterm)
 
         cpus, gpus = cluster_cpus_gpus()
         workers = int(sp.train.get("workers", 1))
@@ -185,17 +180,6 @@ def sweep(
         )
     table.attrs.update(output_dir=str(out), manifest=manifest)
     return table
-
-
-def _restore_sigterm_handler(handler: Any) -> None:
-    """Put back the SIGTERM handler the caller had before Ray started.
-
-    ``ray.init`` replaces it with one that exits at once (seen: exit code 1, a native stack dump, Tune's
-    state not saved); the CLI's turns SIGTERM into a SIGINT, which Tune takes as a request to stop
-    cleanly. Only a handler the caller set (a Python callable), and only from the main thread.
-    """
-    if callable(handler) and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
 
 
 def _space(
