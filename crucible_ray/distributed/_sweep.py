@@ -10,7 +10,10 @@ eval point. ``results.parquet`` is rebuilt from the trial folders on disk after 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -144,10 +147,12 @@ def sweep(
             tuner = _new_tuner(trainable, sp, plan, out, max_failures)
         watcher = ProgressWatcher(out / TRIALS_DIR, sp.steps[-1], pattern="*/scoreboard_step_*.json")
         watcher.start()
+        sigint = signal.getsignal(signal.SIGINT)
         try:
             grid = tuner.fit()
         finally:
             watcher.stop()
+            stopped = _tune_was_interrupted(sigint)
         for i in range(len(grid)):
             result = grid[i]
             if result.error is not None:
@@ -162,8 +167,9 @@ def sweep(
     expected = len(sp.trials()) if sp.grid is not None else sp.optuna.trials  # type: ignore[union-attr]
     # Tune takes a SIGINT (Ctrl-C; the CLI turns SIGTERM into one) as a request to stop: it saves its
     # experiment, stops the running trials and returns as if it had finished. Every trial Tune saw end
-    # has its status on disk (complete, or failed), so a trial without one was stopped.
-    interrupted = finished < expected
+    # has its status on disk (complete, or failed), so a trial without one was stopped; a trial the stop
+    # cut short may also have recorded a failure, which --resume retries.
+    interrupted = stopped or finished < expected
     status = "interrupted" if interrupted else "complete"
     manifest.update(
         status=status,
@@ -180,6 +186,25 @@ def sweep(
         )
     table.attrs.update(output_dir=str(out), manifest=manifest)
     return table
+
+
+def _tune_was_interrupted(previous: Any) -> bool:
+    """Whether a SIGINT stopped ``Tuner.fit`` (Tune then returns as if the sweep had ended).
+
+    In the main thread ``fit`` installs a SIGINT handler of its own and puts ``previous`` back only when
+    a SIGINT arrives; otherwise its handler stays. So its handler still in place means no interrupt; it
+    is then replaced by ``previous`` (a later Ctrl-C must not be swallowed).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") != "0":  # Tune installed no handler
+        return False
+    now = signal.getsignal(signal.SIGINT)
+    if getattr(now, "__name__", "") == "signal_interrupt_tune_run":
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        return False
+    return now is previous
 
 
 def _space(
