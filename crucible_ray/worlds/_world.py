@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 from dataclasses import dataclass
@@ -50,11 +51,9 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "pyarrow": pyarrow.__version__,
     }
-    try:
-        import ray
-
-        out["ray"] = ray.__version__
-    except ImportError:  # pragma: no cover - ray is a core dependency
+    try:  # from the installed distribution: recording the version must not import Ray
+        out["ray"] = importlib.metadata.version("ray")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - ray is a core dependency
         pass
     return out
 
