@@ -42,6 +42,23 @@ class Scoreboard:
         """Accuracy of ``eval_set`` at ``tier`` (KeyError if the set was not evaluated)."""
         return self.eval_sets[eval_set][tier]["accuracy"]
 
+    def flat_metrics(self) -> dict[str, float | None]:
+        """The scoreboard as flat numbers, named as in a sweep's results table and in Tune's results.
+
+        ``retention``, ``generalization`` and ``<set>_tier<k>_accuracy`` for every eval set and tier
+        (``k`` in 1, 2, 3, all); the one flattening used by live trials, replayed trials and guardrails.
+
+        Example:
+            >>> board.flat_metrics()["frozen_eval_tier3_accuracy"]  # doctest: +SKIP
+            0.91
+        """
+        out: dict[str, float | None] = {"retention": self.retention, "generalization": self.generalization}
+        for name, tiers in self.eval_sets.items():
+            for tier, m in tiers.items():
+                if isinstance(m, dict) and "accuracy" in m:
+                    out[f"{name}_tier{tier}_accuracy"] = m["accuracy"]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (``schema_version`` 1)."""
         return {

@@ -192,9 +192,21 @@ def test_training_learns_on_the_synthetic_world(synthetic_world: Path, tmp_path:
 def test_resuming_from_a_recovery_state_gives_the_same_result(synthetic_world: Path, tmp_path: Path) -> None:
     _run_plain(synthetic_world, tmp_path / "straight", eval_every=30)
     states: list[dict[str, object]] = []
+    reported: list[dict[str, object]] = []
+
+    def report(metrics: dict[str, object], state: dict[str, object] | None) -> None:
+        reported.append(metrics)
+        if state:
+            states.append(state)
+
     cfg = TrainConfig(ratio="75_15_10", steps=[60, 120], seed=3, eval_every=30)
     prep = prepare_training(synthetic_world, cfg)
-    train_worker(cfg, prep.data, tmp_path / "a", WorkerContext(report=lambda m, s: states.append(s) if s else None))
+    train_worker(cfg, prep.data, tmp_path / "a", WorkerContext(report=report))
+    # What a live trial reports to Tune is named exactly as the scoreboard replayed into a results table.
+    replayed = cr.Scoreboard.read(tmp_path / "a" / "scoreboard_step_30.json").flat_metrics()
+    live = next(m for m in reported if m.get("step") == 30)
+    assert {k: live[k] for k in replayed} == replayed
+    assert "frozen_eval_tier3_accuracy" in replayed and "organic_holdout_tierall_accuracy" in replayed
     at_30 = next(s for s in states if s["step"] == 30)
     train_worker(cfg, prep.data, tmp_path / "b", WorkerContext(resume=at_30))  # continue from step 30
     a = cr.Scoreboard.read(tmp_path / "straight" / "scoreboard_final.json").to_dict()

@@ -28,7 +28,7 @@ from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError
-from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor, scoreboard_metrics
+from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.sweeps import (
     TRIALS_DIR,
@@ -396,6 +396,6 @@ def _replay_if_complete(trial_dir: Path, steps: tuple[int, ...]) -> bool:
         return False
     for path in boards:
         board = Scoreboard.read(path)
-        metrics = {k: v for k, v in scoreboard_metrics(board).items() if v is not None}
+        metrics = {k: v for k, v in board.flat_metrics().items() if v is not None}
         tune.report({"step": board.step, **metrics})
     return True

@@ -7,7 +7,6 @@ from crucible_ray.guardrails._run import (
     GuardrailReport,
     check_guardrails,
     enforce_dilution_floor,
-    scoreboard_metrics,
 )
 
 __all__ = [
@@ -21,5 +20,4 @@ __all__ = [
     "enforce_dilution_floor",
     "overfitting_cliff",
     "regression",
-    "scoreboard_metrics",
 ]

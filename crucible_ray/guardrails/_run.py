@@ -51,16 +51,6 @@ class GuardrailReport:
         }
 
 
-def scoreboard_metrics(board: Scoreboard) -> dict[str, float | None]:
-    """A scoreboard flattened to the results-table names: retention, generalization, <set>_tier<k>_accuracy."""
-    out: dict[str, float | None] = {"retention": board.retention, "generalization": board.generalization}
-    for name, tiers in board.eval_sets.items():
-        for tier, m in tiers.items():
-            if isinstance(m, dict) and "accuracy" in m:
-                out[f"{name}_tier{tier}_accuracy"] = m["accuracy"]
-    return out
-
-
 def enforce_dilution_floor(ratio: Ratio, config: GuardrailConfig) -> None:
     """Before a run: refuse (block) or warn about a ratio below the dilution floor."""
     v = dilution_floor(ratio, config.dilution_floor, config.legacy_pool)
@@ -96,14 +86,14 @@ def check_guardrails(
     cfg = config or GuardrailConfig()
     if (results_dir is None) == (scoreboard is None):
         raise ConfigError("guardrail check needs exactly one of --results-dir or --scoreboard")
-    base = scoreboard_metrics(Scoreboard.read(baseline)) if baseline is not None else None
+    base = Scoreboard.read(baseline).flat_metrics() if baseline is not None else None
     report = GuardrailReport(cfg)
     if scoreboard is not None:
         if base is None:
             raise ConfigError("guardrail check --scoreboard needs --baseline (a scoreboard to compare with)")
         report.checked.append("regression")
         report.violations += regression(
-            str(scoreboard), scoreboard_metrics(Scoreboard.read(scoreboard)), base, cfg.regression_drop
+            str(scoreboard), Scoreboard.read(scoreboard).flat_metrics(), base, cfg.regression_drop
         )
         return report
     assert results_dir is not None

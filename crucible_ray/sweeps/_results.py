@@ -19,7 +19,6 @@ from crucible_ray._logging import get_logger
 from crucible_ray.analysis import PARAM_PREFIX, RESULTS_FILE
 from crucible_ray.data import atomic_path, path_inside, read_json_object, remove_stale_temporaries, write_json
 from crucible_ray.errors import CrucibleError
-from crucible_ray.guardrails import scoreboard_metrics
 from crucible_ray.scoreboard import Scoreboard
 
 log = get_logger(__name__)
@@ -70,7 +69,7 @@ def trial_rows(trial_dir: Path) -> list[dict[str, Any]]:
             except CrucibleError:
                 board = None
             if board is not None:
-                row.update({k: (math.nan if v is None else float(v)) for k, v in scoreboard_metrics(board).items()})
+                row.update({k: (math.nan if v is None else float(v)) for k, v in board.flat_metrics().items()})
         ckpt = trial_dir / f"checkpoint_step_{step}.pt"
         row["checkpoint"] = str(ckpt) if ckpt.is_file() else None
         row["status"] = status_doc["status"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,7 +222,7 @@ def _eval_point(
             final = dataclasses.replace(board, checkpoint=str(output_dir / "checkpoint_final.pt"))
             final.write(output_dir / "scoreboard_final.json")
         book.eval_scalars(step, board, raw)
-        metrics.update(_flat_metrics(board.to_dict()))
+        metrics.update(board.flat_metrics())
         state = {
             "format": RECOVERY_FORMAT,
             "step": step,
@@ -234,11 +234,3 @@ def _eval_point(
     ctx.report(metrics, state)
     return metrics
 
-
-def _flat_metrics(board: Mapping[str, Any]) -> dict[str, Any]:
-    """Retention, generalization and ``<set>/tier<k>_accuracy`` as flat numbers (Ray and Tune take these)."""
-    out: dict[str, Any] = {"retention": board.get("retention"), "generalization": board.get("generalization")}
-    for name, result in board.get("eval_sets", {}).items():
-        for tier in ("1", "2", "3", "all"):
-            out[f"{name}/tier{tier}_accuracy"] = result[tier]["accuracy"]
-    return out
