@@ -18,9 +18,10 @@ from crucible_ray.data._io import (
     write_rows,
 )
 from crucible_ray.data._paths import check_manifest_kind, check_outputs, check_writable_dir, resolved
-from crucible_ray.data._schema import TIER_NAMES, Bundle, Candidate, CorpusDoc, Negative
+from crucible_ray.data._schema import ARROW_SCHEMA, TIER_NAMES, Bundle, Candidate, CorpusDoc, Negative
 
 __all__ = [
+    "ARROW_SCHEMA",
     "TIER_NAMES",
     "Bundle",
     "Candidate",

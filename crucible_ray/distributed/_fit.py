@@ -14,8 +14,7 @@ from typing import Any
 import torch
 
 from crucible_ray.errors import CrucibleError, TrainingError
-from crucible_ray.training import TrainConfig, TrainData, WorkerContext, train_worker
-from crucible_ray.training._loop import RECOVERY_FORMAT
+from crucible_ray.training import RECOVERY_FORMAT, TrainConfig, TrainData, WorkerContext, train_worker
 
 STATE_FILE = "state.pt"
 # The temporary files of the outputs the workers write atomically (``.<name>.<random>.tmp``): what a
