@@ -51,6 +51,20 @@ def _package_of(module: str) -> str:
 
 MODULES = list(_modules())
 
+# The layer of each top-level name under crucible_ray: a module imports only from lower layers (or its own
+# package). The core is layers 0-6; the Ray shell is 7; the demo, the CLI and the package root are 8.
+LAYERS = {
+    "errors": 0, "_logging": 0, "_rng": 0,
+    "config": 1, "data": 1,
+    "metrics": 2, "encoders": 2, "scoreboard": 2, "provenance": 2,
+    "worlds": 3, "evaluation": 3,
+    "mining": 4, "training": 4, "analysis": 4,
+    "guardrails": 5, "sweeps": 5,
+    "reporting": 6,
+    "distributed": 7,
+    "demo": 8, "cli": 8, "search_spaces": 8, "__init__": 8,
+}  # fmt: skip
+
 
 def test_the_source_tree_is_found() -> None:
     names = {m for m, _ in MODULES}
@@ -66,6 +80,29 @@ def test_only_the_ray_shell_imports_ray() -> None:
         if name == "ray" or name.startswith("ray.")
     ]
     assert offenders == [], "Ray is imported outside crucible_ray/distributed:\n" + "\n".join(offenders)
+
+
+def _top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_every_package_has_a_layer() -> None:
+    assert sorted({_top(m) for m, _ in MODULES} - set(LAYERS)) == []
+
+
+def test_packages_import_only_from_lower_layers() -> None:
+    offenders = []
+    for module, path in MODULES:
+        own = _top(module)
+        for line, name in _imports(path, module):
+            if not name.startswith("crucible_ray.") or name.startswith("crucible_ray.__"):
+                continue
+            target = _top(name)
+            if target in LAYERS and target != own and LAYERS[target] >= LAYERS[own]:
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {own} (layer {LAYERS[own]}) imports {target}")
+    offenders = sorted(set(offenders))
+    assert offenders == [], "an import against the layers in docs/architecture.md:\n" + "\n".join(offenders)
 
 
 def test_no_package_imports_another_packages_private_module() -> None:
