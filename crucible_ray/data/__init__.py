@@ -1,6 +1,6 @@
 """Data model and file I/O: bundles, candidates and corpus documents in JSONL or Parquet."""
 
-from crucible_ray.data._atomic import atomic_path, atomic_write, remove_stale_temporaries
+from crucible_ray.data._atomic import atomic_path, atomic_write, remove_interrupted_writes, remove_stale_temporaries
 from crucible_ray.data._hashing import file_sha256
 from crucible_ray.data._io import (
     file_format,
@@ -40,6 +40,7 @@ __all__ = [
     "read_candidates",
     "read_corpus",
     "read_rows",
+    "remove_interrupted_writes",
     "remove_stale_temporaries",
     "write_bundles",
     "write_candidates",
