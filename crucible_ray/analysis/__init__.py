@@ -1,11 +1,18 @@
 """The Pareto analyzer over retention and generalization (pure pandas/numpy/scipy, no Ray)."""
 
 from crucible_ray.analysis._analyze import pareto
+from crucible_ray.analysis._findings import Effect, Peak, dilution, gain, peaks, share_slopes
 from crucible_ray.analysis._frontier import frontier_mask, frontier_probability, hypervolume
 from crucible_ray.analysis._stats import holm, paired_test, seed_summary
 from crucible_ray.analysis._table import OBJECTIVES, PARAM_PREFIX, RESULTS_FILE, config_columns, load_results
 
 __all__ = [
+    "Effect",
+    "Peak",
+    "dilution",
+    "gain",
+    "peaks",
+    "share_slopes",
     "OBJECTIVES",
     "PARAM_PREFIX",
     "RESULTS_FILE",
