@@ -37,6 +37,7 @@ def wordnet_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         frozen_eval=100,
         expansion=60,
         organic=200,
+        reference=100,
         corpus=1500,
         seed=0,
     )

@@ -105,6 +105,30 @@ def test_wordnet_world(wordnet_world: Path) -> None:
         assert '"' not in b.anchor  # usage examples are stripped from the gloss
 
 
+def test_wordnet_reference_comes_from_families_never_mined_or_trained(wordnet_world: Path) -> None:
+    """The label-based reference: bundles like the frozen eval (sisters as killers), from whole families
+    that share no parent with a legacy, expansion or organic anchor, evaluated as an eval set."""
+    world = World.open(wordnet_world)
+    assert world.manifest["files"][cr.worlds.REFERENCE_SET]["role"] == "eval"
+    assert cr.worlds.REFERENCE_SET in world.eval_sets
+    reference = cr.read_bundles(world.path(cr.worlds.REFERENCE_SET))
+    assert len(reference) == 100
+    legacy = cr.read_bundles(world.path("legacy"))
+    candidates = [
+        *cr.read_candidates(world.path("organic_candidates")),
+        *cr.read_candidates(world.path("expansion_candidates")),
+    ]
+    seen_ids = {b.bundle_id for b in legacy} | {c.candidate_id for c in candidates}
+    assert not {b.bundle_id for b in reference} & seen_ids
+    # Sisters share a parent: a reference family disjoint from the others means no reference positive
+    # is the killer of a legacy or expansion anchor, and no killer of a reference anchor is a seen positive.
+    seen_positives = {b.positive for b in legacy} | {c.positive for c in candidates}
+    killers = {n.text for b in legacy for n in b.negatives if n.tier == 3}
+    assert not {b.positive for b in reference} & killers
+    assert not {n.text for b in reference for n in b.negatives if n.tier == 3} & seen_positives
+    assert all([n.tier for n in b.negatives].count(3) >= 2 for b in reference)
+
+
 def _anchor_owners(world: World) -> dict[str, set[tuple[str, str]]]:
     """Every anchor text (normalised) of every pool, eval set and candidate file: the ids and positives."""
     owners: dict[str, set[tuple[str, str]]] = {}

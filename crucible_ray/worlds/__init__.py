@@ -21,6 +21,7 @@ from crucible_ray.worlds._world import (
     MANIFEST,
     MINED_ORIGIN,
     POOL_FILES,
+    REFERENCE_SET,
     World,
     file_sha256,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "CANDIDATE_FILES",
     "CORPUS_FILE",
     "EVAL_FILES",
+    "REFERENCE_SET",
     "MANIFEST",
     "MINED_ORIGIN",
     "POOL_FILES",

@@ -6,7 +6,10 @@
 - tier 1: random synsets from other lexicographer files
 
 Hypernym families are split between legacy and organic, so organic candidates share no parent with
-legacy bundles: generalization is measured on genuinely unseen neighbourhoods. A fraction of each
+legacy bundles: generalization is measured on genuinely unseen neighbourhoods. The families after the
+organic ones form the label-based reference (``organic_reference``): bundles built like the frozen
+eval, with their WordNet sisters as killers, that no miner chose and no run trains on, so they measure
+generalization independently of the model that mined the organic pool. A fraction of each
 legacy family is held back as expansion candidates (near the known killers). Every random choice is
 keyed by the seed and the synset offset. A gloss shared by two synsets ("one species") is never an
 anchor, so no anchor text has two positives.
@@ -26,7 +29,7 @@ from crucible_ray._rng import rng_for
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, Negative
 from crucible_ray.errors import ConfigError
 from crucible_ray.worlds._wordnet_db import Synset, find_wordnet, read_noun_synsets
-from crucible_ray.worlds._world import WorldContent, file_sha256, write_world
+from crucible_ray.worlds._world import REFERENCE_SET, WorldContent, file_sha256, write_world
 
 log = get_logger(__name__)
 
@@ -41,6 +44,11 @@ class WordNetWorldConfig(BaseModel):
     expansion: int = Field(2000, ge=0, description="expansion candidates from legacy families")
     expansion_fraction: float = Field(0.25, ge=0.0, lt=1.0, description="share of a legacy family held back")
     organic: int = Field(6000, ge=0, description="organic candidates from families disjoint from legacy")
+    reference: int = Field(
+        1000,
+        ge=0,
+        description="label-based generalization reference: bundles from further families, never mined or trained on",
+    )
     corpus: int = Field(30000, ge=1, description="corpus size (every world text, then random fill)")
     tier3: int = Field(6, ge=1, le=64, description="max killer (co-hyponym) negatives per bundle")
     tier2: int = Field(2, ge=0, le=64, description="same-lexicographer-file negatives per bundle")
@@ -156,6 +164,7 @@ def build_wordnet_content(cfg: WordNetWorldConfig, wordnet_dir: Path) -> WorldCo
     legacy: list[str] = []
     expansion: list[str] = []
     organic: list[str] = []
+    reference: list[str] = []
     taken: set[str] = set()
     for fi in fam_order:
         members = [m for m in families[fam_ids[fi]] if m not in taken]
@@ -169,9 +178,12 @@ def build_wordnet_content(cfg: WordNetWorldConfig, wordnet_dir: Path) -> WorldCo
             legacy.extend(members[n_hold:])
         elif len(organic) < cfg.organic:
             organic.extend(members)
+        elif len(reference) < cfg.reference:
+            reference.extend(members)  # whole families: none shares a parent with a mined or trained anchor
         else:
             break
     legacy, expansion, organic = legacy[: cfg.legacy], expansion[: cfg.expansion], organic[: cfg.organic]
+    reference = reference[: cfg.reference]
     if not legacy:
         raise ConfigError(
             f"no WordNet synset can be a legacy anchor with these options (min_killers={cfg.min_killers}); "
@@ -188,6 +200,9 @@ def build_wordnet_content(cfg: WordNetWorldConfig, wordnet_dir: Path) -> WorldCo
 
     legacy_bundles = [bundle(o, "legacy") for o in legacy]
     frozen = legacy_bundles[: cfg.frozen_eval]
+    eval_sets = {"frozen_eval": frozen}
+    if reference:
+        eval_sets[REFERENCE_SET] = [bundle(o, REFERENCE_SET) for o in reference]
 
     def candidate(o: str, with_negatives: bool) -> Candidate:
         s = synsets[o]
@@ -210,7 +225,7 @@ def build_wordnet_content(cfg: WordNetWorldConfig, wordnet_dir: Path) -> WorldCo
         corpus_ids.setdefault(graph.all[i], None)
     corpus = [CorpusDoc(id=synsets[o].synset_id, text=synsets[o].text) for o in list(corpus_ids)[: max(cfg.corpus, 1)]]
     return WorldContent(
-        bundles={"legacy": legacy_bundles, "frozen_eval": frozen},
+        bundles={"legacy": legacy_bundles, **eval_sets},
         candidates={"expansion_candidates": expansion_candidates, "organic_candidates": organic_candidates},
         corpus=corpus,
     )

@@ -25,7 +25,9 @@ WORLD_SCHEMA_VERSION = 1
 
 # File roles of a world, by stem. Pools are training bundles; eval sets are scored, never trained on.
 POOL_FILES = ("legacy", "expansion", "organic")
-EVAL_FILES = ("frozen_eval", "organic_holdout")
+#: The label-based generalization reference: bundles from families never mined or trained on (WordNet).
+REFERENCE_SET = "organic_reference"
+EVAL_FILES = ("frozen_eval", "organic_holdout", REFERENCE_SET)
 CANDIDATE_FILES = ("expansion_candidates", "organic_candidates")
 CORPUS_FILE = "corpus"
 #: The ``origin`` a world manifest records for a pool or eval set a mining run wrote (a later run may replace it).
