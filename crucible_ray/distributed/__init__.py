@@ -7,7 +7,7 @@ from crucible_ray.distributed._execute import execute_mining
 from crucible_ray.distributed._expand import expand
 from crucible_ray.distributed._mine import MINE_BATCH, MiningResult, mine
 from crucible_ray.distributed._resources import ActorPlan, plan_actors
-from crucible_ray.distributed._session import ray_session
+from crucible_ray.distributed._session import quiet_ray_environment, ray_session
 from crucible_ray.distributed._sweep import sweep
 from crucible_ray.distributed._train import TrainResult, train
 
@@ -18,6 +18,7 @@ __all__ = [
     "expand",
     "mine",
     "plan_actors",
+    "quiet_ray_environment",
     "ray_session",
     "sweep",
     "TrainResult",

@@ -29,6 +29,7 @@ from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trial
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
+from crucible_ray.provenance import versions
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.sweeps import (
     TRIALS_DIR,
@@ -48,7 +49,6 @@ from crucible_ray.sweeps._results import (
 )
 from crucible_ray.sweeps._space import parse_ints
 from crucible_ray.training import TrainConfig, prepare_training
-from crucible_ray.worlds._world import versions
 
 log = get_logger(__name__)
 

@@ -19,6 +19,7 @@ from crucible_ray.mining._lineups import DRAW_SCHEME
 from crucible_ray.mining._outputs import assemble
 from crucible_ray.mining._plan import MiningPlan
 from crucible_ray.mining._world import register_in_world
+from crucible_ray.provenance import versions
 
 log = get_logger(__name__)
 
@@ -70,8 +71,6 @@ def finalise_mining(plan: MiningPlan, record: ExecutionRecord) -> MiningResult:
         st_export=out.st_export,
         st_negatives=out.st_negatives,
     )
-    from crucible_ray.worlds import versions
-
     elapsed = time.monotonic() - plan.started
     inputs = plan.inputs
     manifest = {
