@@ -241,4 +241,4 @@ def test_execution_options_come_from_the_execution_config() -> None:
             field = MiningExecution.model_fields[name]
             assert params[name].default == field.default, (command.name, name)
             assert field.description and field.description.lower() in (params[name].help or "").lower()
-        assert params["restart"].default is (not MiningExecution.model_fields["resume"].default)
+        assert params["restart"].is_flag and MiningExecution.model_fields["resume"].default is True  # type: ignore[attr-defined]

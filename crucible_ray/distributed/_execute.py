@@ -35,7 +35,7 @@ def execute_mining(plan: MiningPlan) -> ExecutionRecord:
     """Mine the plan's candidates that no earlier run finished, on Ray, into the work folder's parts.
 
     Starts Ray only when there is work left. On one CPU machine the driver embeds the corpus in a
-    thread while Ray and the actors start (docs/mining.md "Performance"). Consumes the plan's shards.
+    thread while Ray and the actors start (docs/mining.md "Running it on Ray"). Consumes the plan's shards.
     """
     ex = plan.execution
     inputs = plan.inputs

@@ -2,7 +2,7 @@
 
 They are grouped in one object, :class:`MiningExecution`, the way Ray groups ``RunConfig`` and
 ``FailureConfig``: what a run *computes* is :class:`~crucible_ray.mining.MinerConfig` (part of the
-resume key, docs/mining.md "Resuming"); how it is *run* is this object (not part of the key).
+resume key, docs/mining.md "Failures and restarts"); how it is *run* is this object (not part of the key).
 """
 
 from __future__ import annotations
