@@ -23,7 +23,7 @@ from crucible_ray.distributed._corpus import (
 )
 from crucible_ray.distributed._resources import ActorPlan, plan_actors
 from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_environment, ray_session
-from crucible_ray.mining import ExecutionRecord, MinerConfig, MiningPlan, WorkDir, skip_done
+from crucible_ray.mining import ExecutionRecord, MiningPlan, skip_done
 
 log = get_logger(__name__)
 
@@ -94,19 +94,7 @@ def execute_mining(plan: MiningPlan) -> ExecutionRecord:
                     driver_job=driver_job,
                 )
             try:
-                _run(
-                    refs,
-                    model_ref,
-                    corpus_ref,
-                    plan.config,
-                    actors,
-                    ex.batch_size,
-                    ebs,
-                    work,
-                    pending,
-                    plan,
-                    ex.part_rows,
-                )
+                _run(plan, refs, model_ref, corpus_ref, actors, ebs, pending)
             except Exception:
                 if driver_job is not None:
                     driver_job.raise_if_failed()  # the actors failed because the corpus did: say why
@@ -126,21 +114,18 @@ def execute_mining(plan: MiningPlan) -> ExecutionRecord:
 
 
 def _run(
+    plan: MiningPlan,
     refs: list[Any],
     model_ref: Any,
     corpus_ref: Any,
-    cfg: MinerConfig,
     actors: ActorPlan,
-    batch_size: int,
     encode_batch_size: int,
-    work: WorkDir,
     pending: int,
-    plan: MiningPlan,
-    part_rows: int,
 ) -> None:
     """Stream the shards through the miner actors; buffer result rows into part files of the work folder."""
     from crucible_ray.distributed._pipeline import PROGRESS_EVERY_S, run_miner
 
+    work, part_rows = plan.work, plan.execution.part_rows
     buf: list[pa.Table] = []
     state = {"rows": 0, "accepted": 0, "buffered": 0, "flushed_at": time.monotonic(), "logged_at": time.monotonic()}
     t0 = time.monotonic()
@@ -176,9 +161,9 @@ def _run(
         refs,
         model_ref=model_ref,
         corpus_ref=corpus_ref,
-        config=cfg,
+        config=plan.config,
         plan=actors,
-        batch_size=batch_size,
+        batch_size=plan.execution.batch_size,
         encode_batch_size=encode_batch_size,
         run_id=f"{plan.outputs.results.stem}-{work.key[:8]}",
         on_rows=on_rows,
