@@ -49,7 +49,7 @@ from crucible_ray.errors import (
 )
 from crucible_ray.evaluation import evaluate
 from crucible_ray.guardrails import GuardrailConfig, GuardrailReport, check_guardrails
-from crucible_ray.mining import MinerConfig
+from crucible_ray.mining import MinerConfig, MiningExecution, mine_local
 from crucible_ray.reporting import report
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.sweeps import SweepSpace, load_space
@@ -72,6 +72,7 @@ __all__ = [
     "GuardrailViolation",
     "MinerConfig",
     "MiningError",
+    "MiningExecution",
     "MiningResult",
     "Negative",
     "Ratio",
@@ -90,6 +91,7 @@ __all__ = [
     "load_encoder",
     "load_space",
     "mine",
+    "mine_local",
     "pareto",
     "read_bundles",
     "read_candidates",

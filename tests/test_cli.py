@@ -227,3 +227,18 @@ def test_miner_options_come_from_the_miner_config() -> None:
             assert name in params, (command.name, name)
             assert params[name].default == field.default, (command.name, name)
             assert field.description and field.description.lower() in (params[name].help or "").lower()
+
+
+def test_execution_options_come_from_the_execution_config() -> None:
+    """The execution options of `mine` and `expand` take their defaults and help from MiningExecution."""
+    from crucible_ray.cli._mine import expand_command, mine_command
+
+    from crucible_ray.mining import MiningExecution
+
+    for command in (mine_command, expand_command):
+        params = {p.name: p for p in command.params}
+        for name in ("actors", "batch_size", "use_gpu", "gpus_per_actor", "address", "corpus_store"):
+            field = MiningExecution.model_fields[name]
+            assert params[name].default == field.default, (command.name, name)
+            assert field.description and field.description.lower() in (params[name].help or "").lower()
+        assert params["restart"].is_flag and MiningExecution.model_fields["resume"].default is True  # type: ignore[attr-defined]
