@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import remove_stale_temporaries, write_json
+from crucible_ray.data import remove_stale_temporaries
 from crucible_ray.mining._kernel import SCORING
 from crucible_ray.mining._lineups import DRAW_SCHEME
 from crucible_ray.mining._outputs import assemble
 from crucible_ray.mining._plan import MiningPlan
 from crucible_ray.mining._world import register_in_world
-from crucible_ray.provenance import versions
+from crucible_ray.provenance import build_manifest, write_manifest
 
 log = get_logger(__name__)
 
@@ -73,14 +72,14 @@ def finalise_mining(plan: MiningPlan, record: ExecutionRecord) -> MiningResult:
     )
     elapsed = time.monotonic() - plan.started
     inputs = plan.inputs
-    manifest = {
-        "schema_version": 1,
-        "kind": "mining",
-        "config": cfg.model_dump(),
-        "lineup_draws": DRAW_SCHEME,
-        "scoring": SCORING,
-        "model": inputs.model.describe(),
-        "inputs": {
+    manifest = build_manifest(
+        "mining",
+        schema_version=1,
+        config=cfg.model_dump(),
+        lineup_draws=DRAW_SCHEME,
+        scoring=SCORING,
+        model=inputs.model.describe(),
+        inputs={
             "candidates": {
                 "path": str(inputs.candidates),
                 "sha256": inputs.candidates_sha256,
@@ -88,13 +87,13 @@ def finalise_mining(plan: MiningPlan, record: ExecutionRecord) -> MiningResult:
             },
             "corpus": inputs.corpus,
         },
-        "counts": tally.summary(cfg.lineups),
-        "outputs": {
+        counts=tally.summary(cfg.lineups),
+        outputs={
             "results": out.results.name,
             "bundles": {k: str(v) for k, v in out.bundles.items()},
             "st_export": str(out.st_export) if out.st_export is not None else None,
         },
-        "execution": {
+        execution={
             **record.actors,
             "batch_size": plan.execution.batch_size,
             "corpus_embedded_by": record.corpus_embedded_by,
@@ -103,10 +102,8 @@ def finalise_mining(plan: MiningPlan, record: ExecutionRecord) -> MiningResult:
             "candidates_per_second": round(record.pending / elapsed, 2) if elapsed > 0 else None,
         },
         **plan.manifest_extra,
-        "versions": versions(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_json(out.manifest, manifest)
+    )
+    write_manifest(out.manifest.parent, manifest, name=out.manifest.name)
     register_in_world(out.bundles_dir, out.bundles, tally.bundles)
     work.remove()
     c = manifest["counts"]
