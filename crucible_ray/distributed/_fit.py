@@ -14,8 +14,7 @@ from typing import Any
 import torch
 
 from crucible_ray.errors import CrucibleError, TrainingError
-from crucible_ray.training import TrainConfig, TrainData, WorkerContext, train_worker
-from crucible_ray.training._loop import RECOVERY_FORMAT
+from crucible_ray.training import RECOVERY_FORMAT, TrainConfig, TrainData, WorkerContext, train_worker
 
 STATE_FILE = "state.pt"
 # The temporary files of the outputs the workers write atomically (``.<name>.<random>.tmp``): what a
@@ -29,7 +28,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
 
     ctx = ray.train.get_context()
-    config = TrainConfig(**loop_config["config"])
+    config: TrainConfig = loop_config["config"]  # the driver's object, as Ray pickled it (not re-parsed)
     data: TrainData = ray.get(loop_config["data"])
     threads = int(loop_config.get("threads") or 0)
     if threads:
@@ -127,7 +126,7 @@ def fit_run(
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={
-            "config": cfg.model_dump(mode="json"),
+            "config": cfg,
             "data": data_ref,
             "output_dir": str(out),
             "threads": threads,
