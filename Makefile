@@ -40,7 +40,7 @@ install: $(DEPS_STAMP)
 test: setup
 	$(BIN)/ruff check crucible_ray cli tests benchmarks cluster
 	$(BIN)/mypy crucible_ray cli cluster/local_cluster.py
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"

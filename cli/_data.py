@@ -12,9 +12,7 @@ from pydantic import BaseModel
 
 from crucible_ray.config import Ratio
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, read_rows
-from crucible_ray.worlds import WORLDS, World, build_world, world_config
-from crucible_ray.worlds._synthetic import SyntheticWorldConfig
-from crucible_ray.worlds._wordnet import WordNetWorldConfig
+from crucible_ray.worlds import WORLDS, SyntheticWorldConfig, WordNetWorldConfig, World, build_world, world_config
 
 
 def _option_help() -> str:

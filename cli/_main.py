@@ -102,7 +102,7 @@ def _fail(message: str, code: int) -> int:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code (no ``sys.exit``; for embedding and tests)."""
-    from crucible_ray.distributed._session import quiet_ray_environment
+    from crucible_ray.distributed import quiet_ray_environment
 
     quiet_ray_environment()  # before anything imports Ray
     _stop_on_sigterm()

@@ -36,9 +36,9 @@ class KeyValueParam(click.ParamType):
         key, eq, raw = str(value).partition("=")
         if not eq or not key.strip():
             self.fail(f"expected KEY=VALUE, got {value!r}", param, ctx)
-        from crucible_ray.encoders._spec import _scalar
+        from crucible_ray.encoders import parse_scalar
 
-        return key.strip().replace("-", "_"), _scalar(raw.strip())
+        return key.strip().replace("-", "_"), parse_scalar(raw.strip())
 
 
 class EvalSetParam(click.ParamType):

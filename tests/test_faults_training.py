@@ -62,7 +62,7 @@ def _signal_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], sig: 
 
 def _no_partial_files(folder: Path) -> None:
     """No temporary file of an interrupted write is left, and every output under a final name is whole."""
-    left = sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
+    left = sorted(str(p.relative_to(folder)) for p in [*folder.rglob(".*.tmp"), *folder.rglob(".recovery-staging-*")])
     assert not left, left
     for board in folder.rglob("scoreboard_*.json"):
         cr.Scoreboard.read(board)
@@ -146,6 +146,9 @@ def test_a_killed_train_driver_continues_where_it_stopped(
     # What a worker killed with its driver in the middle of writing a checkpoint leaves (the checkpoint
     # writes go through a temporary name; the kill is not precise enough to land there every time).
     (out / ".checkpoint_step_400.pt.k1ll3d.tmp").write_bytes(b"PK\x03\x04 cut short")
+    # ... and a recovery state it was staging for Ray Train to copy.
+    (out / ".recovery-staging-k1ll3d").mkdir(exist_ok=True)
+    (out / ".recovery-staging-k1ll3d" / "state.pt").write_bytes(b"PK\x03\x04 cut short")
     capsys.readouterr()
 
     assert run([*args, "--output-dir", str(out)]) == 0

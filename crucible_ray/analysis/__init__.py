@@ -1,6 +1,7 @@
 """The Pareto analyzer over retention and generalization (pure pandas/numpy/scipy, no Ray)."""
 
 from crucible_ray.analysis._analyze import pareto
+from crucible_ray.analysis._findings import Effect, Peak, dilution, gain, peaks, share_slopes
 from crucible_ray.analysis._frontier import frontier_mask, frontier_probability, hypervolume
 from crucible_ray.analysis._result import ParetoResult, SweepOutput
 from crucible_ray.analysis._stats import holm, paired_test, seed_summary
@@ -16,6 +17,12 @@ from crucible_ray.analysis._table import (
 )
 
 __all__ = [
+    "Effect",
+    "Peak",
+    "dilution",
+    "gain",
+    "peaks",
+    "share_slopes",
     "OBJECTIVES",
     "PARAM_PREFIX",
     "POOLS_COLUMN",

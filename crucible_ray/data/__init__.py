@@ -1,6 +1,6 @@
 """Data model and file I/O: bundles, candidates and corpus documents in JSONL or Parquet."""
 
-from crucible_ray.data._atomic import atomic_path, atomic_write, remove_stale_temporaries
+from crucible_ray.data._atomic import atomic_path, atomic_write, remove_interrupted_writes, remove_stale_temporaries
 from crucible_ray.data._hashing import file_sha256
 from crucible_ray.data._io import (
     file_format,
@@ -18,9 +18,10 @@ from crucible_ray.data._io import (
     write_rows,
 )
 from crucible_ray.data._paths import check_manifest_kind, check_outputs, check_writable_dir, resolved
-from crucible_ray.data._schema import TIER_NAMES, Bundle, Candidate, CorpusDoc, Negative
+from crucible_ray.data._schema import ARROW_SCHEMA, TIER_NAMES, Bundle, Candidate, CorpusDoc, Negative
 
 __all__ = [
+    "ARROW_SCHEMA",
     "TIER_NAMES",
     "Bundle",
     "Candidate",
@@ -39,6 +40,7 @@ __all__ = [
     "read_candidates",
     "read_corpus",
     "read_rows",
+    "remove_interrupted_writes",
     "remove_stale_temporaries",
     "write_bundles",
     "write_candidates",

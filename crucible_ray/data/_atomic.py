@@ -6,7 +6,7 @@ import contextlib
 import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,10 +70,22 @@ def remove_stale_temporaries(path: str | Path) -> int:
     """Remove the temporary files an interrupted atomic write of ``path`` left beside it (a process
     killed between writing and renaming); returns how many. Run it before writing ``path`` anew."""
     path = Path(path)
+    return remove_interrupted_writes(path.parent, [glob.escape(path.name)])
+
+
+def remove_interrupted_writes(folder: str | Path, names: Iterable[str]) -> int:
+    """Like :func:`remove_stale_temporaries` for every output in ``folder`` whose name matches one of
+    the glob patterns ``names`` (e.g. ``"checkpoint_*.pt"``); returns how many were removed.
+
+    Example:
+        >>> remove_interrupted_writes("runs/a", ["checkpoint_*.pt", "scoreboard_*.json"])  # doctest: +SKIP
+        0
+    """
     removed = 0
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-                removed += 1
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            if tmp.is_file() and not tmp.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    removed += 1
     return removed

@@ -13,13 +13,17 @@ from typing import Any
 
 import torch
 
+from crucible_ray.data import remove_interrupted_writes
 from crucible_ray.errors import CrucibleError, TrainingError
 from crucible_ray.training import RECOVERY_FORMAT, TrainConfig, TrainData, WorkerContext, train_worker
 
 STATE_FILE = "state.pt"
-# The temporary files of the outputs the workers write atomically (``.<name>.<random>.tmp``): what a
-# worker killed in the middle of a write leaves behind.
-_OUTPUT_TEMPORARIES = (".checkpoint_*.pt.*.tmp", ".scoreboard_*.json.*.tmp", ".timing.json.*.tmp")
+# The outputs the workers write atomically: a worker killed in the middle of a write leaves a temporary
+# ``.<name>.<random>.tmp`` beside them, which the next attempt removes.
+_WORKER_OUTPUTS = ("checkpoint_*.pt", "scoreboard_*.json", "timing.json")
+# Where a worker stages a recovery state for Ray Train to copy (inside the run folder, so a worker killed
+# before it removed the folder leaves nothing in the system's temp folder; the next attempt removes it).
+_STAGING = ".recovery-staging-"
 
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
@@ -48,7 +52,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         if state is None:
             ray.train.report(clean)
             return
-        tmp = Path(tempfile.mkdtemp(prefix="crucible-state-"))
+        Path(loop_config["output_dir"]).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_STAGING, dir=loop_config["output_dir"]))
         try:
             torch.save(state, tmp / STATE_FILE)
             ray.train.report(clean, checkpoint=ray.train.Checkpoint.from_directory(str(tmp)))
@@ -84,15 +89,15 @@ def latest_state(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def remove_interrupted_writes(out: Path) -> int:
-    """Remove the temporary files that writes of an earlier attempt of the run cut short left in ``out``
-    (the attempt that continues the run writes those outputs again); returns how many."""
-    removed = 0
-    for pattern in _OUTPUT_TEMPORARIES:
-        for tmp in out.glob(pattern):
-            if tmp.is_file() and not tmp.is_symlink():
-                tmp.unlink(missing_ok=True)
-                removed += 1
+def remove_interrupted_work(out: Path) -> int:
+    """Remove what an earlier attempt of the run cut short left in ``out``: temporaries of its atomic
+    writes and its recovery-state staging folders (the attempt that continues the run writes those
+    again); returns how many."""
+    removed = remove_interrupted_writes(out, _WORKER_OUTPUTS)
+    for d in out.glob(f"{_STAGING}*"):
+        if d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
     return removed
 
 
@@ -119,7 +124,7 @@ def fit_run(
     Raises:
         TrainingError: the workers failed more than ``max_failures`` times (first line of the cause).
     """
-    remove_interrupted_writes(out)
+    remove_interrupted_work(out)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

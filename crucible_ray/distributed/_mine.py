@@ -257,7 +257,7 @@ def mine(
         st_export=Path(st_export) if st_export is not None else None,
         st_negatives=st_negatives,
     )
-    from crucible_ray.worlds._world import versions
+    from crucible_ray.provenance import versions
 
     elapsed = time.monotonic() - started
     manifest = {

@@ -29,6 +29,7 @@ from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trial
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
+from crucible_ray.provenance import versions
 from crucible_ray.sweeps import (
     GRID_PARAM,
     TRIALS_DIR,
@@ -51,7 +52,6 @@ from crucible_ray.sweeps import (
     write_trial_status,
 )
 from crucible_ray.training import prepare_training
-from crucible_ray.worlds import versions
 
 log = get_logger(__name__)
 

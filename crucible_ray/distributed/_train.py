@@ -10,8 +10,6 @@ re-running an interrupted ``train`` with the same arguments continues from its l
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,15 +18,15 @@ from typing import Any
 
 from crucible_ray._logging import get_logger
 from crucible_ray.config import Ratio
-from crucible_ray.data import check_manifest_kind, check_outputs, remove_stale_temporaries, write_json
+from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.distributed._fit import fit_run
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError, TrainingError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
+from crucible_ray.provenance import build_manifest, content_key, write_manifest
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.training import TB_DIR, TrainConfig, prepare_training
-from crucible_ray.worlds import versions
 
 log = get_logger(__name__)
 
@@ -50,7 +48,7 @@ class TrainResult:
 def run_key(config: TrainConfig, inputs: dict[str, Any]) -> str:
     """A short hash of everything that decides the run (the Ray Train run name)."""
     doc = {"config": config.model_dump(mode="json"), "inputs": {k: v["sha256"] for k, v in sorted(inputs.items())}}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    return content_key(doc, 16)
 
 
 def train(
@@ -122,19 +120,17 @@ def train(
         _clear_outputs(out)  # a fresh run: nothing from an earlier run may be mistaken for this one's
     else:
         log.info("continuing the interrupted run %s from its last eval point (--restart starts over)", key)
-    manifest: dict[str, Any] = {
-        "kind": "train",
-        "status": "running",
-        "run_key": key,
-        "config": cfg.model_dump(mode="json"),
-        "seed": cfg.seed,
-        "data": str(Path(data).resolve()),
-        "inputs": prepared.inputs,
-        "versions": versions(),
-        "feature_cache": len(prepared.data.features) if prepared.data.features is not None else None,
-    }
-    remove_stale_temporaries(out / "manifest.json")  # a driver killed while writing it leaves one
-    write_json(out / "manifest.json", manifest)
+    manifest = build_manifest(
+        "train",
+        status="running",
+        run_key=key,
+        config=cfg.model_dump(mode="json"),
+        seed=cfg.seed,
+        data=str(Path(data).resolve()),
+        inputs=prepared.inputs,
+        feature_cache=len(prepared.data.features) if prepared.data.features is not None else None,
+    )
+    write_manifest(out, manifest)  # also removes the temporary a driver killed while writing it left
     t0 = time.perf_counter()
     with ray_session(address):
         import ray
@@ -180,7 +176,7 @@ def train(
         },
         final={"retention": final.retention, "generalization": final.generalization},
     )
-    write_json(out / "manifest.json", manifest)
+    write_manifest(out, manifest)
     shutil.rmtree(storage / key, ignore_errors=True)  # the recovery state is not needed once the run is complete
     with contextlib.suppress(OSError):
         storage.rmdir()

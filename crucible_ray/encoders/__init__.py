@@ -24,7 +24,7 @@ from crucible_ray.encoders._registry import (
     register_encoder,
     resolve_device,
 )
-from crucible_ray.encoders._spec import parse_spec, spec_to_string
+from crucible_ray.encoders._spec import parse_scalar, parse_spec, spec_to_string
 
 DEFAULT_ENCODER = "hashed-ngram"
 
@@ -59,6 +59,7 @@ def _register_builtins() -> None:
 _register_builtins()
 
 __all__ = [
+    "parse_scalar",
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "DEFAULT_ENCODER",

@@ -8,7 +8,13 @@ from typing import Any
 from crucible_ray.errors import EncoderError
 
 
-def _scalar(text: str) -> Any:
+def parse_scalar(text: str) -> Any:
+    """A command-line value as the scalar it spells: true/false, none/null, an int, a float, else the text.
+
+    Example:
+        >>> parse_scalar("64"), parse_scalar("1e-4"), parse_scalar("True"), parse_scalar("cosine")
+        (64, 0.0001, True, 'cosine')
+    """
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -52,7 +58,7 @@ def parse_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
                         f"encoder spec parameters are key=value pairs separated by commas, "
                         f"but got {item!r} in {spec!r} (e.g. hashed-ngram:dim=256,seed=0)."
                     )
-                out[key.strip()] = _scalar(value.strip())
+                out[key.strip()] = parse_scalar(value.strip())
     else:
         raise EncoderError(f"an encoder spec is a string or a dict, but got {type(spec).__name__}.")
     if not isinstance(out.get("kind"), str) or not out["kind"]:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from crucible_ray.data import Candidate, iter_rows
-from crucible_ray.data._schema import ARROW_SCHEMA
+from crucible_ray.data import ARROW_SCHEMA, Candidate, iter_rows
 from crucible_ray.errors import ConfigError
 from crucible_ray.mining._config import MinerConfig
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from crucible_ray.metrics import BundleScores
-from crucible_ray.metrics._tiers import margins
+from crucible_ray.metrics import BundleScores, margins
 from crucible_ray.scoreboard import Scoreboard
 
 TB_DIR = "tensorboard"

@@ -23,7 +23,6 @@ from crucible_ray.worlds._world import (
     POOL_FILES,
     World,
     file_sha256,
-    versions,
 )
 
 WORLDS = ("wordnet", "synthetic")
@@ -86,7 +85,6 @@ __all__ = [
     "build_world",
     "file_sha256",
     "find_wordnet",
-    "versions",
     "wordnet_killer_neighbours",
     "world_config",
 ]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +17,10 @@ from crucible_ray.data import (
     write_bundles,
     write_candidates,
     write_corpus,
-    write_json,
 )
 from crucible_ray.errors import DataError
+from crucible_ray.provenance import MANIFEST, build_manifest, write_manifest
 
-MANIFEST = "manifest.json"
 WORLD_SCHEMA_VERSION = 1
 
 # File roles of a world, by stem. Pools are training bundles; eval sets are scored, never trained on.
@@ -34,28 +30,6 @@ CANDIDATE_FILES = ("expansion_candidates", "organic_candidates")
 CORPUS_FILE = "corpus"
 #: The ``origin`` a world manifest records for a pool or eval set a mining run wrote (a later run may replace it).
 MINED_ORIGIN = "mined"
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries whose behaviour affects results."""
-    import numpy
-    import pyarrow
-    import torch
-
-    from crucible_ray import __version__
-
-    out = {
-        "crucible_ray": __version__,
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "torch": torch.__version__,
-        "pyarrow": pyarrow.__version__,
-    }
-    try:  # from the installed distribution: recording the version must not import Ray
-        out["ray"] = importlib.metadata.version("ray")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - ray is a core dependency
-        pass
-    return out
 
 
 @dataclass(frozen=True)
@@ -94,19 +68,17 @@ def write_world(
         record(stem, path, write_candidates(path, candidates), "candidates")
     corpus_path = out / f"{CORPUS_FILE}{ext}"
     record(CORPUS_FILE, corpus_path, write_corpus(corpus_path, content.corpus), "corpus")
-    manifest = {
-        "schema_version": WORLD_SCHEMA_VERSION,
-        "kind": "world",
-        "world": world,
-        "config": config,
-        "seed": config.get("seed"),
-        "source": source,
-        "files": files,
-        "pools": [s for s in POOL_FILES if s in files],
-        "versions": versions(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_json(out / MANIFEST, manifest)
+    manifest = build_manifest(
+        "world",
+        schema_version=WORLD_SCHEMA_VERSION,
+        world=world,
+        config=config,
+        seed=config.get("seed"),
+        source=source,
+        files=files,
+        pools=[s for s in POOL_FILES if s in files],
+    )
+    write_manifest(out, manifest)
     return out
 
 
@@ -226,7 +198,7 @@ class World:
             if stem not in pools:
                 pools.append(stem)
             manifest["pools"] = pools
-        write_json(self.root / MANIFEST, manifest)
+        write_manifest(self.root, manifest)
         return World(self.root, manifest)
 
     @classmethod

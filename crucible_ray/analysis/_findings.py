@@ -1,0 +1,159 @@
+"""Findings of a sweep, each with a 95% interval across seeds: dilution, gain and early stop.
+
+A finding is an effect estimated once per seed and summarised over the seeds (Student-t interval,
+docs/sweeps.md "Findings"). It is *detected* only when its interval excludes zero; otherwise it is
+reported as "not detected", with the interval, so a reader sees how large it could still be.
+
+- **dilution**: how retention changes per 10 points of legacy share (the least-squares slope over the
+  ratios of one seed at one milestone). A positive slope means a smaller legacy share loses retention.
+- **gain**: how generalization changes per 10 points of organic share, the same way.
+- **early stop**: per ratio, the milestone where generalization peaks (seed means), and whether it has
+  dropped by the last milestone beyond seed noise (the paired per-seed drop from the peak).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crucible_ray.analysis._stats import seed_summary
+from crucible_ray.config import DEFAULT_POOLS, Ratio
+
+#: The slopes are per this many percentage points of a pool's share.
+PER_POINTS = 10
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One measured effect: a mean over seeds and its 95% interval."""
+
+    finding: str  # "dilution", "gain", "early stop"
+    subject: str  # what it is measured on, e.g. "step 1000" or "75_15_10"
+    what: str  # the quantity, e.g. "retention per 10 points of legacy share"
+    estimate: float
+    ci_low: float
+    ci_high: float
+    n_seeds: int
+
+    @property
+    def detected(self) -> bool:
+        """The interval excludes zero (never with fewer than two seeds: no interval then)."""
+        return not math.isnan(self.ci_low) and (self.ci_low > 0 or self.ci_high < 0)
+
+    def sentence(self) -> str:
+        """One line for the console and the report.
+
+        Example:
+            >>> Effect("dilution", "step 1000", "retention", 0.031, 0.025, 0.037, 3).sentence()
+            'dilution at step 1000: retention +0.0310 (95% CI +0.0250 to +0.0370, 3 seeds): detected'
+        """
+        if self.n_seeds < 2:
+            ci = f"{self.n_seeds} seed, no interval"
+        else:
+            ci = f"95% CI {self.ci_low:+.4f} to {self.ci_high:+.4f}, {self.n_seeds} seeds"
+        verdict = "detected" if self.detected else "not detected (the interval includes zero)"
+        return f"{self.finding} at {self.subject}: {self.what} {self.estimate:+.4f} ({ci}): {verdict}"
+
+
+@dataclass(frozen=True)
+class Peak:
+    """Where one ratio's generalization peaks, and what happens after it."""
+
+    ratio: str
+    peak_step: int
+    last_step: int
+    drop: Effect | None  # the drop from the peak to the last milestone; None when the peak is the last
+
+    @property
+    def cliff(self) -> bool:
+        """Generalization at the last milestone is below the peak beyond seed noise."""
+        return self.drop is not None and self.drop.detected and self.drop.estimate > 0
+
+    def sentence(self) -> str:
+        head = f"early stop for {self.ratio}: generalization"
+        if self.drop is None:
+            return f"{head} had not peaked by the last milestone ({self.last_step})"
+        tail = "a cliff: it falls after the peak" if self.cliff else "no drop after it beyond seed noise"
+        return f"{head} peaks at step {self.peak_step}; {tail} ({self.drop.sentence()})"
+
+
+def _shares(table: pd.DataFrame, pool: str, pools: Sequence[str]) -> pd.Series:
+    """Each row's share (percent) of ``pool``, read through :class:`Ratio` with the row's pool names."""
+    names = table["pools"] if "pools" in table.columns else pd.Series([",".join(pools)] * len(table), table.index)
+    return pd.Series(
+        [
+            Ratio.parse(str(r), str(p).split(",")).weights.get(pool, 0)
+            for r, p in zip(table["ratio"], names, strict=True)
+        ],
+        index=table.index,
+        dtype=float,
+    )
+
+
+def share_slopes(
+    table: pd.DataFrame, objective: str, pool: str, *, pools: Sequence[str] = DEFAULT_POOLS, finding: str
+) -> list[Effect]:
+    """Per milestone: the change in ``objective`` per 10 points of ``pool``'s share, over seeds.
+
+    For each seed and step the slope is fitted over that seed's ratios (param columns averaged); a seed
+    with fewer than two distinct shares at a step gives no slope there.
+    """
+    df = table.assign(_share=_shares(table, pool, pools))
+    means = df.groupby(["step", "seed", "_share"], sort=True)[objective].mean().reset_index()
+    out: list[Effect] = []
+    for step, at_step in means.groupby("step", sort=True):
+        slopes = []
+        for _, g in at_step.groupby("seed", sort=True):
+            x = g["_share"].to_numpy()
+            if len(np.unique(x)) < 2 or g[objective].isna().any():
+                continue
+            slopes.append(float(np.polyfit(x, g[objective].to_numpy(), 1)[0]) * PER_POINTS)
+        if not slopes:
+            continue
+        s = seed_summary(np.array(slopes))
+        what = f"{objective} per {PER_POINTS} points of {pool} share"
+        out.append(Effect(finding, f"step {int(step)}", what, s["mean"], s["ci_low"], s["ci_high"], int(s["n"])))
+    return out
+
+
+def dilution(table: pd.DataFrame, *, legacy_pool: str = "legacy", pools: Sequence[str] = DEFAULT_POOLS) -> list[Effect]:
+    """Retention per 10 points of legacy share, at each milestone (positive: dilution)."""
+    return share_slopes(table, "retention", legacy_pool, pools=pools, finding="dilution")
+
+
+def gain(table: pd.DataFrame, *, organic_pool: str = "organic", pools: Sequence[str] = DEFAULT_POOLS) -> list[Effect]:
+    """Generalization per 10 points of organic share, at each milestone (positive: a gain)."""
+    return share_slopes(table, "generalization", organic_pool, pools=pools, finding="gain")
+
+
+def peaks(table: pd.DataFrame, objective: str = "generalization") -> list[Peak]:
+    """Per ratio (params averaged): the milestone with the best seed mean and the per-seed drop after it."""
+    per_seed = table.groupby(["ratio", "seed", "step"], sort=True)[objective].mean().unstack("step")
+    out: list[Peak] = []
+    for ratio, g in per_seed.groupby(level="ratio", sort=True):
+        g = g.dropna(axis=1, how="all")
+        if g.shape[1] == 0:
+            continue
+        steps = [int(s) for s in g.columns]
+        means = g.mean(axis=0).to_numpy()
+        peak = steps[int(np.nanargmax(means))]
+        last = steps[-1]
+        drop = None
+        if peak != last:
+            d = (g[peak] - g[last]).dropna().to_numpy()
+            s = seed_summary(d)
+            drop = Effect(
+                "early stop",
+                str(ratio),
+                f"{objective} drop from step {peak} to {last}",
+                s["mean"],
+                s["ci_low"],
+                s["ci_high"],
+                int(s["n"]),
+            )
+        out.append(Peak(str(ratio), peak, last, drop))
+    return out

@@ -1,0 +1,140 @@
+"""The layers check themselves (docs/architecture.md): Ray only in the Ray shell, no reaching into
+another package's private modules, and ``import crucible_ray`` stays free of Ray."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Source folder -> the package it is installed as (the top-level folders are the user's; see pyproject.toml).
+PACKAGES = {"crucible_ray": "crucible_ray", "cli": "crucible_ray.cli", "search_spaces": "crucible_ray.search_spaces"}
+RAY_SHELL = "crucible_ray.distributed"
+
+
+def _modules() -> Iterator[tuple[str, Path]]:
+    for folder, package in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT / folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            yield ".".join([package, *parts]), path
+
+
+def _imports(path: Path, module: str) -> Iterator[tuple[int, str]]:
+    """Every imported module name in ``path`` (relative imports resolved), with its line."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".") if is_package else module.split(".")[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base]) if base else ".".join(anchor)
+            yield node.lineno, base
+            for alias in node.names:  # ``from crucible_ray.mining import _inputs`` names a module too
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def _package_of(module: str) -> str:
+    """``crucible_ray.mining._kernel`` -> ``crucible_ray.mining``; root modules belong to ``crucible_ray``."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 or (len(parts) == 2 and not parts[1].startswith("_")) else parts[0]
+
+
+MODULES = list(_modules())
+
+# The layer of each top-level name under crucible_ray: a module imports only from lower layers (or its own
+# package). The core is layers 0-6; the Ray shell is 7; the demo, the CLI and the package root are 8.
+LAYERS = {
+    "errors": 0, "_logging": 0, "_rng": 0,
+    "config": 1, "data": 1,
+    "metrics": 2, "encoders": 2, "scoreboard": 2, "provenance": 2,
+    "worlds": 3, "evaluation": 3,
+    "mining": 4, "training": 4, "analysis": 4,
+    "guardrails": 5, "sweeps": 5,
+    "reporting": 6,
+    "distributed": 7,
+    "demo": 8, "cli": 8, "search_spaces": 8, "__init__": 8,
+}  # fmt: skip
+
+
+def test_the_source_tree_is_found() -> None:
+    names = {m for m, _ in MODULES}
+    assert {"crucible_ray.mining._kernel", "crucible_ray.distributed._mine", "crucible_ray.cli._main"} <= names
+
+
+def test_only_the_ray_shell_imports_ray() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}: imports {name}"
+        for module, path in MODULES
+        if not module.startswith(RAY_SHELL)
+        for line, name in _imports(path, module)
+        if name == "ray" or name.startswith("ray.")
+    ]
+    assert offenders == [], "Ray is imported outside crucible_ray/distributed:\n" + "\n".join(offenders)
+
+
+def _top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_every_package_has_a_layer() -> None:
+    assert sorted({_top(m) for m, _ in MODULES} - set(LAYERS)) == []
+
+
+def test_packages_import_only_from_lower_layers() -> None:
+    offenders = []
+    for module, path in MODULES:
+        own = _top(module)
+        for line, name in _imports(path, module):
+            if not name.startswith("crucible_ray.") or name.startswith("crucible_ray.__"):
+                continue
+            target = _top(name)
+            if target in LAYERS and target != own and LAYERS[target] >= LAYERS[own]:
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {own} (layer {LAYERS[own]}) imports {target}")
+    offenders = sorted(set(offenders))
+    assert offenders == [], "an import against the layers in docs/architecture.md:\n" + "\n".join(offenders)
+
+
+def test_no_package_imports_another_packages_private_module() -> None:
+    offenders = []
+    for module, path in MODULES:
+        own = _package_of(module)
+        for line, name in _imports(path, module):
+            parts = name.split(".")
+            if parts[0] != "crucible_ray":
+                continue
+            private = next((i for i, p in enumerate(parts) if p.startswith("_") and i > 0), None)
+            if private is None or private == 1:  # public, or a root-level private helper (crucible_ray._rng)
+                continue
+            target, private_module = ".".join(parts[:private]), ".".join(parts[: private + 1])
+            if target != own:
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: imports {private_module} (private to {target})")
+    offenders = sorted(set(offenders))
+    assert offenders == [], "use the package's public names instead:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("module", ["crucible_ray", "crucible_ray.cli", "crucible_ray.mining", "crucible_ray.training"])
+def test_importing_the_package_does_not_import_ray(module: str) -> None:
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    assert out.stdout.strip() == "[]", f"import {module} pulled in Ray: {out.stdout.strip()[:300]}"
+
+
+def test_the_checks_catch_what_they_guard_against(tmp_path: Path) -> None:
+    """The import scanner itself: a private import across packages and a relative one are both seen."""
+    src = tmp_path / "x.py"
+    src.write_text("from crucible_ray.mining._inputs import skip_done\nfrom .._kernel import f\nimport ray.data\n")
+    names = [n for _, n in _imports(src, "crucible_ray.distributed._mine")]
+    assert "crucible_ray.mining._inputs" in names and "crucible_ray._kernel" in names and "ray.data" in names
+    assert _package_of("crucible_ray.mining._inputs") == "crucible_ray.mining"
+    assert _package_of("crucible_ray._rng") == "crucible_ray"
