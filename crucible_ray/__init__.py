@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from crucible_ray.analysis import pareto
+from crucible_ray.analysis import ParetoResult, pareto
 from crucible_ray.config import DEFAULT_POOLS, Ratio
 from crucible_ray.data import (
     Bundle,
@@ -52,7 +52,7 @@ from crucible_ray.guardrails import GuardrailConfig, GuardrailReport, check_guar
 from crucible_ray.mining import MinerConfig, MiningExecution, mine_local
 from crucible_ray.reporting import report
 from crucible_ray.scoreboard import Scoreboard
-from crucible_ray.sweeps import SweepSpace, load_space
+from crucible_ray.sweeps import SweepResult, SweepSpace, load_space
 from crucible_ray.training import TrainConfig
 from crucible_ray.worlds import World, build_world
 
@@ -75,8 +75,10 @@ __all__ = [
     "MiningExecution",
     "MiningResult",
     "Negative",
+    "ParetoResult",
     "Ratio",
     "Scoreboard",
+    "SweepResult",
     "SweepSpace",
     "TrainConfig",
     "TrainResult",
