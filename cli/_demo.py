@@ -26,7 +26,7 @@ from crucible_ray.cli._render import table
 def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) -> None:
     """Build the world, train a base model, mine and vet killers with it, sweep ratio x seed x steps,
     analyse (Pareto, guardrails) and write the HTML report."""
-    from crucible_ray.pipeline import run_demo
+    from crucible_ray.demo import run_demo
 
     start = time.monotonic()
     res = run_demo(output_dir, world=world_name, quick=quick, address=address)

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import check_manifest_kind, check_outputs, remove_stale_temporaries, write_json
+from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.distributed._fit import fit_run, root_message
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
-from crucible_ray.provenance import versions
+from crucible_ray.provenance import build_manifest, write_manifest
 from crucible_ray.sweeps import (
     GRID_PARAM,
     TRIALS_DIR,
@@ -114,18 +114,16 @@ def sweep(
     if gcfg.mode == "warn":
         _check_floor(sp, gcfg)  # warn once the inputs are known to be good
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {
-        "kind": "sweep",
-        "status": "running",
-        "space": sp.model_dump(mode="json"),
-        "pools": list(sp.pools),
-        "data": str(Path(data).resolve()),
-        "inputs": prepared.inputs,
-        "guardrails": gcfg.model_dump(),
-        "versions": versions(),
-    }
-    remove_stale_temporaries(out / "manifest.json")  # a driver killed while writing it leaves one
-    write_json(out / "manifest.json", manifest)
+    manifest = build_manifest(
+        "sweep",
+        status="running",
+        space=sp.model_dump(mode="json"),
+        pools=list(sp.pools),
+        data=str(Path(data).resolve()),
+        inputs=prepared.inputs,
+        guardrails=gcfg.model_dump(),
+    )
+    write_manifest(out, manifest)  # also removes the temporary a driver killed while writing it left
     log.info("sweep %s", sp.describe())
     t0 = time.perf_counter()
     with ray_session(address):
@@ -179,7 +177,7 @@ def sweep(
         failed_trials=failed,
         wall_seconds=round(time.perf_counter() - t0, 2),
     )
-    write_json(out / "manifest.json", manifest)
+    write_manifest(out, manifest)
     if interrupted:  # the interrupt Tune consumed: the caller stops as on any other Ctrl-C
         raise KeyboardInterrupt(
             f"the sweep stopped with {finished} of {expected} trials finished; continue it with resume=True (--resume)"

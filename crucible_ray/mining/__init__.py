@@ -10,6 +10,8 @@ in :mod:`crucible_ray.distributed`) and :func:`finalise_mining` (outputs, manife
 executes is one :class:`MiningExecution`; :func:`mine_local` runs the same kernel in one process.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, embed_texts, mine_batch
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import (
@@ -56,6 +58,8 @@ from crucible_ray.mining._workdir import WorkDir
 from crucible_ray.mining._world import check_world_targets, register_in_world
 
 __all__ = [
+    "expand",
+    "mine",
     "CPU_ENCODE_BATCH",
     "DRAW_SCHEME",
     "GENERATORS",
@@ -109,3 +113,20 @@ __all__ = [
     "text_code",
     "world_candidates",
 ]
+
+# The entry points that run on Ray (``expand``, ``mine``) live in the Ray shell (crucible_ray.distributed); they are
+# importable from this domain too, imported on first use so that importing this package never loads the
+# shell (docs/architecture.md).
+if TYPE_CHECKING:
+    from crucible_ray.distributed import expand, mine
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SHELL_ENTRY_POINTS:
+        import crucible_ray.distributed
+
+        return getattr(crucible_ray.distributed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_SHELL_ENTRY_POINTS = ("expand", "mine")

@@ -2,6 +2,8 @@
 results tables. :func:`crucible_ray.sweep` (``crucible_ray.distributed``) wires them into Ray Tune.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from crucible_ray.sweeps._optuna import OptunaSearchSpace, optuna_ratio, optuna_sampler, sampled_pools
 from crucible_ray.sweeps._plan import GRID_PARAM, expected_trials, floor_ratios, grid_keys, resolve_trial, union_config
 from crucible_ray.sweeps._results import (
@@ -23,6 +25,7 @@ from crucible_ray.sweeps._sweep_result import SweepResult
 from crucible_ray.sweeps._trial import Trial, trial_key
 
 __all__ = [
+    "sweep",
     "GRID_PARAM",
     "STATUS_FILE",
     "TRIALS_DIR",
@@ -56,3 +59,20 @@ __all__ = [
     "write_results",
     "write_trial_status",
 ]
+
+# The entry points that run on Ray (``sweep``) live in the Ray shell (crucible_ray.distributed); they are
+# importable from this domain too, imported on first use so that importing this package never loads the
+# shell (docs/architecture.md).
+if TYPE_CHECKING:
+    from crucible_ray.distributed import sweep
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SHELL_ENTRY_POINTS:
+        import crucible_ray.distributed
+
+        return getattr(crucible_ray.distributed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_SHELL_ENTRY_POINTS = ("sweep",)
