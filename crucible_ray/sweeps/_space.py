@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from crucible_ray.config import DEFAULT_POOLS, LEGACY_POOL, Ratio, parse_ints, parse_list
-from crucible_ray.errors import ConfigError, DataError
+from crucible_ray.errors import ConfigError, DataError, config_error
 from crucible_ray.sweeps._trial import Trial
 from crucible_ray.training import TrainConfig
 
@@ -364,10 +364,7 @@ def _build(doc: dict[str, Any], source: str) -> SweepSpace:
     try:
         space = SweepSpace(**doc)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "space"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{source}: field '{where}': {msg}") from None
+        raise config_error(e, f"{source}: field") from None
     try:
         space.check()
     except ConfigError as e:
