@@ -3,8 +3,8 @@
     python benchmarks/mining.py                  # every part
     python benchmarks/mining.py --parts st       # one part: pipeline, validation, st, memory
 
-- pipeline:   the Ray Data pipeline vs the same kernel in a plain single-process loop (default encoder,
-              the WordNet world's 6,000 organic candidates against its 30,000-text corpus).
+- pipeline:   the Ray Data pipeline vs the same kernel in a plain single-process loop (``mine_local``;
+              default encoder, the WordNet world's 6,000 organic candidates against its 30,000-text corpus).
 - validation: K=10 lineup validation vs encode + retrieve alone (same batches, paired batch by batch,
               each case in several fresh processes): default encoder on the world's corpus and on a
               100k corpus, MiniLM on a slice.
@@ -34,12 +34,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # sentence-transformers' progress ba
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
 import crucible_ray as cr  # noqa: E402
 from crucible_ray.data import Candidate, CorpusDoc, read_candidates, read_corpus, write_candidates, write_corpus  # noqa: E402
-from crucible_ray.distributed import MINE_BATCH  # noqa: E402
 from crucible_ray.mining import (  # noqa: E402
+    MINE_BATCH,
     CandidateBatch,
     CorpusIndex,
     MinerConfig,
@@ -48,7 +49,6 @@ from crucible_ray.mining import (  # noqa: E402
     mine_batch,
     retrieve,
 )
-from crucible_ray.mining._corpus import embed_corpus_to_file  # noqa: E402
 
 CFG = MinerConfig(lineups=10, lineup_size=4, min_passes=3, neighbors=16)
 ROWS: list[tuple[str, str, str]] = []
@@ -73,14 +73,15 @@ def batches(cands: list[Candidate], size: int = MINE_BATCH) -> list[CandidateBat
     ]
 
 
-def local_loop(cands: list[Candidate], corpus: list[CorpusDoc], spec: str, tmp: Path) -> tuple[float, pa.Table]:
+def local_loop(cands: list[Candidate], corpus: list[CorpusDoc], spec: str) -> tuple[float, pa.Table]:
+    """The same kernel in a plain single-process loop (:func:`crucible_ray.mine_local`), timed."""
     t0 = time.perf_counter()
-    enc = cr.build_encoder(spec, device="cpu")
-    ids, texts, dups = dedupe_corpus(corpus)
-    emb = np.load(embed_corpus_to_file(texts, enc, tmp / "local.npy"))
-    index = CorpusIndex(ids, texts, emb, dups)
-    out = pa.concat_tables([mine_batch(b, enc, CFG, index) for b in batches(cands)])
+    out = cr.mine_local(cands, model=spec, corpus=corpus, config=CFG)
     return time.perf_counter() - t0, out
+
+
+def accepted_ids(table: pa.Table) -> set[str]:
+    return {r["candidate_id"] for r in table.select(["candidate_id", "accepted"]).to_pylist() if r["accepted"]}
 
 
 def part_pipeline(tmp: Path) -> None:
@@ -89,7 +90,7 @@ def part_pipeline(tmp: Path) -> None:
     w = world(tmp)
     cands = read_candidates(w / "organic_candidates.jsonl")
     corpus = read_corpus(w / "corpus.jsonl")
-    t_loop, local = local_loop(cands, corpus, cr.DEFAULT_ENCODER, tmp)
+    t_loop, local = local_loop(cands, corpus, cr.DEFAULT_ENCODER)
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level=logging.WARNING)
     t_start = time.perf_counter() - t0
@@ -97,7 +98,7 @@ def part_pipeline(tmp: Path) -> None:
     res = cr.mine(w / "organic_candidates.jsonl", corpus=w / "corpus.jsonl", out=tmp / "p.parquet", config=CFG)
     t_ray = time.perf_counter() - t0
     ray.shutdown()
-    same = res.counts["accepted"] == sum(local.column("accepted").to_pylist())
+    same = accepted_ids(pq.read_table(res.results)) == accepted_ids(local)
     n = len(cands)
     row("pipeline", f"plain loop, {n} candidates x {len(corpus)} corpus", f"{t_loop:.1f} s ({n / t_loop:.0f}/s)")
     row("pipeline", "Ray Data pipeline, after start-up", f"{t_ray:.1f} s ({n / t_ray:.0f}/s)")

@@ -147,7 +147,7 @@ def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, what: set[str]) -
                     steps="100,200",
                     encoder=TINY,
                     batch_size=16,
-                )
+                ).table
                 t_sweep = time.perf_counter() - t0
         finally:
             ray.shutdown()
@@ -182,14 +182,14 @@ def part_sweep27(tmp: Path) -> None:
         f"train: {{encoder: '{TINY}', batch_size: 16}}\n"
     )
     t0 = time.perf_counter()
-    table = cr.sweep(synth, output_dir=tmp / "sweep27", space=space)
+    table = cr.sweep(synth, output_dir=tmp / "sweep27", space=space).table
     wall = time.perf_counter() - t0
     trials = table.drop_duplicates("trial_id")
     done = int((trials["status"] == "complete").sum())
     front = cr.pareto(tmp / "sweep27", n_bootstrap=200)
     row("sweep27", f"27 trials (3 ratios x 3 seeds x 3 lr), steps 100,200: {done} complete", f"{wall:.0f} s")
     row("sweep27", "per trial (wall / trials)", f"{wall / len(trials):.1f} s")
-    row("sweep27", "recommended config", str(front.attrs["recommended"]))
+    row("sweep27", "recommended config", front.recommended)
 
 
 def main() -> None:

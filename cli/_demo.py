@@ -26,21 +26,21 @@ from crucible_ray.cli._render import table
 def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) -> None:
     """Build the world, train a base model, mine and vet killers with it, sweep ratio x seed x steps,
     analyse (Pareto, guardrails) and write the HTML report."""
-    from crucible_ray.pipeline import run_demo
+    from crucible_ray.demo import run_demo
 
     start = time.monotonic()
     res = run_demo(output_dir, world=world_name, quick=quick, address=address)
     c, e = res.organic.counts, res.expansion.counts
     base = res.base.final
-    rec = res.front[res.front["recommended"]].iloc[0]
+    rec = res.front.recommended_row
     click.echo(f"\nworld: {res.world_name} ({res.world})")
     click.echo(f"base model (legacy only): retention {base.retention:.3f}  -> {res.base.checkpoint}")
     click.echo(
         f"organic mining: {c['accepted']} of {c['candidates']} candidates survived the lineups "
         f"(pass rate {c['pass_rate']:.1%}); expansion: {e['accepted']} of {e['candidates']} vetted"
     )
-    click.echo(f"sweep: {res.results['trial_id'].nunique()} trials -> {res.sweep_dir / 'results.parquet'}")
-    front = res.front.sort_values("frontier_probability", ascending=False)
+    click.echo(f"sweep: {res.results.trials} trials -> {res.sweep_dir / 'results.parquet'}")
+    front = res.front.table.sort_values("frontier_probability", ascending=False)
     rows = [
         [
             r["config"],

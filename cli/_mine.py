@@ -8,13 +8,10 @@ from typing import Any
 
 import click
 from crucible_ray.cli._eval import encoder_help
+from pydantic import BaseModel
 
-from crucible_ray.distributed import MINE_BATCH, MiningResult
 from crucible_ray.encoders import DEFAULT_ENCODER
-from crucible_ray.mining import MinerConfig
-
-_FIELDS = MinerConfig.model_fields
-
+from crucible_ray.mining import MinerConfig, MiningExecution, MiningResult
 
 #: The miner settings offered as options, in this order; each option's type, default and help come
 #: from the MinerConfig field (``holdout_fraction`` is mine's alone: expansion keeps no holdout).
@@ -31,18 +28,39 @@ MINER_FIELDS = (
     "seed",
 )
 
+#: The execution settings offered as options; each option's default and help come from the
+#: MiningExecution field. ``use_gpu`` is ``--gpu/--no-gpu`` and ``resume`` is ``--restart`` (below).
+EXECUTION_FIELDS = ("actors", "batch_size", "gpus_per_actor", "address", "corpus_store")
+_EXEC = MiningExecution.model_fields
 
-def model_option(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A click option for MinerConfig field ``name``: ``--lineup-size`` for ``lineup_size``."""
-    field = _FIELDS[name]
-    kind = float if float in (field.annotation, *getattr(field.annotation, "__args__", ())) else int
+
+def _help(description: str | None) -> str:
+    text = description or ""
+    return text[:1].upper() + text[1:] + "."
+
+
+def model_option(name: str, model: type[BaseModel] = MinerConfig) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option for field ``name`` of ``model`` (MinerConfig by default): ``--lineup-size`` for
+    ``lineup_size``, with the field's type, default and description."""
+    field = model.model_fields[name]
+    args = (field.annotation, *getattr(field.annotation, "__args__", ()))
+    choices = getattr(field.annotation, "__args__", ()) if getattr(field.annotation, "__origin__", None) else ()
+    kind: Any
+    if all(isinstance(c, str) for c in choices) and choices:  # a Literal of names
+        kind = click.Choice(list(choices))
+    elif float in args:
+        kind = float
+    elif int in args:
+        kind = int
+    else:
+        kind = str
     return click.option(
         f"--{name.replace('_', '-')}",
         name,
         type=kind,
         default=field.default,
         show_default=field.default is not None,
-        help=(field.description or "")[:1].upper() + (field.description or "")[1:] + ".",
+        help=_help(field.description),
     )
 
 
@@ -54,30 +72,14 @@ def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--encoder", "encoder_spec", help=encoder_help() + f" Default: {DEFAULT_ENCODER}."),
         *(model_option(name) for name in MINER_FIELDS),
+        *(model_option(name, MiningExecution) for name in EXECUTION_FIELDS[:2]),
         click.option(
-            "--actors", type=int, default=None, help="Encoder actors (default: one per GPU, else one per 4 CPUs)."
+            "--gpu/--no-gpu",
+            "use_gpu",
+            default=_EXEC["use_gpu"].default,
+            help=_help(_EXEC["use_gpu"].description),
         ),
-        click.option(
-            "--batch-size", type=int, default=MINE_BATCH, show_default=True, help="Candidates per actor call."
-        ),
-        click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Use GPUs (default: when the cluster has them)."),
-        click.option(
-            "--gpus-per-actor",
-            type=float,
-            default=1.0,
-            show_default=True,
-            help="GPUs each encoder actor takes; a fraction packs several actors on one GPU.",
-        ),
-        click.option(
-            "--address", default=None, help="Ray cluster address (e.g. auto); default RAY_ADDRESS, else a local Ray."
-        ),
-        click.option(
-            "--corpus-store",
-            type=click.Choice(["auto", "object", "mmap"]),
-            default="auto",
-            show_default=True,
-            help="How actors share corpus embeddings.",
-        ),
+        *(model_option(name, MiningExecution) for name in EXECUTION_FIELDS[2:]),
         click.option(
             "--restart", is_flag=True, help="Discard the finished parts of an interrupted run instead of resuming."
         ),
@@ -97,16 +99,10 @@ def _config(o: dict[str, Any], holdout_fraction: float = 0.0) -> MinerConfig:
     return MinerConfig.from_options(**{k: o[k] for k in MINER_FIELDS}, holdout_fraction=holdout_fraction)
 
 
-def _execution(o: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "actors": o["actors"],
-        "batch_size": o["batch_size"],
-        "use_gpu": o["use_gpu"],
-        "gpus_per_actor": o["gpus_per_actor"],
-        "address": o["address"],
-        "corpus_store": o["corpus_store"],
-        "resume": not o["restart"],
-    }
+def _execution(o: dict[str, Any]) -> MiningExecution:
+    return MiningExecution.from_options(
+        **{k: o[k] for k in EXECUTION_FIELDS}, use_gpu=o["use_gpu"], resume=not o["restart"]
+    )
 
 
 def _report(res: MiningResult) -> None:
@@ -169,7 +165,7 @@ def mine_command(**o: Any) -> None:
         holdout_pool=o["holdout_pool"],
         st_export=o["st_export"],
         st_negatives=o["st_negatives"],
-        **_execution(o),
+        execution=_execution(o),
     )
     _report(res)
 
@@ -200,6 +196,6 @@ def expand_command(**o: Any) -> None:
         generator=o["generator"],
         limit=o["limit"],
         config=_config(o),
-        **_execution(o),
+        execution=_execution(o),
     )
     _report(res)

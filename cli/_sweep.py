@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from crucible_ray.cli._render import table
 
 from crucible_ray.guardrails import GuardrailConfig
+
+if TYPE_CHECKING:
+    from crucible_ray.analysis import ParetoResult
 
 
 def guardrail_options(f: Any) -> Any:
@@ -101,22 +104,21 @@ def _run(o: dict[str, Any], **what: Any) -> None:
         **what,
         **train,
     )
-    failed = results.attrs["manifest"]["failed_trials"]
-    click.echo(
-        f"{results['trial_id'].nunique()} trials, {len(failed)} failed; results in {o['output_dir']}/results.parquet"
-    )
+    failed = results.failed_trials
+    table_ = results.table
+    click.echo(f"{results.trials} trials, {len(failed)} failed; results in {o['output_dir']}/results.parquet")
     for t in failed:
-        err = results.loc[results["trial_id"] == t, "error"].iloc[0]
+        err = table_.loc[table_["trial_id"] == t, "error"].iloc[0]
         click.echo(f"  failed: {t}: {err}")
-    if (results["status"] == "complete").any():
+    if (table_["status"] == "complete").any():
         click.echo(pareto_table(pareto(results, baseline=o.get("baseline"))))
     click.echo(f"TensorBoard: tensorboard --logdir {o['output_dir']}/trials")
 
 
-def pareto_table(df: Any) -> str:
+def pareto_table(front: ParetoResult) -> str:
     """The terminal table of :func:`crucible_ray.pareto`, frontier first."""
     rows = []
-    order = df.sort_values(["on_frontier", "frontier_probability"], ascending=[False, False], kind="stable")
+    order = front.table.sort_values(["on_frontier", "frontier_probability"], ascending=[False, False], kind="stable")
     for _, r in order.iterrows():
         mark = "*" if r["recommended"] else ("F" if r["on_frontier"] else "")
         rows.append(
@@ -139,10 +141,9 @@ def pareto_table(df: Any) -> str:
         "P(frontier)",
         "vs baseline (Holm p)",
     ]
-    a = df.attrs
     foot = (
-        f"* recommended: {a['recommended']}   F on the frontier   hypervolume vs (0,0): {a['hypervolume']:.4f}   "
-        f"baseline: {', '.join(a['baseline']['configs'])}"
+        f"* recommended: {front.recommended}   F on the frontier   hypervolume vs (0,0): {front.hypervolume:.4f}   "
+        f"baseline: {', '.join(front.baseline['configs'])}"
     )
     return table(head, rows) + "\n" + foot
 
@@ -170,12 +171,12 @@ def pareto_command(results_dir: Path, baseline: str | None, n_bootstrap: int, as
     """Per-config seed statistics, the retention/generalization frontier and a recommended config."""
     from crucible_ray.analysis import pareto
 
-    df = pareto(results_dir, baseline=baseline, n_bootstrap=n_bootstrap)
+    front = pareto(results_dir, baseline=baseline, n_bootstrap=n_bootstrap)
     if as_json:
-        rows = json.loads(df.to_json(orient="records"))
-        click.echo(json.dumps({"rows": rows, **df.attrs}, indent=2, default=str))
+        rows = json.loads(front.table.to_json(orient="records"))
+        click.echo(json.dumps({"rows": rows, **front.summary()}, indent=2, default=str))
         return
-    click.echo(pareto_table(df))
+    click.echo(pareto_table(front))
 
 
 @click.group("guardrail")

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from crucible_ray.cli._eval import encoder_help
+from crucible_ray.cli._params import RATIO
 from crucible_ray.cli._render import table
 from crucible_ray.cli._sweep import guardrail_options, guardrails_from
 
@@ -17,7 +18,13 @@ _F = TrainConfig.model_fields
 
 @click.command("train")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="World folder (with its pools).")
-@click.option("--ratio", default=_F["ratio"].default, show_default=True, help="Pool mix legacy_expansion_organic.")
+@click.option(
+    "--ratio",
+    type=RATIO,
+    default=str(_F["ratio"].default),
+    show_default=True,
+    help="Pool mix legacy_expansion_organic.",
+)
 @click.option(
     "--steps", default="1000", show_default=True, help="Milestones, e.g. 5000,10000 (one run, evaluated at each)."
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from crucible_ray.analysis import pareto
+from crucible_ray.analysis import ParetoResult, pareto
 from crucible_ray.config import DEFAULT_POOLS, Ratio
 from crucible_ray.data import (
     Bundle,
@@ -49,10 +49,10 @@ from crucible_ray.errors import (
 )
 from crucible_ray.evaluation import evaluate
 from crucible_ray.guardrails import GuardrailConfig, GuardrailReport, check_guardrails
-from crucible_ray.mining import MinerConfig
+from crucible_ray.mining import MinerConfig, MiningExecution, mine_local
 from crucible_ray.reporting import report
 from crucible_ray.scoreboard import Scoreboard
-from crucible_ray.sweeps import SweepSpace, load_space
+from crucible_ray.sweeps import SweepResult, SweepSpace, load_space
 from crucible_ray.training import TrainConfig
 from crucible_ray.worlds import World, build_world
 
@@ -72,10 +72,13 @@ __all__ = [
     "GuardrailViolation",
     "MinerConfig",
     "MiningError",
+    "MiningExecution",
     "MiningResult",
     "Negative",
+    "ParetoResult",
     "Ratio",
     "Scoreboard",
+    "SweepResult",
     "SweepSpace",
     "TrainConfig",
     "TrainResult",
@@ -90,6 +93,7 @@ __all__ = [
     "load_encoder",
     "load_space",
     "mine",
+    "mine_local",
     "pareto",
     "read_bundles",
     "read_candidates",

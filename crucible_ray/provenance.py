@@ -73,9 +73,10 @@ def build_manifest(kind: str, **fields: Any) -> dict[str, Any]:
     return {"kind": kind, **fields, "versions": versions(), "created_at": now_utc()}
 
 
-def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write ``folder/manifest.json`` atomically, first removing a temporary a killed writer left behind."""
-    path = Path(folder) / MANIFEST
+def write_manifest(folder: str | Path, manifest: dict[str, Any], *, name: str = MANIFEST) -> Path:
+    """Write ``folder/manifest.json`` (or ``folder/<name>``) atomically, first removing a temporary a
+    killed writer left behind."""
+    path = Path(folder) / name
     remove_stale_temporaries(path)
     write_json(path, manifest)
     return path

@@ -102,7 +102,8 @@ def crafted_table() -> pd.DataFrame:
 
 
 def test_pareto_on_a_crafted_table() -> None:
-    df = cr.pareto(crafted_table(), n_bootstrap=200)
+    front = cr.pareto(crafted_table(), n_bootstrap=200)
+    df = front.table
     assert len(df) == 6 and set(df["n_seeds"]) == {3}
     by = df.set_index("config")
     assert by.loc["85_10_5@100", "retention_mean"] == pytest.approx(0.90)
@@ -110,8 +111,10 @@ def test_pareto_on_a_crafted_table() -> None:
     # 65_25_10 is worse than 75_15_10 on both at each step; 85_10_5@200 dominates 85_10_5@100.
     assert set(df.loc[df["on_frontier"], "config"]) == {"85_10_5@200", "75_15_10@200"}
     assert not by.loc["65_25_10@200", "on_frontier"]
-    assert df["recommended"].sum() == 1 and df.attrs["recommended"] in {"85_10_5@200", "75_15_10@200"}
-    assert df.attrs["hypervolume"] == pytest.approx(0.86 * 0.42 + (0.90 - 0.86) * 0.32)
+    assert df["recommended"].sum() == 1 and front.recommended in {"85_10_5@200", "75_15_10@200"}
+    assert front.recommended_row["config"] == front.recommended
+    assert front.hypervolume == pytest.approx(0.86 * 0.42 + (0.90 - 0.86) * 0.32)
+    assert front.baseline == {"ratio": "85_10_5", "configs": ["85_10_5@100", "85_10_5@200"]}
     # default baseline: the most legacy ratio, compared at the same step, paired by seed
     assert by.loc["85_10_5@100", "is_baseline"] and by.loc["85_10_5@200", "is_baseline"]
     assert by.loc["75_15_10@100", "retention_delta"] == pytest.approx(-0.04)
@@ -124,9 +127,9 @@ def test_pareto_on_a_crafted_table() -> None:
 def test_pareto_reads_a_results_dir_and_its_space_baseline(tmp_path: Path) -> None:
     crafted_table().to_parquet(tmp_path / "results.parquet")
     (tmp_path / "manifest.json").write_text(json.dumps({"space": {"baseline": {"ratio": "75_15_10"}}}))
-    df = cr.pareto(tmp_path, n_bootstrap=50)
+    df = cr.pareto(tmp_path, n_bootstrap=50).table
     assert set(df.loc[df["is_baseline"], "ratio"]) == {"75_15_10"}
-    df2 = cr.pareto(tmp_path, baseline="65_25_10@200", n_bootstrap=50)
+    df2 = cr.pareto(tmp_path, baseline="65_25_10@200", n_bootstrap=50).table
     assert df2.loc[df2["is_baseline"], "config"].tolist() == ["65_25_10@200"]
 
 
@@ -135,7 +138,7 @@ def test_failed_rows_are_left_out_and_param_columns_are_config() -> None:
     t["param_lr"] = 0.01
     extra = t[t["ratio"] == "85_10_5"].assign(param_lr=0.02, retention=0.1)
     failed = t.iloc[:2].assign(status="failed", retention=math.nan, generalization=math.nan, seed=99)
-    df = cr.pareto(pd.concat([t, extra, failed]), n_bootstrap=20)
+    df = cr.pareto(pd.concat([t, extra, failed]), n_bootstrap=20).table
     assert "param_lr" in df.columns and len(df) == 8
     assert "85_10_5@100 lr=0.02" in set(df["config"])
     assert set(df["n_seeds"]) == {3}  # the failed seed 99 never counts
@@ -161,8 +164,9 @@ def test_pareto_cli_prints_a_table_and_the_same_rows_as_json(
     assert "recommended" in out and "75_15_10@200" in out and "hypervolume" in out
     assert run(["pareto", "--results-dir", str(tmp_path), "--bootstrap", "100", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    df = cr.pareto(tmp_path, n_bootstrap=100)
+    front = cr.pareto(tmp_path, n_bootstrap=100)
+    df = front.table
     assert [r["config"] for r in doc["rows"]] == df["config"].tolist()
     assert [r["on_frontier"] for r in doc["rows"]] == df["on_frontier"].tolist()
-    assert doc["recommended"] == df.attrs["recommended"]
+    assert {k: v for k, v in doc.items() if k != "rows"} == front.summary()
     assert doc["rows"][0]["retention_mean"] == pytest.approx(df["retention_mean"].iloc[0])

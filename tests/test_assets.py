@@ -40,7 +40,7 @@ def test_shipped_search_spaces_parse() -> None:
     for path in spaces.values():
         space = load_space(path)  # validates every trial it can produce
         for t in space.trials():
-            Ratio.parse(t["ratio"], pools=space.pools)
+            assert t.ratio == Ratio.parse(str(t.ratio), pools=space.pools)
         assert list(space.steps) == sorted(space.steps)
 
 

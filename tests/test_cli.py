@@ -131,6 +131,12 @@ def test_inspect_with_ratio(synthetic_world: Path, capsys: pytest.CaptureFixture
         (["eval", "--encoder", "hashed-ngram", "--output", "{tmp}/o.json"], "Missing option '--eval-set'"),
         (["data", "validate", "{tmp}/bad.jsonl"], "bad.jsonl:2:"),
         (["nosuchcommand"], "No such command"),
+        # one comma-list parser (crucible_ray.config.parse_ints): this exited 3 (internal error) once
+        (
+            ["sweep", "run", "--space", "{tmp}/s.yaml", "--steps", "200,x"]
+            + ["--data", "{world}", "--output-dir", "{tmp}/o"],
+            "--steps takes comma-separated integers such as 42,123, but got '200,x'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
@@ -142,6 +148,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     bad["negatives"][0]["tier"] = 7
     (tmp_path / "bad.jsonl").write_text(good + "\n" + json.dumps(bad) + "\n")
     (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "s.yaml").write_text("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1]}\n")
     before = set(tmp_path.iterdir())
     code, out, err = _run([a.format(world=synthetic_world, tmp=tmp_path) for a in args], capsys)
     assert code == 2
@@ -227,3 +234,18 @@ def test_miner_options_come_from_the_miner_config() -> None:
             assert name in params, (command.name, name)
             assert params[name].default == field.default, (command.name, name)
             assert field.description and field.description.lower() in (params[name].help or "").lower()
+
+
+def test_execution_options_come_from_the_execution_config() -> None:
+    """The execution options of `mine` and `expand` take their defaults and help from MiningExecution."""
+    from crucible_ray.cli._mine import expand_command, mine_command
+
+    from crucible_ray.mining import MiningExecution
+
+    for command in (mine_command, expand_command):
+        params = {p.name: p for p in command.params}
+        for name in ("actors", "batch_size", "use_gpu", "gpus_per_actor", "address", "corpus_store"):
+            field = MiningExecution.model_fields[name]
+            assert params[name].default == field.default, (command.name, name)
+            assert field.description and field.description.lower() in (params[name].help or "").lower()
+        assert params["restart"].is_flag and MiningExecution.model_fields["resume"].default is True  # type: ignore[attr-defined]

@@ -204,7 +204,7 @@ def crashed_in_write(
         "manifest": json.loads((out / "manifest.json").read_text())["status"],
         "trials": {d.name: json.loads((d / "status.json").read_text()) for d in (out / "trials").iterdir()},
     }
-    table = cr.sweep(synthetic_world, output_dir=out, resume=True, eval_every=50, **SWEEP_API)
+    table = cr.sweep(synthetic_world, output_dir=out, resume=True, eval_every=50, **SWEEP_API).table
     return {"out": out, "crash": crash, "table": table}
 
 
@@ -323,7 +323,7 @@ def test_a_killed_trial_actor_or_train_controller_retries_its_trial(
     assert "error" not in result, result.get("error")
 
     table = _complete_table(out)
-    assert table.equals(result["value"])
+    assert table.equals(result["value"].table)
     assert table.groupby("trial_id")["attempts"].first().to_dict() == dict.fromkeys(trials, 2)  # each retried once
     for trial in trials:  # the retry continued from a checkpoint
         assert 0 <= json.loads((out / "trials" / trial / "timing.json").read_text())["steps_run"] < 200

@@ -6,7 +6,6 @@ from math import comb
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from mining_reference import reference_mine
@@ -14,7 +13,6 @@ from mining_reference import reference_mine
 import crucible_ray as cr
 from crucible_ray.data import Candidate, CorpusDoc
 from crucible_ray.mining import (
-    CandidateBatch,
     CorpusIndex,
     MinerConfig,
     dedupe_corpus,
@@ -22,7 +20,7 @@ from crucible_ray.mining import (
     draw_lineups,
     embed_texts,
     judge_lineups,
-    mine_batch,
+    mine_local,
     open_embeddings,
     product_tolerance,
     retrieve,
@@ -35,10 +33,6 @@ from crucible_ray.mining._kernel import CPU_CHUNK, CPU_QUERY_TILE
 def _index(enc: cr.Encoder, docs: list[CorpusDoc]) -> CorpusIndex:
     ids, texts, dups = dedupe_corpus(docs)
     return CorpusIndex(ids, texts, enc.encode(texts), dups)
-
-
-def _batch(cands: list[Candidate]) -> CandidateBatch:
-    return CandidateBatch.from_arrow(pa.Table.from_pylist([c.model_dump() for c in cands]))
 
 
 def _world_inputs(world: Path) -> tuple[list[Candidate], list[CorpusDoc]]:
@@ -79,7 +73,7 @@ def test_kernel_matches_reference(synthetic_world: Path, cfg: MinerConfig) -> No
     cands, corpus = _world_inputs(synthetic_world)
     index = _index(enc, corpus)
     assert index.n_duplicates == 1
-    got = mine_batch(_batch(cands), enc, cfg, index).to_pylist()
+    got = mine_local(cands, model=enc, corpus=corpus, config=cfg).to_pylist()
     ref = reference_mine(cands, corpus, lambda t: enc.encode(t), cfg)
     assert [r["candidate_id"] for r in got] == [c.candidate_id for c in cands]
     statuses = {r["status"] for r in got}

@@ -12,28 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from crucible_ray.cli._main import run
 
 import crucible_ray as cr
 import crucible_ray.distributed._corpus as corpus_module
-import crucible_ray.distributed._mine as mine_module
-from crucible_ray.data import Candidate, read_bundles, read_candidates, read_corpus, write_candidates
+import crucible_ray.distributed._execute as execute_module
+from crucible_ray.data import Candidate, read_bundles, read_candidates, write_candidates
 from crucible_ray.distributed._corpus import DriverEmbedding, driver_embeds
 from crucible_ray.errors import MiningError
 from crucible_ray.mining import (
     DRAW_SCHEME,
     SCORING,
-    CandidateBatch,
-    CorpusIndex,
     MinerConfig,
-    dedupe_corpus,
-    mine_batch,
+    await_embeddings,
+    failure_note,
+    in_holdout,
+    mine_local,
 )
-from crucible_ray.mining._corpus import await_embeddings, failure_note
-from crucible_ray.mining._outputs import in_holdout
 
 pytestmark = [pytest.mark.wordnet, pytest.mark.usefixtures("ray_local")]
 
@@ -83,12 +80,9 @@ def mined(wordnet_world: Path, tmp_path_factory: pytest.TempPathFactory) -> cr.M
 
 
 def test_results_match_the_single_process_kernel(mined: cr.MiningResult, wordnet_world: Path) -> None:
-    enc = cr.build_encoder(cr.DEFAULT_ENCODER, device="cpu")
-    ids, texts, dups = dedupe_corpus(read_corpus(wordnet_world / "corpus.jsonl"))
-    index = CorpusIndex(ids, texts, enc.encode(texts), dups)
     cands = read_candidates(wordnet_world / "organic_candidates.jsonl")
-    local = mine_batch(
-        CandidateBatch.from_arrow(pa.Table.from_pylist([c.model_dump() for c in cands])), enc, MinerConfig(**CFG), index
+    local = mine_local(
+        wordnet_world / "organic_candidates.jsonl", corpus=wordnet_world / "corpus.jsonl", config=MinerConfig(**CFG)
     )
     got = _results(mined.results)
     _same(got, {r["candidate_id"]: r for r in local.to_pylist()})
@@ -106,7 +100,7 @@ def test_corpus_embedded_by_the_driver_gives_the_same_results(
     # actors map the file. Forced here on the simulated cluster, whose nodes share this machine's disk.
     assert not driver_embeds(None, None)  # the test session's cluster has several nodes
     assert mined.manifest["execution"]["corpus_embedded_by"] == "actors"
-    monkeypatch.setattr(mine_module, "driver_embeds", lambda address, use_gpu: True)
+    monkeypatch.setattr(execute_module, "driver_embeds", lambda address, use_gpu: True)
     res = cr.mine(
         wordnet_world / "organic_candidates.jsonl",
         corpus=wordnet_world / "corpus.jsonl",
@@ -125,7 +119,7 @@ def test_a_failed_driver_embedding_stops_the_run_with_its_reason(
     def broken(*args: Any, **kwargs: Any) -> Path:
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(mine_module, "driver_embeds", lambda address, use_gpu: True)
+    monkeypatch.setattr(execute_module, "driver_embeds", lambda address, use_gpu: True)
     monkeypatch.setattr(corpus_module, "embed_corpus_to_file", broken)
     out = tmp_path / "m.parquet"
     started = time.monotonic()

@@ -109,7 +109,7 @@ def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
     assert "error" not in res, res.get("error")
     assert len(res["nodes"]) >= 2, "the two trials' workers did not run on two nodes"
     _assert_node_gone(res["removed"])
-    table = res["value"]
+    table = res["value"].table
     assert len(table) == 4 and set(table["status"]) == {"complete"}
     retried = table[table["attempts"] > 1]["trial_id"].unique()
     assert len(retried) >= 1  # the trial whose worker was on the lost node ran again...
@@ -174,5 +174,5 @@ def test_a_sweep_with_more_trials_than_cpus_survives_a_killed_driver(
         assert set(TRAINING_SCALARS) <= set(tags["scalars"]), (trial, tags["scalars"])
         assert 20 in {e.step for e in acc.Scalars("eval/retention")}
         assert "frozen_eval/margins_tier3" in tags["histograms"]
-    df = cr.pareto(out, n_bootstrap=50)
+    df = cr.pareto(out, n_bootstrap=50).table
     assert len(df) == 4 and set(df["n_seeds"]) == {2} and df["on_frontier"].any()

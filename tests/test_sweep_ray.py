@@ -42,14 +42,16 @@ def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Pat
         ),
     )
     assert res["killed"] == 1 and "error" not in res, res.get("error")
-    table = res["value"]
+    result = res["value"]
+    table = result.table
     by_trial = table.groupby("trial_id")["status"].first()
     assert sorted(by_trial) == ["complete", "failed"]
     failed = table[table["status"] == "failed"]
     assert failed["error"].str.len().gt(0).all() and set(failed["ratio"]) <= {"85_10_5", "75_15_10"}
     assert failed["seed"].eq(5).all()  # recorded with its params
     assert json.loads((out / "manifest.json").read_text())["failed_trials"] == list(failed["trial_id"].unique())
-    assert len(cr.pareto(out, n_bootstrap=10)) == 2  # the failed trial's milestones are left out
+    assert result.failed_trials == list(failed["trial_id"].unique()) and result.output_dir == out.resolve()
+    assert len(cr.pareto(out, n_bootstrap=10).table) == 2  # the failed trial's milestones are left out
 
 
 def test_an_optuna_space_searches_the_ratio_simplex(synthetic_world: Path, tmp_path: Path) -> None:
@@ -58,11 +60,28 @@ def test_an_optuna_space_searches_the_ratio_simplex(synthetic_world: Path, tmp_p
         f"name: opt\nsteps: [10, 20]\nseed: 4\ntrain: {{batch_size: 16, encoder: '{TINY}'}}\n"
         "optuna:\n  trials: 2\n  legacy: [70, 90]\n  params:\n    lr: {low: 0.001, high: 0.01, log: true}\n"
     )
-    table = cr.sweep(synthetic_world, output_dir=tmp_path / "opt", space=space)
+    result = cr.sweep(synthetic_world, output_dir=tmp_path / "opt", space=space)
+    table = result.table
     assert len(table) == 4 and set(table["status"]) == {"complete"} and set(table["seed"]) == {4}
+    assert set(table["pools"]) == {"legacy,expansion,organic"}
     for ratio in table["ratio"]:
-        parts = [int(x) for x in ratio.split("_")]
-        assert len(parts) == 3 and sum(parts) == 100 and 70 <= parts[0] <= 90
+        assert 0.70 <= cr.Ratio.parse(ratio).share("legacy") <= 0.90
     assert table["param_lr"].between(0.001, 0.01).all()
     assert table["trial_id"].nunique() == 2
-    assert len(cr.pareto(table, n_bootstrap=10)) == len(table.groupby(["ratio", "step", "param_lr"]))
+    assert len(cr.pareto(result, n_bootstrap=10).table) == len(table.groupby(["ratio", "step", "param_lr"]))
+    # every per-tier accuracy a live trial reported to Tune is a column of the results table (one
+    # flattening, Scoreboard.flat_metrics, for live and replayed trials and the table)
+    reported = _tune_metric_names(tmp_path / "opt" / "tune")
+    accuracies = {m for m in reported if m.endswith("_accuracy")}
+    assert accuracies and all("/" not in m for m in accuracies)
+    assert accuracies <= set(table.columns), sorted(accuracies - set(table.columns))
+
+
+def _tune_metric_names(experiment: Path) -> set[str]:
+    """Every metric name the trials reported to Tune (each trial's ``result.json``, one result a line)."""
+    names: set[str] = set()
+    for path in experiment.glob("*/result.json"):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                names |= set(json.loads(line))
+    return names

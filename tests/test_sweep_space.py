@@ -9,7 +9,7 @@ from crucible_ray.cli._main import run
 
 import crucible_ray as cr
 from crucible_ray.errors import ConfigError, DataError
-from crucible_ray.sweeps import grid_space, presets, trial_key
+from crucible_ray.sweeps import grid_space, presets, space_with, trial_key
 
 
 def test_presets_load_and_expand() -> None:
@@ -17,8 +17,8 @@ def test_presets_load_and_expand() -> None:
     seed_style = cr.load_space("seed_style")
     trials = seed_style.trials()
     assert len(trials) == 9 and seed_style.steps == (1000, 2000, 4000)
-    assert {t["ratio"] for t in trials} == {"85_10_5", "75_15_10", "65_25_10"}
-    assert len({trial_key(t["ratio"], t["seed"], t["params"]) for t in trials}) == 9
+    assert {str(t.ratio) for t in trials} == {"85_10_5", "75_15_10", "65_25_10"}
+    assert len({t.key for t in trials}) == 9 and trials[0].key == trial_key("85_10_5", 42, {})
     opt = cr.load_space("optuna_ratio")
     assert opt.kind == "optuna" and opt.optuna is not None and opt.optuna.trials == 12
 
@@ -126,21 +126,26 @@ def test_yaml_anchors_and_aliases_are_refused(tmp_path: Path, text: str, line: i
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("space", ["preset", "file"])
 @pytest.mark.parametrize("steps", ["abc", "200,x", "1.5"])
 def test_bad_steps_override_is_a_config_error(
-    tmp_path: Path, synthetic_world: Path, capsys: pytest.CaptureFixture[str], steps: str
+    tmp_path: Path, synthetic_world: Path, capsys: pytest.CaptureFixture[str], steps: str, space: str
 ) -> None:
-    from crucible_ray.distributed._sweep import _space
-
+    # `sweep run --space <file> --steps 200,x` exited 3 (internal error) while one of three copies of
+    # the comma-list parser had no error handling; there is one parser now (crucible_ray.config).
+    where = "seed_style"
+    if space == "file":
+        where = str(tmp_path / "s.yaml")
+        Path(where).write_text("steps: [10]\ngrid: {ratio: [85_10_5], seed: [1]}\n")
     with pytest.raises(ConfigError, match=rf"--steps .*{steps!r}"):
-        _space("seed_style", None, None, steps, {})
+        space_with(where, steps=steps)
     out = tmp_path / "o"
     code = run(
         [
             "sweep",
             "run",
             "--space",
-            "seed_style",
+            where,
             "--steps",
             steps,
             "--data",

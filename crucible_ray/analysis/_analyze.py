@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,44 +11,53 @@ import numpy as np
 import pandas as pd
 
 from crucible_ray.analysis._frontier import frontier_mask, frontier_probability, hypervolume
+from crucible_ray.analysis._result import ParetoResult, ResultsSource
 from crucible_ray.analysis._stats import holm, paired_test, seed_summary
-from crucible_ray.analysis._table import OBJECTIVES, config_columns, config_label, load_results
-from crucible_ray.config import Ratio
+from crucible_ray.analysis._table import OBJECTIVES, config_columns, config_label, load_results, table_ratios
+from crucible_ray.config import LEGACY_POOL, Ratio
 from crucible_ray.data import read_json_object
 from crucible_ray.errors import ConfigError
 
 
 def pareto(
-    results: str | Path | pd.DataFrame,
+    results: ResultsSource,
     *,
     baseline: str | dict[str, Any] | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
-) -> pd.DataFrame:
+    legacy_pool: str = LEGACY_POOL,
+) -> ParetoResult:
     """Analyse a sweep: one row per config (ratio, step and swept params), seeds aggregated.
 
     Args:
-        results: a sweep output dir, its ``results.parquet``, or the table itself (``crucible_ray.sweep``).
+        results: a sweep output dir, its ``results.parquet``, what :func:`crucible_ray.sweep` returned,
+            or a results table.
         baseline: the config to compare against, as ``"85_10_5"`` (compared at each step) or
-            ``"85_10_5@2000"`` or ``{"ratio": ..., "step": ..., "param_lr": ...}``. Default: the ratio with
-            the largest first-pool (legacy) share, the most conservative mix.
+            ``"85_10_5@2000"`` or ``{"ratio": ..., "step": ..., "param_lr": ...}``. Default: the baseline
+            the sweep's space names, else the "most legacy" ratio, the most conservative mix: the one
+            with the largest ``legacy_pool`` share (ties: the first by ratio string); when the pools
+            have no pool of that name, the first in :meth:`Ratio.sort_key` order (the largest shares in
+            pool order).
         n_bootstrap: seed-bootstrap resamples for ``frontier_probability``.
         seed: seed of the bootstrap.
+        legacy_pool: the pool whose share picks the default baseline and breaks recommendation ties
+            (``GuardrailConfig.legacy_pool``).
 
     Returns:
-        A DataFrame with the config columns, ``config`` (a label), ``n_seeds``; for retention and
-        generalization ``_mean``, ``_std``, ``_ci_low``, ``_ci_high`` (95% Student-t over seeds);
-        ``on_frontier`` (dominance on the means), ``frontier_probability``, ``recommended``;
-        ``is_baseline``, ``n_pairs``, and per objective ``_delta`` (mean paired difference to the
-        baseline over shared seeds), ``_p`` and ``_p_holm`` (paired t-test, Holm-corrected over all
-        comparisons). ``df.attrs`` holds ``hypervolume``, ``recommended`` and ``baseline``.
+        A :class:`ParetoResult`: its ``table`` has the config columns, ``config`` (a label),
+        ``n_seeds``; for retention and generalization ``_mean``, ``_std``, ``_ci_low``, ``_ci_high``
+        (95% Student-t over seeds); ``on_frontier`` (dominance on the means), ``frontier_probability``,
+        ``recommended``; ``is_baseline``, ``n_pairs``, and per objective ``_delta`` (mean paired
+        difference to the baseline over shared seeds), ``_p`` and ``_p_holm`` (paired t-test,
+        Holm-corrected over all comparisons); beside it ``hypervolume``, ``recommended`` and ``baseline``.
 
     Raises:
         DataError: no results, or none complete. ConfigError: a baseline that matches no config.
 
     Example:
-        >>> df = pareto("runs/sweep")  # doctest: +SKIP
-        >>> df[df.on_frontier][["config", "retention_mean", "generalization_mean"]]  # doctest: +SKIP
+        >>> front = pareto("runs/sweep")  # doctest: +SKIP
+        >>> front.frontier[["config", "retention_mean", "generalization_mean"]]  # doctest: +SKIP
+        >>> front.recommended  # doctest: +SKIP
     """
     table = load_results(results)
     if baseline is None:
@@ -71,34 +81,44 @@ def pareto(
     means = df[[f"{o}_mean" for o in OBJECTIVES]].to_numpy()
     df["on_frontier"] = frontier_mask(means)
     df["frontier_probability"] = frontier_probability(per_seed, n_bootstrap=n_bootstrap, seed=seed)
-    pick = _recommend(df)
+    ratios = table_ratios(table)
+    pick = _recommend(df, ratios, legacy_pool)
     df["recommended"] = df.index == pick
-    base_desc = _compare(df, per_seed, cols, baseline)
-    df.attrs.update(
+    base_desc = _compare(df, per_seed, cols, _baseline_spec(df, baseline, ratios, legacy_pool))
+    return ParetoResult(
+        table=df,
         hypervolume=hypervolume(means[df["on_frontier"].to_numpy()]),
         recommended=str(df.loc[pick, "config"]),
         baseline=base_desc,
         n_bootstrap=n_bootstrap,
     )
-    return df
 
 
-def _recommend(df: pd.DataFrame) -> int:
+def _recommend(df: pd.DataFrame, ratios: dict[str, Ratio], legacy_pool: str) -> int:
     """The frontier config most often on the frontier; ties: larger mean sum, more legacy, earlier step."""
     front = df[df["on_frontier"]]
     order = front.assign(
         _sum=front["retention_mean"] + front["generalization_mean"],
-        _legacy=front["ratio"].map(lambda r: int(str(r).split("_")[0])),
+        _legacy=front["ratio"].map(lambda r: ratios[str(r)].share(legacy_pool)),
     ).sort_values(
         ["frontier_probability", "_sum", "_legacy", "step"], ascending=[False, False, False, True], kind="stable"
     )
     return int(order.index[0])
 
 
-def _baseline_spec(df: pd.DataFrame, baseline: str | dict[str, Any] | None) -> dict[str, Any]:
+def _most_legacy(names: list[str], ratios: dict[str, Ratio], legacy_pool: str) -> str:
+    """The ratio with the largest ``legacy_pool`` share, the first of ``names`` on a tie; pools without that
+    pool: the first in :meth:`Ratio.sort_key` order."""
+    if all(legacy_pool in ratios[n].pools for n in names):
+        return max(names, key=lambda n: ratios[n].share(legacy_pool))  # max keeps the first of equals
+    return min(names, key=lambda n: ratios[n].sort_key())
+
+
+def _baseline_spec(
+    df: pd.DataFrame, baseline: str | dict[str, Any] | None, ratios: dict[str, Ratio], legacy_pool: str
+) -> dict[str, Any]:
     if baseline is None:
-        first_share = df["ratio"].map(lambda r: int(str(r).split("_")[0]))
-        return {"ratio": str(df.loc[first_share.idxmax(), "ratio"])}
+        return {"ratio": _most_legacy([str(r) for r in df["ratio"].unique()], ratios, legacy_pool)}
     if isinstance(baseline, dict):
         spec = dict(baseline)
     else:
@@ -110,19 +130,14 @@ def _baseline_spec(df: pd.DataFrame, baseline: str | dict[str, Any] | None) -> d
             except ValueError:
                 raise ConfigError(f"baseline {baseline!r}: the step after '@' must be an integer") from None
     if "ratio" in spec:
-        spec["ratio"] = _canonical(str(spec["ratio"]), df)
+        pools = next(iter(ratios.values())).pools  # one sweep, one set of pools
+        spec["ratio"] = Ratio.parse(str(spec["ratio"]), pools).canonical
     return spec
 
 
-def _canonical(ratio: str, df: pd.DataFrame) -> str:
-    parts = len(str(df["ratio"].iloc[0]).split("_"))
-    return Ratio.parse(ratio, pools=[f"p{i}" for i in range(parts)]).canonical
-
-
 def _compare(
-    df: pd.DataFrame, per_seed: list[dict[int, tuple[float, float]]], cols: list[str], baseline: Any
+    df: pd.DataFrame, per_seed: list[dict[int, tuple[float, float]]], cols: list[str], spec: dict[str, Any]
 ) -> dict[str, Any]:
-    spec = _baseline_spec(df, baseline)
     unknown = [k for k in spec if k not in cols]
     if unknown:
         raise ConfigError(f"baseline field {unknown[0]!r} is not a config column; the config columns are {cols}")
@@ -160,10 +175,12 @@ def _compare(
     return {**spec, "configs": df.loc[matches, "config"].tolist()}
 
 
-def _space_baseline(results: str | Path | pd.DataFrame) -> dict[str, Any] | None:
+def _space_baseline(results: ResultsSource) -> dict[str, Any] | None:
     """The baseline the sweep's search space names (manifest ``space.baseline``), if any."""
     if isinstance(results, pd.DataFrame):
-        manifest = results.attrs.get("manifest") or {}
+        manifest: Mapping[str, Any] = {}
+    elif not isinstance(results, (str, Path)):
+        manifest = results.manifest
     else:
         path = Path(results)
         manifest = read_json_object((path if path.is_dir() else path.parent) / "manifest.json")

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from crucible_ray.analysis._stats import seed_summary
-from crucible_ray.config import DEFAULT_POOLS, Ratio
+from crucible_ray.analysis._table import POOLS_COLUMN, table_ratios
+from crucible_ray.config import DEFAULT_POOLS
 
 #: The slopes are per this many percentage points of a pool's share.
 PER_POINTS = 10
@@ -82,16 +83,12 @@ class Peak:
 
 
 def _shares(table: pd.DataFrame, pool: str, pools: Sequence[str]) -> pd.Series:
-    """Each row's share (percent) of ``pool``, read through :class:`Ratio` with the row's pool names."""
-    names = table["pools"] if "pools" in table.columns else pd.Series([",".join(pools)] * len(table), table.index)
-    return pd.Series(
-        [
-            Ratio.parse(str(r), str(p).split(",")).weights.get(pool, 0)
-            for r, p in zip(table["ratio"], names, strict=True)
-        ],
-        index=table.index,
-        dtype=float,
-    )
+    """Each row's share (percent) of ``pool``, read through :class:`Ratio` with the table's pool names
+    (``pools`` for a table without a ``pools`` column)."""
+    if POOLS_COLUMN not in table.columns:
+        table = table.assign(**{POOLS_COLUMN: ",".join(pools)})
+    ratios = table_ratios(table)
+    return table["ratio"].map(lambda r: float(ratios[str(r)].weights.get(pool, 0)))
 
 
 def share_slopes(

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from crucible_ray.errors import ConfigError
 
 DEFAULT_POOLS: tuple[str, ...] = ("legacy", "expansion", "organic")
+# The pool whose share the dilution floor guards and the "most legacy" baseline is picked by
+# (``GuardrailConfig.legacy_pool``; docs/sweeps.md, "Guardrails"). It is found by name, never by position.
+LEGACY_POOL = "legacy"
 
 _RATIO_STRING = re.compile(r"^R?(\d+(?:_\d+)*)$")
 
@@ -18,7 +21,9 @@ class Ratio:
     """Integer percentages per pool, in the configured pool order, summing to 100.
 
     Build one with :meth:`parse` from ``"75_15_10"``, ``"R75_15_10"``, a mapping
-    ``{"legacy": 75, ...}`` or a sequence ``[75, 15, 10]``.
+    ``{"legacy": 75, ...}`` or a sequence ``[75, 15, 10]``, or with :meth:`from_parts` from all parts
+    but the last (the last pool takes what is left of 100). A ratio is parsed once, where it enters
+    (CLI option, API argument, YAML); its canonical string (:attr:`canonical`) is how it is stored.
 
     Example:
         >>> Ratio.parse("75_15_10").weights
@@ -95,6 +100,57 @@ class Ratio:
                 )
             return cls(pools, tuple(int(v) for v in items))  # type: ignore[call-overload]
         raise ConfigError(f"cannot read a ratio from {value!r} (type {type(value).__name__}).")
+
+    @classmethod
+    def from_parts(cls, parts: Mapping[str, int], pools: Sequence[str] = DEFAULT_POOLS) -> Ratio:
+        """A ratio from the percentages of every pool but one; the remaining pool takes the rest of 100.
+
+        The remaining pool is the last pool of ``pools`` not named in ``parts`` (an Optuna trial
+        samples all pools but one; see docs/sweeps.md, "Search spaces").
+
+        Example:
+            >>> str(Ratio.from_parts({"legacy": 70, "expansion": 20}))
+            '70_20_10'
+            >>> str(Ratio.from_parts({"legacy": 60, "organic": 30}))
+            '60_10_30'
+
+        Raises:
+            ConfigError: not exactly one pool left out, unknown pools, or parts above 100.
+        """
+        pools = tuple(pools)
+        unknown = sorted(set(parts) - set(pools))
+        if unknown:
+            raise ConfigError(f"ratio parts name unknown pools {unknown}; the pools are {list(pools)}.")
+        rest = [p for p in pools if p not in parts]
+        if len(rest) != 1:
+            raise ConfigError(f"ratio parts must leave out exactly one pool of {list(pools)}, but leave out {rest}.")
+        return cls.parse({**parts, rest[0]: 100 - sum(parts.values())}, pools)
+
+    def share(self, pool: str) -> float:
+        """The fraction of each batch drawn from ``pool`` (0.0 for a pool the ratio does not have).
+
+        Example:
+            >>> Ratio.parse("75_15_10").share("legacy")
+            0.75
+            >>> Ratio.parse("60_40", pools=["core", "fresh"]).share("legacy")
+            0.0
+        """
+        return self.weights.get(pool, 0) / 100
+
+    def sort_key(self) -> tuple[int, ...]:
+        """Order ratios by their shares in pool order, largest first (the heatmap rows of the report).
+
+        Example:
+            >>> rs = [Ratio.parse(r) for r in ["65_25_10", "85_10_5", "75_15_10", "85_15_0"]]
+            >>> [str(r) for r in sorted(rs, key=Ratio.sort_key)]
+            ['85_15_0', '85_10_5', '75_15_10', '65_25_10']
+        """
+        return tuple(-p for p in self.percents)
+
+    @property
+    def pool_names(self) -> str:
+        """The pool names joined by ``,``, e.g. ``legacy,expansion,organic`` (a results table's ``pools`` column)."""
+        return ",".join(self.pools)
 
     @property
     def canonical(self) -> str:

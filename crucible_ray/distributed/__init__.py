@@ -3,6 +3,7 @@
 Nothing here computes results; it moves data to actors and back.
 """
 
+from crucible_ray.distributed._execute import execute_mining
 from crucible_ray.distributed._expand import expand
 from crucible_ray.distributed._mine import MINE_BATCH, MiningResult, mine
 from crucible_ray.distributed._resources import ActorPlan, plan_actors
@@ -21,5 +22,6 @@ __all__ = [
     "ray_session",
     "sweep",
     "TrainResult",
+    "execute_mining",
     "train",
 ]

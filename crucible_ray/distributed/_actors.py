@@ -13,9 +13,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, mine_batch
-from crucible_ray.mining._corpus import await_embeddings
-from crucible_ray.mining._model import ModelSource
+from crucible_ray.mining import CandidateBatch, CorpusIndex, MinerConfig, ModelSource, await_embeddings, mine_batch
 
 # Where a GPU actor keeps the corpus: on the GPU when it takes at most this share of GPU memory.
 _GPU_CORPUS_SHARE = 0.25
@@ -81,7 +79,7 @@ class CrucibleMiner:
         model: list[Any],
         corpus: list[Any] | None,
         *,
-        config: dict[str, Any],
+        config: MinerConfig,
         threads: int,
         use_gpu: bool,
         encode_batch_size: int,
@@ -92,7 +90,7 @@ class CrucibleMiner:
         _setup_torch(threads)
         source: ModelSource = ray.get(model[0])
         self.encoder = source.build(_device(use_gpu))
-        self.config = MinerConfig.model_validate(config)
+        self.config = config  # the validated object itself, pickled with the actor's arguments
         self.encode_batch_size = encode_batch_size
         self.corpus: CorpusIndex | None = None
         self.corpus_tensor: torch.Tensor | None = None

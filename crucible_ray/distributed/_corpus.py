@@ -21,14 +21,19 @@ from typing import Any
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_write
 from crucible_ray.encoders import Encoder
-from crucible_ray.mining._corpus import embed_corpus_to_file, failure_note
-from crucible_ray.mining._workdir import WorkDir
+from crucible_ray.mining import CPU_ENCODE_BATCH, GPU_ENCODE_BATCH, WorkDir, embed_corpus_to_file, failure_note
 
 log = get_logger(__name__)
 
 OBJECT_STORE_CORPUS_LIMIT = 2 * 1024**3  # larger corpora are memory-mapped ("auto")
-CPU_ENCODE_BATCH = 32  # on CPU, small batches of length-sorted texts encode fastest (less padding)
-GPU_ENCODE_BATCH = 128
+__all__ = [
+    "CPU_ENCODE_BATCH",
+    "GPU_ENCODE_BATCH",
+    "OBJECT_STORE_CORPUS_LIMIT",
+    "DriverEmbedding",
+    "driver_embeds",
+    "share_corpus",
+]
 
 
 def driver_embeds(address: str | None, use_gpu: bool | None) -> bool:
@@ -63,7 +68,7 @@ class DriverEmbedding:
     """The corpus embedded into a ``.npy`` file by a background thread of the driver.
 
     The file appears (atomically) when it is complete; on failure a one-line note appears beside it
-    instead (:func:`~crucible_ray.mining._corpus.failure_note`), which the waiting actors report.
+    instead (:func:`~crucible_ray.mining.failure_note`), which the waiting actors report.
     """
 
     def __init__(self, texts: list[str], encoder: Encoder, path: Path, *, encode_batch_size: int) -> None:

@@ -7,11 +7,17 @@ from typing import Any
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import check_outputs, write_candidates
-from crucible_ray.distributed._mine import MiningResult, check_world_targets, mine
+from crucible_ray.distributed._mine import mine
 from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
 from crucible_ray.errors import ConfigError, MiningError
-from crucible_ray.mining import MinerConfig
-from crucible_ray.mining._expand import CandidateGenerator, resolve_generator
+from crucible_ray.mining import (
+    CandidateGenerator,
+    MinerConfig,
+    MiningExecution,
+    MiningResult,
+    check_world_targets,
+    resolve_generator,
+)
 from crucible_ray.worlds import MANIFEST, MINED_ORIGIN, World
 
 log = get_logger(__name__)
@@ -41,7 +47,8 @@ def expand(
         limit: at most this many candidates are generated.
         config: miner settings (or pass them as keyword options, as for :func:`mine`); the holdout
             fraction is forced to 0: every vetted candidate joins the pool.
-        kwargs: the execution options of :func:`mine` (``actors``, ``batch_size``, ``address``...).
+        kwargs: the execution options of :func:`mine` (``execution=`` or ``actors``, ``batch_size``,
+            ``address``...), ``st_export`` and ``st_negatives``.
 
     Raises:
         ConfigError: an unknown generator or a bad option; MiningError: the generator produced nothing.
@@ -52,18 +59,7 @@ def expand(
         raise ConfigError(f"--out is the vetted bundle pool and must be a .jsonl file, but got {out}")
     if limit < 1:
         raise ConfigError(f"limit must be >= 1, but got {limit}")
-    exec_keys = {
-        "actors",
-        "batch_size",
-        "use_gpu",
-        "gpus_per_actor",
-        "address",
-        "corpus_store",
-        "encode_batch_size",
-        "resume",
-        "st_export",
-        "st_negatives",
-    }
+    exec_keys = {*MiningExecution.model_fields, "execution", "st_export", "st_negatives"}
     options = {k: v for k, v in kwargs.items() if k not in exec_keys}
     execution = {k: v for k, v in kwargs.items() if k in exec_keys}
     cfg = config if config is not None else MinerConfig.from_options(**options)

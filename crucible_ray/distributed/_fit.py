@@ -32,7 +32,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
 
     ctx = ray.train.get_context()
-    config = TrainConfig(**loop_config["config"])
+    config: TrainConfig = loop_config["config"]  # the driver's object, as Ray pickled it (not re-parsed)
     data: TrainData = ray.get(loop_config["data"])
     threads = int(loop_config.get("threads") or 0)
     if threads:
@@ -131,7 +131,7 @@ def fit_run(
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={
-            "config": cfg.model_dump(mode="json"),
+            "config": cfg,
             "data": data_ref,
             "output_dir": str(out),
             "threads": threads,

@@ -20,6 +20,7 @@ from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path
 from crucible_ray.distributed._actors import CrucibleCorpusEncoder, CrucibleMiner
 from crucible_ray.distributed._resources import ActorPlan
+from crucible_ray.mining import MinerConfig
 
 log = get_logger(__name__)
 
@@ -116,7 +117,7 @@ def run_miner(
     *,
     model_ref: Any,
     corpus_ref: Any | None,
-    config: dict[str, Any],
+    config: MinerConfig,
     plan: ActorPlan,
     batch_size: int,
     encode_batch_size: int,

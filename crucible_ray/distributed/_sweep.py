@@ -5,6 +5,9 @@ A trial is one (ratio, seed, params) run trained to the largest milestone and ev
 its ``RunConfig``). Each trial's Ray Train run is named by the trial's stable id, so a trial Tune
 retries (``tune.FailureConfig``) or a sweep resumed with ``resume=True`` continues from the trial's last
 eval point. ``results.parquet`` is rebuilt from the trial folders on disk after every fit.
+
+Only the Tune wiring lives here; what a sweep runs (spaces, trials, the Optuna define-by-run space, the
+trial records and the results table) is :mod:`crucible_ray.sweeps`, testable without Ray.
 """
 
 from __future__ import annotations
@@ -18,37 +21,37 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from crucible_ray._logging import get_logger
-from crucible_ray.config import Ratio
-from crucible_ray.data import check_manifest_kind, check_outputs, remove_stale_temporaries, write_json
+from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.distributed._fit import fit_run, root_message
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
 from crucible_ray.errors import ConfigError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
-from crucible_ray.provenance import versions
-from crucible_ray.scoreboard import Scoreboard
+from crucible_ray.provenance import build_manifest, write_manifest
 from crucible_ray.sweeps import (
+    GRID_PARAM,
     TRIALS_DIR,
+    OptunaSearchSpace,
+    SweepResult,
     SweepSpace,
     collect_results,
-    grid_space,
-    load_space,
-    trial_key,
+    completed_boards,
+    expected_trials,
+    floor_ratios,
+    grid_keys,
+    optuna_sampler,
+    record_failed_trial,
+    resolve_trial,
+    space_with,
+    start_trial,
+    trial_outcomes,
+    union_config,
     write_results,
-)
-from crucible_ray.sweeps._results import (
-    STATUS_FILE,
-    TRIAL_FILE,
-    trial_status,
-    write_trial_meta,
     write_trial_status,
 )
-from crucible_ray.sweeps._space import parse_ints
-from crucible_ray.training import TrainConfig, prepare_training
+from crucible_ray.training import prepare_training
 
 log = get_logger(__name__)
 
@@ -70,8 +73,8 @@ def sweep(
     max_failures: int = 2,
     guardrails: GuardrailConfig | None = None,
     **train_options: Any,
-) -> pd.DataFrame:
-    """Run a sweep and return its results table (also written to ``output_dir/results.parquet``).
+) -> SweepResult:
+    """Run a sweep and return its results (the table is also written to ``output_dir/results.parquet``).
 
     Args:
         data: the world folder.
@@ -88,8 +91,8 @@ def sweep(
         train_options: training options shared by every trial (``workers``, ``batch_size``, ...).
 
     Returns:
-        One row per (trial, milestone step): see :mod:`crucible_ray.analysis`. ``df.attrs`` holds
-        ``output_dir`` and ``manifest``.
+        A :class:`~crucible_ray.sweeps.SweepResult`: ``table`` (one row per (trial, milestone step), see
+        :mod:`crucible_ray.analysis`), ``output_dir`` and ``manifest``.
 
     Raises:
         ConfigError / DataError: a bad space, options or inputs (before Ray starts); an existing sweep in
@@ -97,7 +100,7 @@ def sweep(
         KeyboardInterrupt: Ctrl-C (SIGINT) stopped the sweep; Tune saved its state first, and the
             results so far and the manifest (``status: interrupted``) are written.
     """
-    sp = _space(space, ratios, seeds, steps, train_options)
+    sp = space_with(space, ratios=ratios, seeds=seeds, steps=steps, train=train_options)
     gcfg = guardrails or GuardrailConfig()
     if gcfg.mode == "block":
         _check_floor(sp, gcfg)  # refuse before any work
@@ -107,23 +110,20 @@ def sweep(
     exp = out / EXPERIMENT
     if exp.exists() and not resume:
         raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --output-dir")
-    union = _union_config(sp)
-    prepared = prepare_training(data, union)
+    prepared = prepare_training(data, union_config(sp))
     if gcfg.mode == "warn":
         _check_floor(sp, gcfg)  # warn once the inputs are known to be good
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {
-        "kind": "sweep",
-        "status": "running",
-        "space": sp.model_dump(mode="json"),
-        "pools": list(sp.pools),
-        "data": str(Path(data).resolve()),
-        "inputs": prepared.inputs,
-        "guardrails": gcfg.model_dump(),
-        "versions": versions(),
-    }
-    remove_stale_temporaries(out / "manifest.json")  # a driver killed while writing it leaves one
-    write_json(out / "manifest.json", manifest)
+    manifest = build_manifest(
+        "sweep",
+        status="running",
+        space=sp.model_dump(mode="json"),
+        pools=list(sp.pools),
+        data=str(Path(data).resolve()),
+        inputs=prepared.inputs,
+        guardrails=gcfg.model_dump(),
+    )
+    write_manifest(out, manifest)  # also removes the temporary a driver killed while writing it left
     log.info("sweep %s", sp.describe())
     t0 = time.perf_counter()
     with ray_session(address):
@@ -134,7 +134,7 @@ def sweep(
         workers = int(sp.train.get("workers", 1))
         plan = plan_trials(cpus, gpus, workers=workers, use_gpu=use_gpu, max_concurrent=max_concurrent_trials)
         log.info("resources: %s", plan.describe())
-        setup = {"space": sp.model_dump(mode="json"), "output_dir": str(out), "plan": plan.__dict__}
+        setup = {"space": sp, "output_dir": str(out), "plan": plan}  # objects: Tune pickles them as they are
         trainable = tune.with_resources(
             tune.with_parameters(_trial, data=[ray.put(prepared.data)], setup=setup), {"cpu": TRIAL_CPU}
         )
@@ -161,10 +161,8 @@ def sweep(
         (out / "ray_train").rmdir()  # empty once every trial finished
     table = collect_results(out)
     write_results(table, out)
-    by_trial = table.groupby("trial_id")["status"].first() if not table.empty else pd.Series(dtype=str)
-    failed = sorted(by_trial[by_trial == "failed"].index)
-    finished = int(by_trial.isin(["complete", "failed"]).sum())
-    expected = len(sp.trials()) if sp.grid is not None else sp.optuna.trials  # type: ignore[union-attr]
+    failed, finished = trial_outcomes(table)
+    expected = expected_trials(sp)
     # Tune takes a SIGINT (Ctrl-C; the CLI turns SIGTERM into one) as a request to stop: it saves its
     # experiment, stops the running trials and returns as if it had finished. Every trial Tune saw end
     # has its status on disk (complete, or failed), so a trial without one was stopped; a trial the stop
@@ -179,13 +177,12 @@ def sweep(
         failed_trials=failed,
         wall_seconds=round(time.perf_counter() - t0, 2),
     )
-    write_json(out / "manifest.json", manifest)
+    write_manifest(out, manifest)
     if interrupted:  # the interrupt Tune consumed: the caller stops as on any other Ctrl-C
         raise KeyboardInterrupt(
             f"the sweep stopped with {finished} of {expected} trials finished; continue it with resume=True (--resume)"
         )
-    table.attrs.update(output_dir=str(out), manifest=manifest)
-    return table
+    return SweepResult(table=table, output_dir=out, manifest=manifest)
 
 
 def _tune_was_interrupted(previous: Any) -> bool:
@@ -207,59 +204,16 @@ def _tune_was_interrupted(previous: Any) -> bool:
     return now is previous
 
 
-def _space(
-    space: SweepSpace | str | Path | None,
-    ratios: str | list[str] | None,
-    seeds: str | list[int] | None,
-    steps: str | list[int] | None,
-    train_options: dict[str, Any],
-) -> SweepSpace:
-    options = {k: v for k, v in train_options.items() if v is not None}
-    if space is None:
-        if ratios is None or seeds is None or steps is None:
-            raise ConfigError("a sweep needs a search space, or ratios, seeds and steps for a ratio grid")
-        return grid_space(ratios, seeds, steps, train=options)
-    sp = space if isinstance(space, SweepSpace) else load_space(space)
-    if steps is not None or options:
-        doc = sp.model_dump()
-        if steps is not None:
-            doc["steps"] = parse_ints(steps, "steps")
-        doc["train"] = {**doc["train"], **options}
-        sp = SweepSpace(**doc)
-        sp.check()
-    return sp
-
-
 def _check_floor(sp: SweepSpace, cfg: GuardrailConfig) -> None:
-    if sp.grid is not None:
-        for r in sp.grid.ratio:
-            enforce_dilution_floor(Ratio.parse(r, sp.pools), cfg)
-    elif sp.optuna is not None and sp.optuna.legacy[0] / 100 < cfg.dilution_floor:
-        low = sp.optuna.legacy[0]
-        rest = [100 - low] + [0] * (len(sp.pools) - 2)
-        enforce_dilution_floor(Ratio.parse([low, *rest], sp.pools), cfg)
-
-
-def _union_config(sp: SweepSpace) -> TrainConfig:
-    """A config whose ratio weights every pool some trial uses (what the driver must read once)."""
-    used = set()
-    if sp.grid is not None:
-        for r in sp.grid.ratio:
-            used |= {p for p, w in Ratio.parse(r, sp.pools).weights.items() if w > 0}
-    else:
-        used = set(sp.pools)
-    share = [1 if p in used else 0 for p in sp.pools]
-    percents = [100 // sum(share) * s for s in share]
-    percents[share.index(1)] += 100 - sum(percents)
-    return sp.train_config("_".join(map(str, percents)), sp.seed, {})
+    for ratio in floor_ratios(sp):
+        enforce_dilution_floor(ratio, cfg)
 
 
 def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_failures: int) -> Any:
     from ray import tune
 
     if sp.grid is not None:
-        keys = [trial_key(t["ratio"], t["seed"], t["params"]) for t in sp.trials()]
-        param_space: dict[str, Any] = {"trial": tune.grid_search(keys)}
+        param_space: dict[str, Any] = {GRID_PARAM: tune.grid_search(grid_keys(sp))}
         tune_config = tune.TuneConfig(max_concurrent_trials=plan.concurrency)
     else:
         from ray.tune.search.optuna import OptunaSearch
@@ -267,10 +221,10 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
         assert sp.optuna is not None
         param_space = {}
         searcher = OptunaSearch(
-            space=_OptunaSpace(sp),
+            space=OptunaSearchSpace(sp),
             metric=["retention", "generalization"],
             mode=["max", "max"],
-            sampler=_optuna_sampler(sp.optuna.sampler_seed),
+            sampler=optuna_sampler(sp.optuna.sampler_seed),
         )
         tune_config = tune.TuneConfig(
             search_alg=searcher, num_samples=sp.optuna.trials, max_concurrent_trials=plan.concurrency
@@ -288,82 +242,30 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
     )
 
 
-def _optuna_sampler(seed: int) -> Any:
-    import optuna
-
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-class _OptunaSpace:
-    """Optuna's define-by-run space: integer ratio parts summing to 100, then float params.
-
-    A class rather than a closure: Tune pickles the searcher (with this space) in its experiment state.
-    """
-
-    def __init__(self, sp: SweepSpace) -> None:
-        assert sp.optuna is not None
-        self.pools = tuple(sp.pools)
-        self.legacy = tuple(sp.optuna.legacy)
-        self.params = {k: (r.low, r.high, r.log) for k, r in sp.optuna.params.items()}
-
-    def __call__(self, trial: Any) -> None:
-        left = 100 - trial.suggest_int(self.pools[0], self.legacy[0], self.legacy[1])
-        for pool in self.pools[1:-1]:
-            left -= trial.suggest_int(pool, 0, left)
-        for name, (low, high, log) in self.params.items():
-            trial.suggest_float(name, low, high, log=log)
-
-
-def resolve_trial(config: dict[str, Any], sp: SweepSpace) -> tuple[str, int, dict[str, Any]]:
-    """(ratio, seed, params) of a Tune trial config (a grid key, or Optuna's sampled values)."""
-    if "trial" in config:
-        for t in sp.trials():
-            if trial_key(t["ratio"], t["seed"], t["params"]) == config["trial"]:
-                return t["ratio"], t["seed"], t["params"]
-        raise ConfigError(f"trial {config['trial']!r} is not in the search space {sp.name!r}")
-    assert sp.optuna is not None
-    parts = [int(config[p]) for p in sp.pools[:-1]]
-    ratio = "_".join(map(str, [*parts, 100 - sum(parts)]))
-    params = {k: float(config[k]) for k in sorted(sp.optuna.params)}
-    return ratio, sp.seed, params
-
-
 def _record_failure(out: Path, sp: SweepSpace, config: dict[str, Any], error: str) -> None:
     try:
-        ratio, seed, params = resolve_trial(config, sp)
+        trial = resolve_trial(config, sp)
     except (ConfigError, KeyError):
         return
-    trial_dir = out / TRIALS_DIR / trial_key(ratio, seed, params)
-    if trial_status(trial_dir) == "complete":
-        return
-    write_trial_meta(trial_dir, _meta(trial_key(ratio, seed, params), ratio, seed, params, sp))
-    write_trial_status(trial_dir, "failed", error, None)
-    log.warning("trial %s failed: %s", trial_dir.name, error)
-
-
-def _meta(key: str, ratio: str, seed: int, params: dict[str, Any], sp: SweepSpace) -> dict[str, Any]:
-    return {"trial_id": key, "ratio": ratio, "seed": seed, "params": params, "steps": list(sp.steps)}
+    if record_failed_trial(out, trial, sp.steps, error):
+        log.warning("trial %s failed: %s", trial.key, error)
 
 
 def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> None:
     """The Tune function trainable: one training run on Ray Train, its reports forwarded to Tune."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    sp = SweepSpace(**setup["space"])
-    plan = TrialPlan(**setup["plan"])
+    sp: SweepSpace = setup["space"]
+    plan: TrialPlan = setup["plan"]
     out = Path(setup["output_dir"])
-    ratio, seed, params = resolve_trial(config, sp)
-    key = trial_key(ratio, seed, params)
+    trial = resolve_trial(config, sp)
+    key = trial.key
     trial_dir = out / TRIALS_DIR / key
     if _replay_if_complete(trial_dir, sp.steps):
         return  # finished before a driver crash that Tune's last snapshot did not see
-    for name in (TRIAL_FILE, STATUS_FILE):  # what an attempt killed while writing them left
-        remove_stale_temporaries(trial_dir / name)
-    write_trial_meta(trial_dir, _meta(key, ratio, seed, params, sp))
-    write_trial_status(trial_dir, "running", None, None)
+    start_trial(trial_dir, trial, sp.steps)
     t0 = time.perf_counter()
-    cfg = sp.train_config(ratio, seed, params)
-    cfg = TrainConfig(**{**cfg.model_dump(), "use_gpu": plan.use_gpu})
+    cfg = sp.train_config(trial.ratio, trial.seed, trial.params).model_copy(update={"use_gpu": plan.use_gpu})
     storage = out / "ray_train"
     try:
         fit_run(
@@ -389,13 +291,10 @@ def _replay_if_complete(trial_dir: Path, steps: tuple[int, ...]) -> bool:
     """Report a finished trial's milestones to Tune from disk instead of training it again."""
     from ray import tune
 
-    if trial_status(trial_dir) != "complete":
+    boards = completed_boards(trial_dir, steps)
+    if boards is None:
         return False
-    boards = [trial_dir / f"scoreboard_step_{s}.json" for s in steps]
-    if not all(b.is_file() for b in boards):
-        return False
-    for path in boards:
-        board = Scoreboard.read(path)
+    for board in boards:
         metrics = {k: v for k, v in board.flat_metrics().items() if v is not None}
         tune.report({"step": board.step, **metrics})
     return True

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
+from crucible_ray.config import Ratio
 from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.distributed._fit import fit_run
 from crucible_ray.distributed._progress import ProgressWatcher
@@ -54,7 +55,7 @@ def train(
     data: str | Path,
     *,
     output_dir: str | Path,
-    ratio: str | None = None,
+    ratio: str | Ratio | None = None,
     steps: int | str | list[int] | None = None,
     seed: int | None = None,
     encoder: str | dict[str, Any] | None = None,
@@ -72,7 +73,9 @@ def train(
     Args:
         data: the world folder (``crucible-ray data build``; organic/expansion pools from ``mine``/``expand``).
         output_dir: where checkpoints, scoreboards, TensorBoard logs and the manifest go.
-        ratio, steps, seed, encoder, workers: the common options (see :class:`TrainConfig` for all;
+        ratio: the pool mix, a :class:`~crucible_ray.config.Ratio` or anything :meth:`Ratio.parse` reads
+            (``"75_15_10"``, ``{"legacy": 75, ...}``), parsed once into the run's :class:`TrainConfig`.
+        steps, seed, encoder, workers: the common options (see :class:`TrainConfig` for all;
             any other field may be passed as a keyword, or a whole ``config``).
         use_gpu: train on GPUs; default: when the Ray cluster has any.
         address: a Ray cluster (default: ``RAY_ADDRESS`` or a new local instance).
@@ -96,17 +99,17 @@ def train(
     common = dict(ratio=ratio, steps=steps, seed=seed, encoder=encoder, workers=workers)
     given = {k: v for k, v in common.items() if v is not None}
     if config is not None:
-        cfg = TrainConfig.from_options(**{**config.model_dump(), **given, **options})
+        cfg = TrainConfig.from_options(**{**dict(config), **given, **options})
     else:
         cfg = TrainConfig.from_options(**given, **options)
     gcfg = guardrails or GuardrailConfig()
     if gcfg.mode == "block":
-        enforce_dilution_floor(cfg.ratio_obj, gcfg)  # refuse before any work
+        enforce_dilution_floor(cfg.ratio, gcfg)  # refuse before any work
     check_outputs(outputs={}, output_dirs={"--output-dir": output_dir}, folders={"--data": data})
     check_manifest_kind(output_dir, "train", option="--output-dir")
     prepared = prepare_training(data, cfg)
     if gcfg.mode == "warn":
-        enforce_dilution_floor(cfg.ratio_obj, gcfg)  # warn once the inputs are known to be good
+        enforce_dilution_floor(cfg.ratio, gcfg)  # warn once the inputs are known to be good
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     key = run_key(cfg, prepared.inputs)

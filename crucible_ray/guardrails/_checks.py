@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from crucible_ray.config import Ratio
+from crucible_ray.config import LEGACY_POOL, Ratio
 
 
 @dataclass(frozen=True)
@@ -24,21 +24,30 @@ class Violation:
         return asdict(self)
 
 
-def dilution_floor(ratio: Ratio, floor: float, legacy_pool: str = "legacy") -> Violation | None:
-    """The ratio gives the legacy pool less than ``floor`` of each batch.
+def dilution_floor(ratio: Ratio, floor: float, legacy_pool: str = LEGACY_POOL) -> Violation | None:
+    """The ratio gives the legacy pool (the pool named ``legacy_pool``) less than ``floor`` of each batch.
+
+    The pool is found by name, never by position: when the ratio's pools have no pool of that name,
+    its share is 0 and any floor above 0 is a violation that says so (set ``GuardrailConfig.legacy_pool``).
 
     Example:
         >>> dilution_floor(Ratio.parse("65_25_10"), 0.70).message
         'legacy share 65% is below the dilution floor 70%'
+        >>> dilution_floor(Ratio.parse("60_40", pools=["core", "fresh"]), 0.70, "core") is None
+        False
+        >>> dilution_floor(Ratio.parse("80_20", pools=["core", "fresh"]), 0.70, "core") is None
+        True
     """
-    weights = ratio.weights
-    share = weights.get(legacy_pool, ratio.percents[0]) / 100
+    share = ratio.share(legacy_pool)
     if share + 1e-12 >= floor:
         return None
+    missing = (
+        "" if legacy_pool in ratio.pools else f" (the pools {list(ratio.pools)} have no such pool; set legacy_pool)"
+    )
     return Violation(
         "dilution_floor",
         ratio.canonical,
-        f"{legacy_pool} share {share:.0%} is below the dilution floor {floor:.0%}",
+        f"{legacy_pool} share {share:.0%} is below the dilution floor {floor:.0%}{missing}",
         share,
         floor,
     )

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from crucible_ray._logging import get_logger
-from crucible_ray.analysis import PARAM_PREFIX, load_results, pareto
-from crucible_ray.config import DEFAULT_POOLS, Ratio
-from crucible_ray.data import read_json_object, write_json
-from crucible_ray.errors import ConfigError, DataError, GuardrailViolation
+from crucible_ray.analysis import PARAM_PREFIX, load_results, pareto, table_ratios
+from crucible_ray.config import Ratio
+from crucible_ray.data import write_json
+from crucible_ray.errors import ConfigError, GuardrailViolation
 from crucible_ray.guardrails._checks import Violation, dilution_floor, dilution_outcome, overfitting_cliff, regression
 from crucible_ray.guardrails._config import GuardrailConfig
 from crucible_ray.scoreboard import Scoreboard
@@ -98,18 +98,14 @@ def check_guardrails(
         return report
     assert results_dir is not None
     rdir = Path(results_dir)
-    table = load_results(rdir)
-    pools = _sweep_pools(rdir)
+    table = load_results(rdir)  # ratios checked against the table's pools (or the manifest's)
+    ratios = table_ratios(table)
     report.checked += ["dilution_floor", "dilution_outcome", "overfitting_cliff"]
-    for ratio in sorted(table["ratio"].unique()):
-        try:
-            r = Ratio.parse(str(ratio), pools)
-        except ConfigError as e:
-            raise DataError(f"{rdir}: field 'ratio': {e}") from None
-        v = dilution_floor(r, cfg.dilution_floor, cfg.legacy_pool)
+    for ratio in sorted(ratios):
+        v = dilution_floor(ratios[ratio], cfg.dilution_floor, cfg.legacy_pool)
         if v is not None:
             report.violations.append(v)
-    summary = pareto(table, baseline=baseline_config, n_bootstrap=200)
+    summary = pareto(table, baseline=baseline_config, n_bootstrap=200, legacy_pool=cfg.legacy_pool).table
     for _, row in summary[~summary["is_baseline"]].iterrows():
         v = dilution_outcome(row["config"], row["retention_delta"], row["generalization_delta"], cfg.dilution_drop)
         if v is not None:
@@ -136,11 +132,6 @@ def check_guardrails(
     if write:
         write_json(rdir / GUARDRAILS_FILE, report.to_dict())
     return report
-
-
-def _sweep_pools(rdir: Path) -> tuple[str, ...]:
-    pools = read_json_object(rdir / "manifest.json").get("pools")
-    return tuple(pools) if pools else DEFAULT_POOLS
 
 
 def summary_frame(report: GuardrailReport) -> pd.DataFrame:

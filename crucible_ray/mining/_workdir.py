@@ -8,7 +8,6 @@ from the parts only when every candidate is done, and the folder is then removed
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,13 +19,14 @@ import pyarrow.parquet as pq
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path, write_json
 from crucible_ray.errors import DataError
+from crucible_ray.provenance import content_key
 
 log = get_logger(__name__)
 
 
 def run_key(parts: dict[str, Any]) -> str:
     """A sha256 over everything that determines a run's results."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    return content_key(parts)
 
 
 class WorkDir:

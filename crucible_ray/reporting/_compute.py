@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crucible_ray._logging import get_logger
-from crucible_ray.analysis import OBJECTIVES, load_results, pareto
+from crucible_ray.analysis import OBJECTIVES, load_results, pareto, table_ratios
 from crucible_ray.data import path_inside, read_bundles, read_json_object
 from crucible_ray.errors import CrucibleError
 from crucible_ray.guardrails import GUARDRAILS_FILE, check_guardrails
@@ -100,15 +100,15 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000, data: st
     table = load_results(rdir)
     front = pareto(rdir, n_bootstrap=n_bootstrap)
     manifest = read_json_object(rdir / "manifest.json")
-    rows = json.loads(front.to_json(orient="records"))
-    rec = front[front["recommended"]].iloc[0]
+    rows = json.loads(front.table.to_json(orient="records"))
+    rec = front.recommended_row
     world = Path(data) if data is not None else _manifest_world(rdir, manifest)
     return ReportData(
         title=f"crucible-ray sweep: {manifest.get('space', {}).get('name', rdir.name)}",
         pareto_rows=rows,
-        hypervolume=float(front.attrs["hypervolume"]),
-        recommended=str(front.attrs["recommended"]),
-        baseline=list(front.attrs["baseline"]["configs"]),
+        hypervolume=front.hypervolume,
+        recommended=front.recommended,
+        baseline=list(front.baseline["configs"]),
         heatmaps=[_heatmap(table, obj) for obj in OBJECTIVES],
         curves=_curves(table),
         margins=_margins(rdir, table, rec),
@@ -147,7 +147,8 @@ def _config_means(table: pd.DataFrame) -> pd.DataFrame:
 
 def _heatmap(table: pd.DataFrame, objective: str) -> Heatmap:
     means = _config_means(table)
-    ratios = sorted(means["ratio"].unique(), key=lambda r: [-int(x) for x in r.split("_")])
+    parsed = table_ratios(table)
+    ratios = sorted(means["ratio"].unique(), key=lambda r: parsed[str(r)].sort_key())
     steps = sorted(int(s) for s in means["step"].unique())
     grid = means.pivot(index="ratio", columns="step", values=objective).reindex(index=ratios, columns=steps)
     return Heatmap(objective, list(ratios), steps, [[float(v) for v in row] for row in grid.to_numpy()])

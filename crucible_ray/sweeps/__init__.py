@@ -1,18 +1,78 @@
-"""Sweep definitions (search spaces) and results tables; the Ray Tune shell is crucible_ray.distributed."""
+"""Sweeps without Ray: search spaces, trials, the Optuna define-by-run space, trial bookkeeping and
+results tables. :func:`crucible_ray.sweep` (``crucible_ray.distributed``) wires them into Ray Tune.
+"""
 
-from crucible_ray.sweeps._results import TRIALS_DIR, collect_results, trial_rows, write_results
-from crucible_ray.sweeps._space import Grid, OptunaSpec, SweepSpace, grid_space, load_space, presets, trial_key
+from typing import TYPE_CHECKING, Any
+
+from crucible_ray.sweeps._optuna import OptunaSearchSpace, optuna_ratio, optuna_sampler, sampled_pools
+from crucible_ray.sweeps._plan import GRID_PARAM, expected_trials, floor_ratios, grid_keys, resolve_trial, union_config
+from crucible_ray.sweeps._results import (
+    STATUS_FILE,
+    TRIAL_FILE,
+    TRIALS_DIR,
+    collect_results,
+    completed_boards,
+    record_failed_trial,
+    start_trial,
+    trial_outcomes,
+    trial_rows,
+    trial_status,
+    write_results,
+    write_trial_status,
+)
+from crucible_ray.sweeps._space import Grid, OptunaSpec, SweepSpace, grid_space, load_space, presets, space_with
+from crucible_ray.sweeps._sweep_result import SweepResult
+from crucible_ray.sweeps._trial import Trial, trial_key
 
 __all__ = [
+    "sweep",
+    "GRID_PARAM",
+    "STATUS_FILE",
     "TRIALS_DIR",
+    "TRIAL_FILE",
     "Grid",
+    "OptunaSearchSpace",
     "OptunaSpec",
+    "SweepResult",
     "SweepSpace",
+    "Trial",
     "collect_results",
+    "completed_boards",
+    "expected_trials",
+    "floor_ratios",
+    "grid_keys",
     "grid_space",
     "load_space",
+    "optuna_ratio",
+    "optuna_sampler",
     "presets",
+    "record_failed_trial",
+    "resolve_trial",
+    "sampled_pools",
+    "space_with",
+    "start_trial",
     "trial_key",
+    "trial_outcomes",
     "trial_rows",
+    "trial_status",
+    "union_config",
     "write_results",
+    "write_trial_status",
 ]
+
+# The entry points that run on Ray (``sweep``) live in the Ray shell (crucible_ray.distributed); they are
+# importable from this domain too, imported on first use so that importing this package never loads the
+# shell (docs/architecture.md).
+if TYPE_CHECKING:
+    from crucible_ray.distributed import sweep
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SHELL_ENTRY_POINTS:
+        import crucible_ray.distributed
+
+        return getattr(crucible_ray.distributed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_SHELL_ENTRY_POINTS = ("sweep",)

@@ -7,19 +7,27 @@ before Ray starts, with the file and field named.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from crucible_ray.config import DEFAULT_POOLS, Ratio
-from crucible_ray.errors import ConfigError, DataError
+from crucible_ray.config import DEFAULT_POOLS, LEGACY_POOL, Ratio, parse_ints, parse_list
+from crucible_ray.errors import ConfigError, DataError, config_error
+from crucible_ray.sweeps._trial import Trial
 from crucible_ray.training import TrainConfig
 
 # Fields a space sets through its own axes, never through params/train.
@@ -57,12 +65,26 @@ Scalar = Annotated[str | int | float | bool | None, PlainValidator(_scalar)]
 TrainValue = Annotated[Any, PlainValidator(_train_value)]
 
 
+def _ratio_item(value: Any) -> Ratio:
+    """A grid ratio: :class:`SweepSpace` parses them against its pools; a ``Grid`` alone uses the default pools."""
+    if isinstance(value, Ratio):
+        return value
+    try:
+        return Ratio.parse(value)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+
+
+# A Ratio in Python, its canonical string (``85_10_5``) in model_dump, JSON and the manifest.
+RatioItem = Annotated[Ratio, PlainValidator(_ratio_item), PlainSerializer(str, return_type=str)]
+
+
 class Grid(BaseModel):
     """Grid axes: every ratio x every seed x every combination of param values."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ratio: list[str] = Field(min_length=1)
+    ratio: list[RatioItem] = Field(min_length=1)
     seed: list[int] = Field(min_length=1)
     params: dict[str, list[Scalar]] = Field(default_factory=dict)
 
@@ -78,14 +100,16 @@ class FloatRange(BaseModel):
 class OptunaSpec(BaseModel):
     """An Optuna multi-objective search (maximising retention and generalization).
 
-    ``legacy`` bounds the legacy share (integer percent); the rest of 100 is split between the other
-    pools by the sampler. ``params`` are float ranges over training fields. One seed per trial.
+    ``legacy`` bounds the share (integer percent) of the pool named ``legacy_pool``; the rest of 100 is
+    split between the other pools by the sampler. ``params`` are float ranges over training fields.
+    One seed per trial. See docs/sweeps.md, "Search spaces".
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trials: int = Field(ge=1)
     legacy: tuple[int, int] = (50, 100)
+    legacy_pool: str = LEGACY_POOL
     params: dict[str, FloatRange] = Field(default_factory=dict)
     sampler_seed: int = 0
 
@@ -111,9 +135,29 @@ class SweepSpace(BaseModel):
     train: dict[str, TrainValue] = Field(default_factory=dict)
     baseline: dict[str, Scalar] | None = None  # config columns: ratio, step, grid params
 
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid_ratios(cls, v: Any, info: ValidationInfo) -> Any:
+        """Parse the grid's ratios once, against the space's pools (``pools`` is validated first)."""
+        pools = info.data.get("pools", DEFAULT_POOLS)
+        doc = v.model_dump() if isinstance(v, Grid) else v
+        if not isinstance(doc, dict) or not isinstance(doc.get("ratio"), list):
+            return v
+        try:
+            return {**doc, "ratio": [Ratio.parse(r, pools) if isinstance(r, (str, Ratio)) else r for r in doc["ratio"]]}
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
     def model_post_init(self, _: Any) -> None:
         if (self.grid is None) == (self.optuna is None):
             raise ValueError("a search space has exactly one of 'grid' or 'optuna'")
+        if self.optuna is not None and self.optuna.legacy_pool not in self.pools:
+            raise ValueError(
+                f"optuna.legacy bounds the share of pool {self.optuna.legacy_pool!r}, which is not among the pools "
+                f"{list(self.pools)}; set optuna.legacy_pool"
+            )
+        if self.optuna is not None and len(self.pools) < 2:
+            raise ValueError("an Optuna space searches ratios of at least two pools")
         axes = [*(self.grid.params if self.grid else {}), *(self.optuna.params if self.optuna else {})]
         for key in axes:
             if key in _FIXED_FIELDS:
@@ -128,19 +172,18 @@ class SweepSpace(BaseModel):
     def kind(self) -> str:
         return "grid" if self.grid is not None else "optuna"
 
-    def trials(self) -> list[dict[str, Any]]:
-        """Every grid trial as ``{"ratio", "seed", "params"}`` (empty for an Optuna space)."""
+    def trials(self) -> list[Trial]:
+        """Every grid trial (ratio x seed x param combination); empty for an Optuna space."""
         if self.grid is None:
             return []
         names = sorted(self.grid.params)
         out = []
-        for ratio, seed, *values in itertools.product(
-            self.grid.ratio, self.grid.seed, *(self.grid.params[n] for n in names)
-        ):
-            out.append({"ratio": ratio, "seed": seed, "params": dict(zip(names, values, strict=True))})
+        for ratio, seed in itertools.product(self.grid.ratio, self.grid.seed):
+            for values in itertools.product(*(self.grid.params[n] for n in names)):
+                out.append(Trial(ratio, seed, dict(zip(names, values, strict=True))))
         return out
 
-    def train_config(self, ratio: str, seed: int, params: dict[str, Any]) -> TrainConfig:
+    def train_config(self, ratio: Ratio | str, seed: int, params: dict[str, Any]) -> TrainConfig:
         """The training config of one trial."""
         return TrainConfig.from_options(
             pools=self.pools, ratio=ratio, seed=seed, steps=self.steps, **self.train, **params
@@ -150,14 +193,25 @@ class SweepSpace(BaseModel):
         """Build every trial's config (grid), or the bounds' corners (Optuna): a bad value fails here."""
         if self.grid is not None:
             for t in self.trials():
-                self.train_config(t["ratio"], t["seed"], t["params"])
+                self.train_config(t.ratio, t.seed, t.params)
         else:
             assert self.optuna is not None
-            rest = len(self.pools) - 1
-            for legacy in self.optuna.legacy:
-                parts = [legacy, 100 - legacy] + [0] * (rest - 1) if rest else [legacy]
-                corner = {k: r.low for k, r in self.optuna.params.items()}
-                self.train_config("_".join(map(str, parts)), self.seed, corner)
+            corner = {k: r.low for k, r in self.optuna.params.items()}
+            for share in self.optuna.legacy:
+                self.train_config(self.legacy_corner(share), self.seed, corner)
+
+    def legacy_corner(self, share: int) -> Ratio:
+        """The Optuna ratio that gives the legacy pool ``share`` percent and the rest to the last other pool.
+
+        Example:
+            >>> space = SweepSpace(steps=[10], optuna={"trials": 1})
+            >>> str(space.legacy_corner(60))
+            '60_0_40'
+        """
+        assert self.optuna is not None
+        legacy = self.optuna.legacy_pool
+        rest = [p for p in self.pools if p != legacy][-1]
+        return Ratio.parse({legacy: share, rest: 100 - share}, self.pools)
 
     def describe(self) -> str:
         if self.grid is not None:
@@ -165,12 +219,6 @@ class SweepSpace(BaseModel):
             return f"{self.name}: grid of {n} trials x {len(self.steps)} milestones {list(self.steps)}"
         assert self.optuna is not None
         return f"{self.name}: Optuna search, {self.optuna.trials} trials x {len(self.steps)} milestones"
-
-
-def trial_key(ratio: str, seed: int, params: dict[str, Any]) -> str:
-    """A stable, readable id of one trial, e.g. ``r75_15_10-s42-3f2a9c1d``."""
-    h = hashlib.sha256(json.dumps({"r": ratio, "s": seed, "p": params}, sort_keys=True).encode()).hexdigest()[:8]
-    return f"r{ratio}-s{seed}-{h}"
 
 
 def grid_space(
@@ -184,21 +232,51 @@ def grid_space(
     name: str = "ratio",
 ) -> SweepSpace:
     """The space of ``crucible-ray sweep ratio``: ratios x seeds, evaluated at every step milestone."""
-    ratio_list = [r.strip() for r in ratios.split(",")] if isinstance(ratios, str) else list(ratios)
-    seed_list = parse_ints(seeds, "seeds")
-    step_list = parse_ints(steps, "steps")
-    for r in ratio_list:
-        Ratio.parse(r, pools)
+    ratio_list = parse_list(ratios, "--ratios", lambda r: Ratio.parse(r, pools), "ratios such as 85_10_5,75_15_10")
+    seed_list = parse_ints(seeds, "--seeds")
+    step_list = parse_ints(steps, "--steps")
     doc: dict[str, Any] = {
         "name": name,
         "pools": pools,
         "steps": step_list,
-        "grid": {"ratio": [Ratio.parse(r, pools).canonical for r in ratio_list], "seed": seed_list},
+        "grid": {"ratio": [r.canonical for r in ratio_list], "seed": seed_list},
         "train": train or {},
     }
     if baseline:
         doc["baseline"] = {"ratio": baseline}
     return _build(doc, "sweep options")
+
+
+def space_with(
+    space: SweepSpace | str | Path | None,
+    *,
+    ratios: str | list[str] | None = None,
+    seeds: str | list[int] | None = None,
+    steps: str | list[int] | None = None,
+    train: dict[str, Any] | None = None,
+) -> SweepSpace:
+    """The space of a sweep call: ``space`` (a :class:`SweepSpace`, a YAML path or a preset name) with
+    ``steps`` and the training options ``train`` laid over it; without ``space``, the ratio grid of
+    ``ratios`` x ``seeds`` x ``steps``. Options given as None are left out.
+
+    Raises:
+        ConfigError: neither a space nor a whole grid; a bad list (``--steps 200,x``) or value.
+        DataError: an unreadable space file.
+    """
+    options = {k: v for k, v in (train or {}).items() if v is not None}
+    if space is None:
+        if ratios is None or seeds is None or steps is None:
+            raise ConfigError("a sweep needs a search space, or ratios, seeds and steps for a ratio grid")
+        return grid_space(ratios, seeds, steps, train=options)
+    sp = space if isinstance(space, SweepSpace) else load_space(space)
+    if steps is not None or options:
+        doc = sp.model_dump()
+        if steps is not None:
+            doc["steps"] = parse_ints(steps, "--steps")
+        doc["train"] = {**doc["train"], **options}
+        sp = SweepSpace(**doc)
+        sp.check()
+    return sp
 
 
 def load_space(path: str | Path) -> SweepSpace:
@@ -286,25 +364,9 @@ def _build(doc: dict[str, Any], source: str) -> SweepSpace:
     try:
         space = SweepSpace(**doc)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "space"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{source}: field '{where}': {msg}") from None
+        raise config_error(e, f"{source}: field") from None
     try:
         space.check()
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
     return space
-
-
-def parse_ints(value: list[int] | str, name: str) -> list[int]:
-    """A comma-separated list of integers given as option ``--name`` (a list passes through).
-
-    Raises:
-        ConfigError: an item is not an integer (the option and the value are named).
-    """
-    items = value.split(",") if isinstance(value, str) else list(value)
-    try:
-        return [int(x) for x in items if not isinstance(x, str) or x.strip()]
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{name} takes comma-separated integers such as 42,123, but got {value!r}") from None

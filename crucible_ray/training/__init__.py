@@ -3,6 +3,8 @@
 Nothing here imports Ray; :func:`crucible_ray.train` runs :func:`train_worker` on Ray Train.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from crucible_ray.training._config import DEFAULT_LR, TrainConfig
 from crucible_ray.training._features import CachedFeatureEncoder, FeatureTable, feature_table, is_frozen_backbone
 from crucible_ray.training._logbook import TB_DIR
@@ -13,6 +15,7 @@ from crucible_ray.training._sampler import CurriculumSampler, TrainBatch
 from crucible_ray.training._schedule import lr_at
 
 __all__ = [
+    "train",
     "DEFAULT_LR",
     "RECOVERY_FORMAT",
     "TB_DIR",
@@ -32,3 +35,20 @@ __all__ = [
     "prepare_training",
     "train_worker",
 ]
+
+# The entry points that run on Ray (``train``) live in the Ray shell (crucible_ray.distributed); they are
+# importable from this domain too, imported on first use so that importing this package never loads the
+# shell (docs/architecture.md).
+if TYPE_CHECKING:
+    from crucible_ray.distributed import train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SHELL_ENTRY_POINTS:
+        import crucible_ray.distributed
+
+        return getattr(crucible_ray.distributed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_SHELL_ENTRY_POINTS = ("train",)

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from crucible_ray.config import DEFAULT_POOLS, Ratio
+from crucible_ray.config import DEFAULT_POOLS, Ratio, parse_ints
 from crucible_ray.encoders import DEFAULT_ENCODER, normalize_spec
 from crucible_ray.errors import ConfigError, EncoderError, config_error
 from crucible_ray.scoreboard import DEFAULT_DANGER_MARGIN, GENERALIZATION_SET, RETENTION_SET
+
+
+def _ratio_value(value: Any, info: ValidationInfo) -> Ratio:
+    """Parse a ratio against the config's pools (``pools`` is validated before ``ratio``)."""
+    try:
+        return Ratio.parse(value, info.data.get("pools", DEFAULT_POOLS))
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+
+
+# A Ratio in Python, its canonical string (``75_15_10``) in model_dump and JSON (manifests, checkpoints).
+RatioValue = Annotated[Ratio, PlainValidator(_ratio_value), PlainSerializer(str, return_type=str)]
 
 # Learning rates that work for each encoder kind when none is given (see docs/training.md).
 DEFAULT_LR = {"hashed-ngram": 5e-3, "sentence-transformer": 1e-4}
@@ -21,15 +43,22 @@ class TrainConfig(BaseModel):
     ``steps`` are milestones: one run trains to the largest and evaluates at each of them (and every
     ``eval_every`` steps), writing ``checkpoint_step_<n>.pt`` and ``scoreboard_step_<n>.json``.
 
+    ``ratio`` is a :class:`~crucible_ray.config.Ratio` over ``pools`` (a string, mapping or sequence is
+    parsed on construction; a ``Ratio`` given without ``pools`` brings its own); :meth:`model_dump` and
+    JSON hold its canonical string.
+
     Example:
-        >>> TrainConfig(ratio="75_15_10", steps=[100, 200], seed=1).ratio
+        >>> cfg = TrainConfig(ratio="75_15_10", steps=[100, 200], seed=1)
+        >>> cfg.ratio.weights
+        {'legacy': 75, 'expansion': 15, 'organic': 10}
+        >>> cfg.model_dump()["ratio"]
         '75_15_10'
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pools: tuple[str, ...] = DEFAULT_POOLS
-    ratio: str = "75_15_10"
+    ratio: RatioValue = Ratio.parse("75_15_10")
     steps: tuple[int, ...] = (1000,)
     seed: int = 42
     encoder: dict[str, Any] = Field(default_factory=lambda: normalize_spec(DEFAULT_ENCODER))
@@ -49,13 +78,12 @@ class TrainConfig(BaseModel):
     retention_set: str = RETENTION_SET
     generalization_set: str = GENERALIZATION_SET
 
-    @field_validator("ratio", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _ratio(cls, v: Any, info: ValidationInfo) -> str:
-        try:
-            return Ratio.parse(v, info.data.get("pools", DEFAULT_POOLS)).canonical
-        except ConfigError as e:
-            raise ValueError(str(e)) from None
+    def _pools_of_ratio(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("ratio"), Ratio) and "pools" not in data:
+            return {**data, "pools": data["ratio"].pools}
+        return data
 
     @field_validator("steps", mode="after")
     @classmethod
@@ -75,9 +103,9 @@ class TrainConfig(BaseModel):
             return (v,)
         if isinstance(v, str):
             try:
-                return tuple(int(x) for x in v.split(",") if x.strip())
-            except ValueError:
-                raise ValueError(f"steps must be integers joined by ',' (e.g. 5000,10000), but got {v!r}") from None
+                return tuple(parse_ints(v, "steps"))
+            except ConfigError:
+                raise ValueError("must be integers joined by ',' such as 5000,10000") from None
         return v
 
     @field_validator("encoder", mode="before")
@@ -95,10 +123,6 @@ class TrainConfig(BaseModel):
             return cls(**options)
         except ValidationError as e:
             raise config_error(e, "training option") from None
-
-    @property
-    def ratio_obj(self) -> Ratio:
-        return Ratio.parse(self.ratio, self.pools)
 
     @property
     def max_step(self) -> int:

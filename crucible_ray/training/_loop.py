@@ -124,7 +124,7 @@ def train_worker(config: TrainConfig, data: TrainData, output_dir: Path, ctx: Wo
         broadcast_parameters(encoder.module)
     sampler = CurriculumSampler(
         data.pools,
-        config.ratio_obj,
+        config.ratio,
         config.batch_size,
         seed=config.seed,
         negatives_per_bundle=config.negatives_per_bundle,

@@ -33,7 +33,7 @@ def prepare_training(data_dir: str | Path, config: TrainConfig) -> PreparedRun:
         ConfigError: a pool the ratio weights is missing or empty.
     """
     world = World.open(data_dir)
-    weights = config.ratio_obj.weights
+    weights = config.ratio.weights
     pools: dict[str, list[Bundle]] = {}
     inputs: dict[str, dict[str, Any]] = {}
     available = world.pools
@@ -53,7 +53,7 @@ def prepare_training(data_dir: str | Path, config: TrainConfig) -> PreparedRun:
         eval_sets[name] = (bundles, {"path": str(path), "sha256": inputs[name]["sha256"]})
     if config.retention_set not in eval_sets:
         raise DataError(f"{world.root}: no {config.retention_set!r} eval set to measure retention on")
-    CurriculumSampler(pools, config.ratio_obj, config.batch_size, seed=config.seed)  # empty weighted pools fail here
+    CurriculumSampler(pools, config.ratio, config.batch_size, seed=config.seed)  # empty weighted pools fail here
     features = None
     encoder = build_encoder(config.encoder, device="cpu")
     if is_frozen_backbone(encoder):

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from crucible_ray._logging import get_logger
-from crucible_ray.analysis import pareto
+from crucible_ray.analysis import ParetoResult, pareto
 from crucible_ray.distributed import MiningResult, TrainResult, expand, mine, ray_session, sweep, train
 from crucible_ray.errors import DataError
 from crucible_ray.guardrails import GuardrailReport, check_guardrails
 from crucible_ray.reporting import report
+from crucible_ray.sweeps import SweepResult
 from crucible_ray.worlds import MINED_ORIGIN, World, build_world, find_wordnet
 
 log = get_logger(__name__)
@@ -46,8 +45,8 @@ class DemoResult:
     organic: MiningResult
     expansion: MiningResult
     sweep_dir: Path
-    results: pd.DataFrame
-    front: pd.DataFrame
+    results: SweepResult
+    front: ParetoResult
     guardrails: GuardrailReport
     dashboard: Path
     seconds: dict[str, float] = field(default_factory=dict)
