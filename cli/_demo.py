@@ -56,6 +56,9 @@ def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) ->
         f"recommended: {rec['config']} (retention {rec['retention_mean']:.3f}, "
         f"generalization {rec['generalization_mean']:.3f})"
     )
+    click.echo("findings (95% intervals across seeds):")
+    for line in res.findings.lines():
+        click.echo(f"  {line}")
     v = res.guardrails.violations
     click.echo(f"guardrails: {len(v)} finding(s)" + "".join(f"\n  {x.check}: {x.subject}: {x.message}" for x in v))
     click.echo(f"report: {res.dashboard}  (open it in a browser; works offline)")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.analysis import ParetoResult, pareto
+from crucible_ray.analysis import Findings, ParetoResult, findings, pareto
 from crucible_ray.distributed import MiningResult, TrainResult, expand, mine, ray_session, sweep, train
 from crucible_ray.errors import DataError
 from crucible_ray.guardrails import GuardrailReport, check_guardrails
@@ -49,6 +49,7 @@ class DemoResult:
     front: ParetoResult
     guardrails: GuardrailReport
     dashboard: Path
+    findings: Findings
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -125,7 +126,10 @@ def run_demo(
     log.info("[7/7] writing the report")
     dashboard = report(sweep_dir, out / "dashboard.html", data=wdir)
     stage("report")
-    return DemoResult(out, world, wdir, base, organic, expansion, sweep_dir, results, front, guard, dashboard, seconds)
+    found = findings(results.table)
+    return DemoResult(
+        out, world, wdir, base, organic, expansion, sweep_dir, results, front, guard, dashboard, found, seconds
+    )
 
 
 # Fewer mined bundles than this and the world keeps the pool it was built with (the synthetic world

@@ -103,6 +103,16 @@ def test_report_numbers(tmp_path: Path, synthetic_world: Path) -> None:
     } <= set(figs)
     z = np.array(figs["heatmap-generalization"].data[0].z, dtype=float)
     assert np.allclose(z, np.array(gen.values)) and not math.isnan(z.sum())
+    # Findings at the top: 10 fewer legacy points cost 0.05 retention in both seeds, 5 more organic points
+    # gain 0.10 generalization at step 10, and both curves fall after their peak at step 20 in both seeds.
+    assert data.findings[0].startswith("dilution at step 10: retention per 10 points of legacy share +0.0500")
+    assert data.findings[0].endswith(": detected")
+    assert any(
+        f.startswith("gain at step 10: generalization per 10 points of organic share +0.2000") for f in data.findings
+    )
+    assert sum("peaks at step 20; a cliff" in f for f in data.findings) == 2
+    page = render_html(data)
+    assert page.index("<h2>Findings</h2>") < page.index("<h2>Pareto: retention vs generalization</h2>")
 
 
 def test_user_text_is_escaped_and_the_page_is_offline(tmp_path: Path, synthetic_world: Path) -> None:

@@ -154,3 +154,47 @@ def peaks(table: pd.DataFrame, objective: str = "generalization") -> list[Peak]:
             )
         out.append(Peak(str(ratio), peak, last, drop))
     return out
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Every finding of a sweep, in the order the demo prints and the report shows them."""
+
+    dilution: list[Effect]
+    gain: list[Effect]
+    peaks: list[Peak]
+    legacy_pool: str
+    organic_pool: str
+
+    def lines(self) -> list[str]:
+        """One sentence per finding; a missing pool or too few ratios is said, not skipped."""
+        out = [e.sentence() for e in self.dilution] or [
+            f"dilution: not measurable (the sweep needs at least two {self.legacy_pool} shares)"
+        ]
+        out += [e.sentence() for e in self.gain] or [
+            f"gain: not measurable (the sweep needs at least two {self.organic_pool} shares)"
+        ]
+        out += [p.sentence() for p in self.peaks]
+        return out
+
+
+def findings(
+    table: pd.DataFrame,
+    *,
+    legacy_pool: str = "legacy",
+    organic_pool: str = "organic",
+    pools: Sequence[str] = DEFAULT_POOLS,
+) -> Findings:
+    """Dilution, gain and early stop of a results table (:func:`crucible_ray.analysis.load_results`).
+
+    Example:
+        >>> for line in findings(load_results("runs/sweep")).lines():  # doctest: +SKIP
+        ...     print(line)
+    """
+    return Findings(
+        dilution=dilution(table, legacy_pool=legacy_pool, pools=pools),
+        gain=gain(table, organic_pool=organic_pool, pools=pools),
+        peaks=peaks(table),
+        legacy_pool=legacy_pool,
+        organic_pool=organic_pool,
+    )

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from crucible_ray._logging import get_logger
-from crucible_ray.analysis import OBJECTIVES, load_results, pareto, table_ratios
+from crucible_ray.analysis import OBJECTIVES, findings, load_results, pareto, table_ratios
+from crucible_ray.config import LEGACY_POOL
 from crucible_ray.data import path_inside, read_bundles, read_json_object
 from crucible_ray.errors import CrucibleError
 from crucible_ray.guardrails import GUARDRAILS_FILE, check_guardrails
@@ -84,6 +85,7 @@ class ReportData:
     guardrails: dict[str, Any] | None
     manifest: dict[str, Any]
     examples: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # one sentence each, with its interval
 
 
 def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000, data: str | Path | None = None) -> ReportData:
@@ -100,6 +102,8 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000, data: st
     table = load_results(rdir)
     front = pareto(rdir, n_bootstrap=n_bootstrap)
     manifest = read_json_object(rdir / "manifest.json")
+    legacy_pool = (manifest.get("guardrails") or {}).get("legacy_pool", LEGACY_POOL)
+    found = findings(table, legacy_pool=str(legacy_pool))
     rows = json.loads(front.table.to_json(orient="records"))
     rec = front.recommended_row
     world = Path(data) if data is not None else _manifest_world(rdir, manifest)
@@ -116,6 +120,7 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000, data: st
         guardrails=_guardrails(rdir),
         manifest=manifest,
         examples=_examples(world) if world is not None and world.is_dir() else [],
+        findings=found.lines(),
     )
 
 

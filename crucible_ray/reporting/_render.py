@@ -210,6 +210,10 @@ def render_html(data: ReportData) -> str:
         f"<p>Recommended: <b>{esc(data.recommended)}</b>. Baseline: {esc(', '.join(data.baseline))}. "
         f"Hypervolume vs (0, 0): {data.hypervolume:.4f}.</p>",
     ]
+    if data.findings:  # at the top: what the sweep measured, each with its 95% interval across seeds
+        parts.append("<h2>Findings</h2><ul class='findings'>")
+        parts += [f"<li>{esc(line)}</li>" for line in data.findings]
+        parts.append("</ul>")
     sections = [
         ("Pareto: retention vs generalization", ["pareto"]),
         ("Ratio x steps", [k for k in figs if k.startswith("heatmap-")]),
