@@ -231,3 +231,23 @@ def test_frozen_backbone_features_are_cached(minilm: cr.Encoder, tmp_path: Path)
     cached = CachedFeatureEncoder(minilm, again)
     np.testing.assert_allclose(cached.encode(texts), minilm.encode(texts), atol=1e-5)
     assert cached.encode(["not in the cache"]).shape == (1, minilm.dim)  # falls back to the backbone
+
+
+def test_mining_embeds_a_corpus_from_the_shared_feature_cache(
+    minilm: cr.Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mine/expand with a frozen-head model run only the head on the world's cached backbone features:
+    a corpus is encoded by the backbone once, whichever command needs it first."""
+    from crucible_ray.mining import embed_corpus_to_file, open_embeddings
+
+    corpus = ["a small dog", "a large cat", "the river bank", "a bank that lends money", "halothane"]
+    first = embed_corpus_to_file(corpus, minilm, tmp_path / "a.npy", feature_cache=tmp_path)
+    np.testing.assert_allclose(open_embeddings(first), minilm.encode(corpus), atol=1e-5)
+    assert len(feature_table(minilm, corpus, tmp_path)) == 5  # the corpus is in the cache training reads
+
+    def no_backbone(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the backbone ran again")
+
+    monkeypatch.setattr(minilm.module, "backbone_embed", no_backbone)
+    again = embed_corpus_to_file(corpus, minilm, tmp_path / "b.npy", feature_cache=tmp_path)
+    np.testing.assert_array_equal(open_embeddings(again), open_embeddings(first))

@@ -71,7 +71,15 @@ class DriverEmbedding:
     instead (:func:`~crucible_ray.mining.failure_note`), which the waiting actors report.
     """
 
-    def __init__(self, texts: list[str], encoder: Encoder, path: Path, *, encode_batch_size: int) -> None:
+    def __init__(
+        self,
+        texts: list[str],
+        encoder: Encoder,
+        path: Path,
+        *,
+        encode_batch_size: int,
+        feature_cache: Path | None = None,
+    ) -> None:
         self.path = path
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -80,11 +88,14 @@ class DriverEmbedding:
         if path.is_file():  # an interrupted run embedded it already
             return
         self._thread = threading.Thread(
-            target=self._run, args=(texts, encoder, encode_batch_size), name="crucible-corpus", daemon=True
+            target=self._run,
+            args=(texts, encoder, encode_batch_size, feature_cache),
+            name="crucible-corpus",
+            daemon=True,
         )
         self._thread.start()
 
-    def _run(self, texts: list[str], encoder: Encoder, encode_batch_size: int) -> None:
+    def _run(self, texts: list[str], encoder: Encoder, encode_batch_size: int, feature_cache: Path | None) -> None:
         import torch
 
         threads = torch.get_num_threads()
@@ -93,7 +104,13 @@ class DriverEmbedding:
         log.info("embedding the corpus on the driver: %d unique texts", len(texts))
         try:
             embed_corpus_to_file(
-                texts, encoder, self.path, encode_batch_size=encode_batch_size, chunk=1024, stop=self._stop
+                texts,
+                encoder,
+                self.path,
+                encode_batch_size=encode_batch_size,
+                chunk=1024,
+                stop=self._stop,
+                feature_cache=feature_cache,
             )
             log.info("corpus embedded in %.1f s", time.monotonic() - started)
         except BaseException as e:  # noqa: BLE001 - reported to the actors and re-raised by the driver

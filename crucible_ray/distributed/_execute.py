@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -60,6 +61,7 @@ def execute_mining(plan: MiningPlan) -> ExecutionRecord:
             inputs.driver_encoder or inputs.model.build("cpu"),
             work.path("corpus_embeddings.npy"),
             encode_batch_size=ex.encode_batch_size or CPU_ENCODE_BATCH,
+            feature_cache=Path(inputs.corpus["path"]).parent if inputs.corpus else None,  # shared with training
         )
     actors: ActorPlan | None = None
     corpus_by: str | None = None

@@ -14,6 +14,13 @@ from crucible_ray.encoders._checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from crucible_ray.encoders._features import (
+    CachedFeatureEncoder,
+    FeatureTable,
+    backbone_key,
+    feature_table,
+    is_frozen_backbone,
+)
 from crucible_ray.encoders._hashed import HashedNgramModule, HashedNgramParams, hashed_state_shapes
 from crucible_ray.encoders._registry import (
     build_encoder,
@@ -59,6 +66,11 @@ def _register_builtins() -> None:
 _register_builtins()
 
 __all__ = [
+    "CachedFeatureEncoder",
+    "FeatureTable",
+    "backbone_key",
+    "feature_table",
+    "is_frozen_backbone",
     "parse_scalar",
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",

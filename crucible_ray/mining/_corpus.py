@@ -90,14 +90,23 @@ def embed_corpus_to_file(
     encode_batch_size: int = 128,
     chunk: int = 8192,
     stop: threading.Event | None = None,
+    feature_cache: str | Path | None = None,
 ) -> Path:
     """Embed ``texts`` chunk by chunk into a ``.npy`` file (atomically), memory bounded by one chunk.
+
+    With a frozen-backbone encoder (``minilm:mode=frozen-head``) and a ``feature_cache`` folder (the
+    world's), the backbone's features come from the cache that training fills (computed there once for
+    texts it has not seen) and only the head runs here: a corpus is encoded once per backbone, not once
+    per ``mine``/``expand``/``train``.
 
     Raises:
         MiningError: ``stop`` was set (checked between chunks); nothing is left under ``out``.
     """
     from crucible_ray.data import atomic_path
+    from crucible_ray.encoders import CachedFeatureEncoder, Encoder, feature_table, is_frozen_backbone
 
+    if feature_cache is not None and isinstance(encoder, Encoder) and is_frozen_backbone(encoder):
+        encoder = CachedFeatureEncoder(encoder, feature_table(encoder, texts, feature_cache))
     out = Path(out)
     with atomic_path(out) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))

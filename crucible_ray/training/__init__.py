@@ -5,8 +5,8 @@ Nothing here imports Ray; :func:`crucible_ray.train` runs :func:`train_worker` o
 
 from typing import TYPE_CHECKING, Any
 
+from crucible_ray.encoders import CachedFeatureEncoder, FeatureTable, feature_table, is_frozen_backbone
 from crucible_ray.training._config import DEFAULT_LR, TrainConfig
-from crucible_ray.training._features import CachedFeatureEncoder, FeatureTable, feature_table, is_frozen_backbone
 from crucible_ray.training._logbook import TB_DIR
 from crucible_ray.training._loop import RECOVERY_FORMAT, TrainData, WorkerContext, batch_loss, train_worker
 from crucible_ray.training._loss import info_nce

@@ -23,10 +23,9 @@ import torch
 from crucible_ray._logging import get_logger
 from crucible_ray._rng import stream_key
 from crucible_ray.data import Bundle, write_json
-from crucible_ray.encoders import Encoder, build_encoder, save_checkpoint
+from crucible_ray.encoders import CachedFeatureEncoder, Encoder, FeatureTable, build_encoder, save_checkpoint
 from crucible_ray.evaluation import evaluate_loaded
 from crucible_ray.training._config import TrainConfig
-from crucible_ray.training._features import CachedFeatureEncoder, FeatureTable
 from crucible_ray.training._logbook import Logbook
 from crucible_ray.training._loss import info_nce
 from crucible_ray.training._optim import Optimizers, average_gradients, broadcast_parameters, clip_gradients
@@ -233,4 +232,3 @@ def _eval_point(
         log.info("step %d: retention %s generalization %s", step, board.retention, board.generalization)
     ctx.report(metrics, state)
     return metrics
-

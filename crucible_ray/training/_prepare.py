@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray.data import Bundle, file_sha256, read_bundles
-from crucible_ray.encoders import build_encoder
+from crucible_ray.encoders import build_encoder, feature_table, is_frozen_backbone
 from crucible_ray.errors import ConfigError, DataError
 from crucible_ray.training._config import TrainConfig
-from crucible_ray.training._features import feature_table, is_frozen_backbone
 from crucible_ray.training._loop import TrainData
 from crucible_ray.training._sampler import CurriculumSampler
 from crucible_ray.worlds import World

@@ -4,7 +4,8 @@ With a frozen pretrained backbone (``sentence-transformer`` in ``frozen-head`` m
 trains, so the backbone's output for a text never changes. :func:`feature_table` computes it once per
 (backbone, text), stores it beside the world in ``.cache/features/<key>.npz`` (key: the backbone's
 identity: kind, model, sequence length and weight-file hash) and only encodes texts it has not seen.
-Training, evaluation and every trial of a sweep then run the head on cached features.
+Training, evaluation, every trial of a sweep, and the corpus embedding of ``mine`` and ``expand``
+then run the head on cached features (docs/training.md, "The feature cache").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path
-from crucible_ray.encoders import Encoder
+from crucible_ray.encoders._base import Encoder
 
 log = get_logger(__name__)
 
