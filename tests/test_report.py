@@ -103,6 +103,8 @@ def test_report_numbers(tmp_path: Path, synthetic_world: Path) -> None:
     } <= set(figs)
     z = np.array(figs["heatmap-generalization"].data[0].z, dtype=float)
     assert np.allclose(z, np.array(gen.values)) and not math.isnan(z.sum())
+    assert gen.pools == ["legacy", "expansion", "organic"]  # the report names the pools of its ratios
+    assert figs["heatmap-generalization"].layout.yaxis.title.text == "ratio (legacy_expansion_organic)"
 
 
 def test_user_text_is_escaped_and_the_page_is_offline(tmp_path: Path, synthetic_world: Path) -> None:
