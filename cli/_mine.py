@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 from crucible_ray.cli._eval import encoder_help
-from pydantic import BaseModel
+from crucible_ray.cli._params import model_help, model_option
 
 from crucible_ray.encoders import DEFAULT_ENCODER
 from crucible_ray.mining import MinerConfig, MiningExecution, MiningResult
@@ -34,36 +34,6 @@ EXECUTION_FIELDS = ("actors", "batch_size", "gpus_per_actor", "address", "corpus
 _EXEC = MiningExecution.model_fields
 
 
-def _help(description: str | None) -> str:
-    text = description or ""
-    return text[:1].upper() + text[1:] + "."
-
-
-def model_option(name: str, model: type[BaseModel] = MinerConfig) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A click option for field ``name`` of ``model`` (MinerConfig by default): ``--lineup-size`` for
-    ``lineup_size``, with the field's type, default and description."""
-    field = model.model_fields[name]
-    args = (field.annotation, *getattr(field.annotation, "__args__", ()))
-    choices = getattr(field.annotation, "__args__", ()) if getattr(field.annotation, "__origin__", None) else ()
-    kind: Any
-    if all(isinstance(c, str) for c in choices) and choices:  # a Literal of names
-        kind = click.Choice(list(choices))
-    elif float in args:
-        kind = float
-    elif int in args:
-        kind = int
-    else:
-        kind = str
-    return click.option(
-        f"--{name.replace('_', '-')}",
-        name,
-        type=kind,
-        default=field.default,
-        show_default=field.default is not None,
-        help=_help(field.description),
-    )
-
-
 def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by ``mine`` and ``expand`` (validation rules live in MinerConfig)."""
     opts: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
@@ -71,13 +41,13 @@ def _miner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="A trained checkpoint (.pt)."
         ),
         click.option("--encoder", "encoder_spec", help=encoder_help() + f" Default: {DEFAULT_ENCODER}."),
-        *(model_option(name) for name in MINER_FIELDS),
+        *(model_option(name, MinerConfig) for name in MINER_FIELDS),
         *(model_option(name, MiningExecution) for name in EXECUTION_FIELDS[:2]),
         click.option(
             "--gpu/--no-gpu",
             "use_gpu",
             default=_EXEC["use_gpu"].default,
-            help=_help(_EXEC["use_gpu"].description),
+            help=model_help(_EXEC["use_gpu"].description),
         ),
         *(model_option(name, MiningExecution) for name in EXECUTION_FIELDS[2:]),
         click.option(
@@ -135,7 +105,7 @@ def _report(res: MiningResult) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Results (.parquet); manifest beside it.",
 )
-@model_option("holdout_fraction")
+@model_option("holdout_fraction", MinerConfig)
 @click.option(
     "--bundles-dir",
     type=click.Path(file_okay=False, path_type=Path),

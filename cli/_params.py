@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel
 
 from crucible_ray.config import Ratio
 from crucible_ray.errors import CrucibleError
@@ -59,3 +61,38 @@ class EvalSetParam(click.ParamType):
 RATIO = RatioParam()
 KEY_VALUE = KeyValueParam()
 EVAL_SET = EvalSetParam()
+
+
+def model_help(description: str | None) -> str:
+    """A field's description as option help: a capital first letter and a full stop."""
+    text = description or ""
+    return text[:1].upper() + text[1:] + "."
+
+
+def model_option(name: str, model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option for field ``name`` of ``model``: ``--lineup-size`` for ``lineup_size``, with the
+    field's type, default and description (a bool field is a flag), so the CLI cannot drift from the
+    config model that validates it."""
+    field = model.model_fields[name]
+    flag = f"--{name.replace('_', '-')}"
+    if field.annotation is bool:
+        return click.option(flag, name, is_flag=True, default=field.default, help=model_help(field.description))
+    args = (field.annotation, *getattr(field.annotation, "__args__", ()))
+    choices = getattr(field.annotation, "__args__", ()) if getattr(field.annotation, "__origin__", None) else ()
+    kind: Any
+    if all(isinstance(c, str) for c in choices) and choices:  # a Literal of names
+        kind = click.Choice(list(choices))
+    elif float in args:
+        kind = float
+    elif int in args:
+        kind = int
+    else:
+        kind = str
+    return click.option(
+        flag,
+        name,
+        type=kind,
+        default=field.default,
+        show_default=field.default is not None,
+        help=model_help(field.description),
+    )

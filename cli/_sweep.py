@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 
 def guardrail_options(f: Any) -> Any:
     f = click.option(
+        "--legacy-pool",
+        default=GuardrailConfig.model_fields["legacy_pool"].default,
+        show_default=True,
+        help="The pool of known hard cases whose share the dilution floor guards (by name, not position).",
+    )(f)
+    f = click.option(
         "--dilution-floor", type=float, default=None, help="Least legacy share a ratio may give (default 0.70)."
     )(f)
     return click.option(
@@ -32,7 +38,9 @@ def guardrail_options(f: Any) -> Any:
 
 def guardrails_from(o: dict[str, Any]) -> GuardrailConfig:
     """The guardrail config of the options ``guardrail_options`` adds."""
-    return GuardrailConfig.from_options(mode=o["guardrail_mode"], dilution_floor=o["dilution_floor"])
+    return GuardrailConfig.from_options(
+        mode=o["guardrail_mode"], dilution_floor=o["dilution_floor"], legacy_pool=o["legacy_pool"]
+    )
 
 
 def _common(f: Any) -> Any:
@@ -111,7 +119,7 @@ def _run(o: dict[str, Any], **what: Any) -> None:
         err = table_.loc[table_["trial_id"] == t, "error"].iloc[0]
         click.echo(f"  failed: {t}: {err}")
     if (table_["status"] == "complete").any():
-        click.echo(pareto_table(pareto(results, baseline=o.get("baseline"))))
+        click.echo(pareto_table(pareto(results, baseline=o.get("baseline"), legacy_pool=gcfg.legacy_pool)))
     click.echo(f"TensorBoard: tensorboard --logdir {o['output_dir']}/trials")
 
 
@@ -194,6 +202,7 @@ def guardrail_group() -> None:
 @click.option("--dilution-drop", type=float, default=None)
 @click.option("--regression-drop", type=float, default=None)
 @click.option("--cliff-drop", type=float, default=None)
+@click.option("--legacy-pool", default=None, help="The pool whose share the dilution floor guards (default legacy).")
 def guardrail_check(**o: Any) -> None:
     """Check a sweep's results (or a scoreboard); exit 1 on a violation in block mode."""
     from crucible_ray.guardrails import check_guardrails
@@ -204,6 +213,7 @@ def guardrail_check(**o: Any) -> None:
         dilution_drop=o["dilution_drop"],
         regression_drop=o["regression_drop"],
         cliff_drop=o["cliff_drop"],
+        legacy_pool=o["legacy_pool"],
     )
     report = check_guardrails(
         results_dir=o["results_dir"],

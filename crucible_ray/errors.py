@@ -58,11 +58,12 @@ class GuardrailViolation(CrucibleError):
     exit_code = 1
 
 
-def config_error(error: ValidationError, what: str) -> ConfigError:
+def config_error(error: ValidationError, what: str, *, whole: str | None = None) -> ConfigError:
     """The one-line :class:`ConfigError` for a rejected configuration: ``<what> 'field': why (got value)``.
 
     ``what`` names the kind of option (``"miner option"``, ``"training option"``...). The first problem
-    pydantic found is reported; a rule that spans fields (a model validator) names no field.
+    pydantic found is reported; a rule that spans fields (a model validator) names no field and is
+    reported as ``<whole>: why`` (default: ``<what>s: why``).
     """
     first = error.errors(include_url=False)[0]
     field = ".".join(str(p) for p in first["loc"])
@@ -70,4 +71,4 @@ def config_error(error: ValidationError, what: str) -> ConfigError:
     if field and first["type"] not in ("missing", "extra_forbidden") and "input" in first:
         shown = repr(first["input"])
         msg += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
-    return ConfigError(f"{what} {field!r}: {msg}" if field else f"{what}s: {msg}")
+    return ConfigError(f"{what} {field!r}: {msg}" if field else f"{whole or what + 's'}: {msg}")

@@ -238,6 +238,26 @@ def test_miner_options_come_from_the_miner_config() -> None:
             assert field.description and field.description.lower() in (params[name].help or "").lower()
 
 
+def test_train_options_come_from_the_train_config() -> None:
+    """The training settings of `train` take type, default and help from TrainConfig; the ratio and the
+    milestones take their defaults from it too."""
+    from crucible_ray.cli._train import TRAIN_FIELDS, train_command
+
+    from crucible_ray.training import TrainConfig
+
+    params = {p.name: p for p in train_command.params}
+    fields = TrainConfig.model_fields
+    for name in TRAIN_FIELDS:
+        field = fields[name]
+        assert params[name].default == field.default, name
+        assert field.description and field.description.lower() in (params[name].help or "").lower(), name
+    assert params["quality_weighting"].is_flag  # type: ignore[attr-defined]
+    assert params["ratio"].default == str(fields["ratio"].default) == "75_15_10"
+    assert params["steps"].default == ",".join(map(str, fields["steps"].default))
+    undocumented = {"pools", "ratio", "steps", "encoder", "use_gpu", "danger_margin", "retention_set"}
+    assert set(TRAIN_FIELDS) >= {n for n, f in fields.items() if f.description} - undocumented
+
+
 def test_execution_options_come_from_the_execution_config() -> None:
     """The execution options of `mine` and `expand` take their defaults and help from MiningExecution."""
     from crucible_ray.cli._mine import expand_command, mine_command

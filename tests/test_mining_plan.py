@@ -96,3 +96,26 @@ def test_execution_keywords_and_an_execution_config_are_one_or_the_other(synthet
     with pytest.raises(ConfigError, match="batch_size"):
         cr.mine(synthetic_world / "organic_candidates.jsonl", out=tmp_path / "m.parquet", batch_size=0)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_plan_runs_once_and_a_partial_run_is_never_finalised(synthetic_world: Path, tmp_path: Path) -> None:
+    """Executing a plan twice is refused (its shards left for Ray the first time); finalising work that
+    covers only some candidates raises and keeps the work folder, writing no manifest."""
+    from crucible_ray.errors import MiningError
+    from crucible_ray.mining import ExecutionRecord, finalise_mining
+
+    out = tmp_path / "mined.parquet"
+    plan = _plan(synthetic_world, out)
+    assert plan.inputs.take_shards()
+    with pytest.raises(MiningError, match="executed already"):
+        plan.inputs.take_shards()
+    local = mine_local(
+        synthetic_world / "organic_candidates.jsonl", model=ENCODER, corpus=synthetic_world / "corpus.jsonl", config=CFG
+    )
+    plan = _plan(synthetic_world, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plan.work.open()
+    plan.work.write_part(local.slice(0, local.num_rows // 2))
+    with pytest.raises(MiningError, match=rf"results for {local.num_rows // 2} of {local.num_rows} candidates"):
+        finalise_mining(plan, ExecutionRecord(pending=0, resumed=local.num_rows // 2))
+    assert plan.work.root.is_dir() and not plan.outputs.manifest.exists()

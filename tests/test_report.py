@@ -113,6 +113,8 @@ def test_report_numbers(tmp_path: Path, synthetic_world: Path) -> None:
     assert sum("peaks at step 20; a cliff" in f for f in data.findings) == 2
     page = render_html(data)
     assert page.index("<h2>Findings</h2>") < page.index("<h2>Pareto: retention vs generalization</h2>")
+    assert gen.pools == ["legacy", "expansion", "organic"]  # the report names the pools of its ratios
+    assert figs["heatmap-generalization"].layout.yaxis.title.text == "ratio (legacy_expansion_organic)"
 
 
 def test_user_text_is_escaped_and_the_page_is_offline(tmp_path: Path, synthetic_world: Path) -> None:

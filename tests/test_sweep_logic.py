@@ -155,3 +155,21 @@ def test_the_examples_in_the_docstrings_run(module: str) -> None:
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_an_optuna_space_pickled_by_the_previous_version_still_samples_the_same() -> None:
+    """A sweep interrupted under the previous version resumes: its pickled space (every pool in
+    ``pools``) is read into the current one and draws the same parameters."""
+    import optuna
+
+    from crucible_ray.distributed._sweep import _OptunaSpace
+    from crucible_ray.sweeps import OptunaSearchSpace, SweepSpace
+
+    space = SweepSpace(steps=[10], optuna={"trials": 1, "legacy": [60, 90]})
+    old = _OptunaSpace.__new__(_OptunaSpace)
+    old.__setstate__({"pools": ("legacy", "expansion", "organic"), "legacy": (60, 90), "params": {}})
+    fixed = {"legacy": 70, "expansion": 20}
+    a, b = optuna.trial.FixedTrial(fixed), optuna.trial.FixedTrial(fixed)
+    old(a)
+    OptunaSearchSpace(space)(b)
+    assert a.params == b.params == fixed

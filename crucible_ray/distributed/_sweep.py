@@ -298,3 +298,14 @@ def _replay_if_complete(trial_dir: Path, steps: tuple[int, ...]) -> bool:
         metrics = {k: v for k, v in board.flat_metrics().items() if v is not None}
         tune.report({"step": board.step, **metrics})
     return True
+
+
+class _OptunaSpace(OptunaSearchSpace):
+    """The class an Optuna sweep written before the sweep logic moved to ``crucible_ray.sweeps`` pickled
+    into Tune's experiment state, under this module's name: ``--resume`` of such a sweep unpickles it
+    here. Its ``pools`` held every pool (the first drawn within the legacy bounds, the last taking the
+    rest); the space now keeps only the sampled ones.
+    """
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({**state, "pools": tuple(state["pools"])[:-1]})

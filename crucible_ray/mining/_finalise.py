@@ -13,6 +13,7 @@ from typing import Any
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import remove_stale_temporaries
+from crucible_ray.errors import MiningError
 from crucible_ray.mining._kernel import SCORING
 from crucible_ray.mining._lineups import DRAW_SCHEME
 from crucible_ray.mining._outputs import assemble
@@ -70,6 +71,11 @@ def finalise_mining(plan: MiningPlan, record: ExecutionRecord) -> MiningResult:
         st_export=out.st_export,
         st_negatives=out.st_negatives,
     )
+    if tally.rows != plan.inputs.scan.rows:  # never report a partial run as done, nor drop its work
+        raise MiningError(
+            f"{plan.work.root}: holds results for {tally.rows} of {plan.inputs.scan.rows} candidates; "
+            "run the same command again to mine the rest (the work folder is kept)"
+        )
     elapsed = time.monotonic() - plan.started
     inputs = plan.inputs
     manifest = build_manifest(

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from crucible_ray.data import check_outputs, file_sha256, read_corpus
 from crucible_ray.encoders import Encoder
-from crucible_ray.errors import ConfigError
+from crucible_ray.errors import ConfigError, MiningError
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import dedupe_corpus
 from crucible_ray.mining._execution import MiningExecution
@@ -68,7 +68,14 @@ class MiningInputs:
 
     def take_shards(self) -> list[pa.Table]:
         """Hand the shards over (the plan keeps none): each can then leave the driver's memory as it
-        enters Ray's object store. A plan is executed once."""
+        enters Ray's object store. A plan is executed once.
+
+        Raises:
+            MiningError: the plan was executed already (plan the run again to retry it: the work
+                folder keeps what was mined).
+        """
+        if not self.shards and self.scan.rows:
+            raise MiningError("this mining plan was executed already; plan the run again to retry or resume it")
         shards = list(self.shards)
         self.shards.clear()
         return shards

@@ -36,6 +36,7 @@ class Heatmap:
     ratios: list[str]
     steps: list[int]
     values: list[list[float]]
+    pools: list[str] = field(default_factory=list)  # the pool of each part of a ratio, in order
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,8 @@ def _heatmap(table: pd.DataFrame, objective: str) -> Heatmap:
     ratios = sorted(means["ratio"].unique(), key=lambda r: parsed[str(r)].sort_key())
     steps = sorted(int(s) for s in means["step"].unique())
     grid = means.pivot(index="ratio", columns="step", values=objective).reindex(index=ratios, columns=steps)
-    return Heatmap(objective, list(ratios), steps, [[float(v) for v in row] for row in grid.to_numpy()])
+    pools = list(parsed[str(ratios[0])].pools) if ratios else []
+    return Heatmap(objective, list(ratios), steps, [[float(v) for v in row] for row in grid.to_numpy()], pools)
 
 
 def _curves(table: pd.DataFrame) -> list[Curve]:

@@ -54,7 +54,7 @@ def figures(data: ReportData) -> dict[str, go.Figure]:
             layout={
                 "title": f"{h.objective} (seed mean) by ratio x steps",
                 "xaxis_title": "steps",
-                "yaxis_title": "ratio",
+                "yaxis_title": esc(f"ratio ({'_'.join(h.pools)})" if h.pools else "ratio"),
                 "xaxis_type": "category",
             },
         )

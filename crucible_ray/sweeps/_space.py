@@ -364,7 +364,7 @@ def _build(doc: dict[str, Any], source: str) -> SweepSpace:
     try:
         space = SweepSpace(**doc)
     except ValidationError as e:
-        raise config_error(e, f"{source}: field") from None
+        raise config_error(e, f"{source}: field", whole=source) from None
     try:
         space.check()
     except ConfigError as e:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from crucible_ray.config import Ratio
+from crucible_ray.provenance import content_key
 
 
 def trial_key(ratio: Ratio | str, seed: int, params: dict[str, Any]) -> str:
@@ -22,8 +21,7 @@ def trial_key(ratio: Ratio | str, seed: int, params: dict[str, Any]) -> str:
         True
     """
     r = str(ratio)
-    h = hashlib.sha256(json.dumps({"r": r, "s": seed, "p": params}, sort_keys=True).encode()).hexdigest()[:8]
-    return f"r{r}-s{seed}-{h}"
+    return f"r{r}-s{seed}-{content_key({'r': r, 's': seed, 'p': params}, 8)}"
 
 
 @dataclass(frozen=True)

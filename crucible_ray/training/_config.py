@@ -58,21 +58,25 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pools: tuple[str, ...] = DEFAULT_POOLS
-    ratio: RatioValue = Ratio.parse("75_15_10")
+    ratio: RatioValue = Field(Ratio.parse("75_15_10"), validate_default=True)
     steps: tuple[int, ...] = (1000,)
-    seed: int = 42
+    seed: int = Field(42, description="seed of the run: which bundles and negatives each batch draws, and dropout")
     encoder: dict[str, Any] = Field(default_factory=lambda: normalize_spec(DEFAULT_ENCODER))
-    batch_size: int = Field(64, ge=2)
-    negatives_per_bundle: int = Field(4, ge=0)
-    temperature: float = Field(0.05, gt=0)
-    lr: float | None = Field(None, gt=0, description="default: by encoder kind (DEFAULT_LR)")
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int | None = Field(None, ge=0, description="default: 5% of the largest milestone")
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    batch_size: int = Field(64, ge=2, description="bundles per training batch, split between the pools by the ratio")
+    negatives_per_bundle: int = Field(4, ge=0, description="negatives of each bundle in the loss, tier 3 first")
+    temperature: float = Field(0.05, gt=0, description="InfoNCE temperature")
+    lr: float | None = Field(None, gt=0, description="peak learning rate (default: by encoder kind)")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="linear warm-up steps (default: 5% of the largest milestone)"
+    )
+    schedule: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="learning-rate schedule after warm-up"
+    )
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 turns clipping off")
     eval_every: int = Field(0, ge=0, description="also evaluate (and checkpoint) every N steps; 0: milestones only")
     quality_weighting: bool = Field(False, description="draw organic bundles in proportion to their pass_count")
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel)")
     use_gpu: bool = False
     danger_margin: float = DEFAULT_DANGER_MARGIN
     retention_set: str = RETENTION_SET
