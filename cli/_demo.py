@@ -26,6 +26,7 @@ from crucible_ray.cli._render import table
 def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) -> None:
     """Build the world, train a base model, mine and vet killers with it, sweep ratio x seed x steps,
     analyse (Pareto, guardrails) and write the HTML report."""
+    from crucible_ray.analysis import mining_lines
     from crucible_ray.demo import run_demo
 
     start = time.monotonic()
@@ -57,7 +58,7 @@ def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) ->
         f"generalization {rec['generalization_mean']:.3f})"
     )
     click.echo("findings (95% intervals across seeds):")
-    for line in res.findings.lines():
+    for line in [*res.findings.lines(), *mining_lines("organic mining", res.organic.manifest)]:
         click.echo(f"  {line}")
     v = res.guardrails.violations
     click.echo(f"guardrails: {len(v)} finding(s)" + "".join(f"\n  {x.check}: {x.subject}: {x.message}" for x in v))

@@ -96,3 +96,24 @@ def test_a_drop_within_seed_noise_is_not_a_cliff() -> None:
 def test_effect_sentence_names_the_finding() -> None:
     e = Effect("gain", "step 100", "generalization per 10 points of organic share", 0.0, -0.01, 0.01, 3)
     assert e.sentence().startswith("gain at step 100: generalization per 10 points of organic share +0.0000")
+
+
+def test_mining_lines_count_the_pseudo_killers_the_rule_caught() -> None:
+    from crucible_ray.analysis import mining_lines
+
+    doc = {
+        "config": {"lineups": 10, "min_passes": 3},
+        "counts": {
+            "candidates": 200,
+            "accepted": 150,
+            "pass_rate": 0.75,
+            "pass_count_histogram": {"0": 20, "1": 10, "2": 20, "3": 5, "10": 145},
+        },
+    }
+    head, caught = mining_lines("organic", doc)
+    assert head.startswith("organic: 150 of 200 candidates accepted (pass rate 75.0%)")
+    assert "0: 20, 1: 10, 2: 20, 3: 5, 10: 145" in head
+    # 10 + 20 rejected with 1 or 2 passes; one lineup accepts each with probability passes / 10.
+    assert "caught: 30 candidates were dangerous in 1-2 of 10 lineups" in caught
+    assert caught.endswith(f"about {10 * 0.1 + 20 * 0.2:.1f} of them")
+    assert len(mining_lines("single", {**doc, "config": {"lineups": 1, "min_passes": 1}})) == 1  # nothing to catch

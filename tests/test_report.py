@@ -111,6 +111,10 @@ def test_report_numbers(tmp_path: Path, synthetic_world: Path) -> None:
         f.startswith("gain at step 10: generalization per 10 points of organic share +0.2000") for f in data.findings
     )
     assert sum("peaks at step 20; a cliff" in f for f in data.findings) == 2
+    assert (
+        "organic_mined: 30 of 50 candidates accepted (pass rate 60.0%); passes of 10 lineups: 0: 10, 3: 5, 10: 30"
+        in data.findings
+    )
     page = render_html(data)
     assert page.index("<h2>Findings</h2>") < page.index("<h2>Pareto: retention vs generalization</h2>")
     assert gen.pools == ["legacy", "expansion", "organic"]  # the report names the pools of its ratios

@@ -147,6 +147,8 @@ def test_an_older_trial_record_takes_the_manifest_pools(tmp_path: Path) -> None:
         "crucible_ray.training._config",
         "crucible_ray.guardrails._checks",
         "crucible_ray.analysis._table",
+        "crucible_ray.analysis._findings",
+        "crucible_ray.provenance",
     ],
 )
 def test_the_examples_in_the_docstrings_run(module: str) -> None:

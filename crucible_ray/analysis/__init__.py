@@ -1,7 +1,17 @@
 """The Pareto analyzer over retention and generalization (pure pandas/numpy/scipy, no Ray)."""
 
 from crucible_ray.analysis._analyze import pareto
-from crucible_ray.analysis._findings import Effect, Findings, Peak, dilution, findings, gain, peaks, share_slopes
+from crucible_ray.analysis._findings import (
+    Effect,
+    Findings,
+    Peak,
+    dilution,
+    findings,
+    gain,
+    mining_lines,
+    peaks,
+    share_slopes,
+)
 from crucible_ray.analysis._frontier import frontier_mask, frontier_probability, hypervolume
 from crucible_ray.analysis._result import ParetoResult, SweepOutput
 from crucible_ray.analysis._stats import holm, paired_test, seed_summary
@@ -22,6 +32,7 @@ __all__ = [
     "Peak",
     "dilution",
     "findings",
+    "mining_lines",
     "gain",
     "peaks",
     "share_slopes",

@@ -198,3 +198,36 @@ def findings(
         legacy_pool=legacy_pool,
         organic_pool=organic_pool,
     )
+
+
+def mining_lines(name: str, manifest: dict[str, object]) -> list[str]:
+    """What a mining run's manifest says about validation: the pass rate, the pass-count histogram, and
+    the pseudo-killers the P-of-K rule caught (candidates dangerous in some lineups but fewer than P,
+    which one lineup would have accepted with probability passes / K).
+
+    Example:
+        >>> doc = {"config": {"lineups": 10, "min_passes": 3}, "counts": {"candidates": 100, "accepted": 60,
+        ...        "pass_rate": 0.6, "pass_count_histogram": {"0": 30, "1": 6, "2": 4, "10": 60}}}
+        >>> line = mining_lines("organic", doc)[1]
+        >>> "caught: 10 candidates" in line, "3-of-10 rule" in line, line.endswith("about 1.4 of them")
+        (True, True, True)
+    """
+    config = manifest.get("config") or {}
+    counts = manifest.get("counts") or {}
+    assert isinstance(config, dict) and isinstance(counts, dict)
+    k, p = int(config.get("lineups", 0)), int(config.get("min_passes", 0))
+    hist = {int(a): int(b) for a, b in (counts.get("pass_count_histogram") or {}).items()}
+    shown = ", ".join(f"{a}: {hist[a]}" for a in sorted(hist))
+    accepted, total = int(counts.get("accepted", 0)), int(counts.get("candidates", 0))
+    lines = [
+        f"{name}: {accepted} of {total} candidates accepted "
+        f"(pass rate {accepted / total if total else 0.0:.1%}); passes of {k} lineups: {shown}"
+    ]
+    if k and p > 1:
+        caught = sum(n for a, n in hist.items() if 1 <= a < p)
+        single = sum(n * a / k for a, n in hist.items() if 1 <= a < p)
+        lines.append(
+            f"{name}: pseudo-killers caught: {caught} candidates were dangerous in 1-{p - 1} of {k} lineups and "
+            f"rejected by the {p}-of-{k} rule; one lineup would have accepted about {single:.1f} of them"
+        )
+    return lines

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crucible_ray._logging import get_logger
-from crucible_ray.analysis import OBJECTIVES, findings, load_results, pareto, table_ratios
+from crucible_ray.analysis import OBJECTIVES, findings, load_results, mining_lines, pareto, table_ratios
 from crucible_ray.config import LEGACY_POOL
 from crucible_ray.data import path_inside, read_bundles, read_json_object
 from crucible_ray.errors import CrucibleError
@@ -121,7 +121,7 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000, data: st
         guardrails=_guardrails(rdir),
         manifest=manifest,
         examples=_examples(world) if world is not None and world.is_dir() else [],
-        findings=found.lines(),
+        findings=found.lines() + (_mining_findings(world) if world is not None and world.is_dir() else []),
     )
 
 
@@ -194,6 +194,15 @@ def _margins(rdir: Path, table: pd.DataFrame, rec: pd.Series) -> list[Margins]:
     for (name, tier), ms in sorted(sums.items()):
         q = {k: float(np.mean([m[k] for m in ms])) for k in QUANTILES}
         out.append(Margins(name, tier, q, float(np.mean([m.get("mean", math.nan) for m in ms]))))
+    return out
+
+
+def _mining_findings(world: Path) -> list[str]:
+    out: list[str] = []
+    for path in sorted(world.glob("*.manifest.json")):
+        doc = read_json_object(path)
+        if doc.get("kind") == "mining" and doc.get("counts"):
+            out += mining_lines(path.name.removesuffix(".manifest.json"), doc)
     return out
 
 
