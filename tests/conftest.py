@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,23 @@ def _stop_leftovers() -> None:
 def ray_local(ray_cluster: Any) -> Iterator[None]:
     """Tests that only need Ray running (the session's cluster)."""
     yield
+
+
+# After the last test, the session's exit status is final: leave without interpreter finalisation.
+# Native threads Ray starts inside this process outlive ray.shutdown(); on a fresh clone, after all 371
+# tests had passed and pytest had printed its summary, interpreter finalisation crashed in one of them
+# (a segfault in a non-main thread, dmesg), and the crash replaced pytest's exit status. Finalisation
+# here only tears down the process: everything pytest writes is written by then (trylast).
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _EXIT_STATUS and "ray" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
