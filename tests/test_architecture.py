@@ -69,7 +69,7 @@ MODULES = list(_modules())
 # The layer of each top-level name under crucible_ray: a module imports only from lower layers (or its own
 # package). The core is layers 0-6; the Ray shell is 7; the demo and the package root are 8; the CLI is 9.
 LAYERS = {
-    "errors": 0, "_logging": 0, "_rng": 0,
+    "errors": 0, "_logging": 0, "_rng": 0, "_shell": 0,
     "config": 1, "data": 1,
     "metrics": 2, "encoders": 2, "scoreboard": 2, "provenance": 2,
     "worlds": 3, "evaluation": 3,

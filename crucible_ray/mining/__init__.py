@@ -10,8 +10,9 @@ in :mod:`crucible_ray.distributed`) and :func:`finalise_mining` (outputs, manife
 executes is one :class:`MiningExecution`; :func:`mine_local` runs the same kernel in one process.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from crucible_ray._shell import shell_entry_points
 from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, embed_texts, mine_batch
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import (
@@ -120,13 +121,4 @@ __all__ = [
 if TYPE_CHECKING:
     from crucible_ray.distributed import expand, mine
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SHELL_ENTRY_POINTS:
-        import crucible_ray.distributed
-
-        return getattr(crucible_ray.distributed, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_SHELL_ENTRY_POINTS = ("expand", "mine")
+__getattr__ = shell_entry_points(__name__, ("expand", "mine"))

@@ -2,8 +2,9 @@
 results tables. :func:`crucible_ray.sweep` (``crucible_ray.distributed``) wires them into Ray Tune.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from crucible_ray._shell import shell_entry_points
 from crucible_ray.sweeps._optuna import OptunaSearchSpace, optuna_ratio, optuna_sampler, sampled_pools
 from crucible_ray.sweeps._plan import GRID_PARAM, expected_trials, floor_ratios, grid_keys, resolve_trial, union_config
 from crucible_ray.sweeps._results import (
@@ -66,13 +67,4 @@ __all__ = [
 if TYPE_CHECKING:
     from crucible_ray.distributed import sweep
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SHELL_ENTRY_POINTS:
-        import crucible_ray.distributed
-
-        return getattr(crucible_ray.distributed, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_SHELL_ENTRY_POINTS = ("sweep",)
+__getattr__ = shell_entry_points(__name__, ("sweep",))

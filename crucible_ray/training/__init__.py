@@ -3,8 +3,9 @@
 Nothing here imports Ray; :func:`crucible_ray.train` runs :func:`train_worker` on Ray Train.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from crucible_ray._shell import shell_entry_points
 from crucible_ray.encoders import CachedFeatureEncoder, FeatureTable, feature_table, is_frozen_backbone
 from crucible_ray.training._config import DEFAULT_LR, TrainConfig
 from crucible_ray.training._logbook import TB_DIR
@@ -42,13 +43,4 @@ __all__ = [
 if TYPE_CHECKING:
     from crucible_ray.distributed import train
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SHELL_ENTRY_POINTS:
-        import crucible_ray.distributed
-
-        return getattr(crucible_ray.distributed, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_SHELL_ENTRY_POINTS = ("train",)
+__getattr__ = shell_entry_points(__name__, ("train",))
