@@ -137,14 +137,5 @@ def _execution(execution: MiningExecution | None, given: dict[str, Any]) -> Mini
     return execution
 
 
-_KEYWORD_DEFAULTS: dict[str, Any] = {
-    "actors": None,
-    "batch_size": MINE_BATCH,
-    "use_gpu": None,
-    "gpus_per_actor": 1.0,
-    "address": None,
-    "corpus_store": "auto",
-    "encode_batch_size": None,
-    "resume": True,
-    "part_rows": 8192,
-}
+# The keyword defaults of ``mine``/``expand`` are MiningExecution's own (one place to change them).
+_KEYWORD_DEFAULTS: dict[str, Any] = {name: f.default for name, f in MiningExecution.model_fields.items()}
