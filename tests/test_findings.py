@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crucible_ray.analysis import Effect, dilution, gain, peaks
+from crucible_ray.analysis import Effect, dilution, findings, gain, peaks
 
 RATIOS = ["100_0_0", "85_10_5", "75_15_10", "65_25_10"]
 
@@ -117,3 +117,27 @@ def test_mining_lines_count_the_pseudo_killers_the_rule_caught() -> None:
     assert "caught: 30 candidates were dangerous in 1-2 of 10 lineups" in caught
     assert caught.endswith(f"about {10 * 0.1 + 20 * 0.2:.1f} of them")
     assert len(mining_lines("single", {**doc, "config": {"lineups": 1, "min_passes": 1}})) == 1  # nothing to catch
+
+
+def test_gain_and_peaks_are_also_measured_on_the_label_based_reference() -> None:
+    # Mined-holdout generalization rises with the organic share; the reference does not move at all:
+    # the findings must show both, named, so the mined-holdout gain is not taken for the real thing.
+    table = _table(lambda *a: 0.9, lambda organic, seed, step: 0.05 + 0.002 * organic + 0.0001 * seed)
+    ref = {0: 0.47, 1: 0.4705, 2: 0.4695}
+    table["organic_reference_tier3_accuracy"] = [ref[s] - 0.0001 * st / 100 for s, st in zip(table["seed"], table["step"])]
+    found = findings(table)
+    assert found.reference_gain is not None and found.reference_peaks is not None
+    assert all(e.detected for e in found.gain)
+    assert all(abs(e.estimate) < 1e-9 and "organic_reference accuracy per 10 points" in e.what for e in found.reference_gain)
+    lines = found.lines()
+    assert any(line.startswith("gain at step 100: organic_reference accuracy") for line in lines)
+    # The reference falls with steps: it peaks at the first milestone for every ratio.
+    assert {p.peak_step for p in found.reference_peaks} == {100}
+    assert any("early stop for 100_0_0: organic_reference accuracy peaks at step 100" in line for line in lines)
+
+
+def test_without_a_reference_set_the_findings_say_so() -> None:
+    table = _table(lambda *a: 0.9, lambda organic, seed, step: 0.05 + 0.002 * organic)
+    found = findings(table)
+    assert found.reference_gain is None
+    assert any("gain on a label-based reference: not measured" in line for line in found.lines())

@@ -16,7 +16,7 @@ def test_presets_load_and_expand() -> None:
     assert {"seed_style", "optuna_ratio"} <= set(presets())
     seed_style = cr.load_space("seed_style")
     trials = seed_style.trials()
-    assert len(trials) == 9 and seed_style.steps == (1000, 2000, 4000)
+    assert len(trials) == 15 and seed_style.steps == (250, 1000, 4000)
     assert {str(t.ratio) for t in trials} == {"85_10_5", "75_15_10", "65_25_10"}
     assert len({t.key for t in trials}) == 9 and trials[0].key == trial_key("85_10_5", 42, {})
     opt = cr.load_space("optuna_ratio")

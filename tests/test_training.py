@@ -251,3 +251,50 @@ def test_mining_embeds_a_corpus_from_the_shared_feature_cache(
     monkeypatch.setattr(minilm.module, "backbone_embed", no_backbone)
     again = embed_corpus_to_file(corpus, minilm, tmp_path / "b.npy", feature_cache=tmp_path)
     np.testing.assert_array_equal(open_embeddings(again), open_embeddings(first))
+
+
+def test_milestones_train_at_a_constant_rate_and_one_milestone_decays() -> None:
+    several = TrainConfig(steps="250,1000,4000")
+    assert several.schedule == "constant" and several.warmup == 12  # 5% of the first milestone
+    one = TrainConfig(steps=[4000])
+    assert one.schedule == "cosine" and one.warmup == 200  # 5% of the last (the only) milestone
+    asked = TrainConfig(steps="250,1000", schedule="cosine")
+    assert asked.schedule == "cosine" and asked.warmup == 50
+    assert TrainConfig.model_validate(several.model_dump()).schedule == "constant"
+    # The learning rate by encoder: a linear head on a frozen backbone learns at 1e-3, a whole transformer at 1e-4.
+    assert TrainConfig(encoder="minilm:mode=frozen-head").learning_rate == 1e-3
+    assert TrainConfig(encoder="minilm:mode=full").learning_rate == 1e-4
+    assert TrainConfig().learning_rate == 5e-3
+
+
+def test_a_milestone_is_the_model_a_separate_run_to_that_step_gives(synthetic_world: Path, tmp_path: Path) -> None:
+    # Under the default (constant) schedule of several milestones, step 60 of a run to 120 is exactly a
+    # run to 60 with the same warm-up: the steps axis of a sweep means what it says.
+    both = TrainConfig(ratio="75_15_10", steps=[60, 120], seed=3)
+    alone = TrainConfig(ratio="75_15_10", steps=[60], seed=3, schedule="constant", warmup_steps=both.warmup)
+    for cfg, out in ((both, tmp_path / "both"), (alone, tmp_path / "alone")):
+        train_worker(cfg, prepare_training(synthetic_world, cfg).data, out, WorkerContext())
+    texts = [b.anchor for b in cr.read_bundles(cr.World.open(synthetic_world).eval_sets["frozen_eval"])[:20]]
+
+    def at_60(run: str) -> np.ndarray:
+        return cr.load_encoder(tmp_path / run / "checkpoint_step_60.pt", device="cpu").encode(texts)
+
+    np.testing.assert_array_equal(at_60("both"), at_60("alone"))
+    cosine = TrainConfig(ratio="75_15_10", steps=[60, 120], seed=3, schedule="cosine", warmup_steps=both.warmup)
+    train_worker(cosine, prepare_training(synthetic_world, cosine).data, tmp_path / "cos", WorkerContext())
+    assert np.abs(at_60("cos") - at_60("alone")).max() > 1e-4  # a decaying schedule's step 60 is another model
+
+
+def test_a_model_source_carries_cached_features_to_the_actors(minilm: cr.Encoder, tmp_path: Path) -> None:
+    from crucible_ray.mining import ModelSource
+
+    texts = ["a small dog", "a large cat", "the river bank"]
+    table = feature_table(minilm, [*texts, "not wanted"], tmp_path).subset(texts)
+    assert len(table) == 3 and table.rows(["not wanted"]) is None
+    source = ModelSource.resolve(minilm).with_features(table)
+    plain = ModelSource.resolve(minilm)  # the features are not part of the model's identity
+    assert source.describe() == plain.describe() and source.fingerprint == plain.fingerprint
+    built = source.build("cpu")
+    assert isinstance(built, CachedFeatureEncoder)
+    np.testing.assert_allclose(built.encode(texts), minilm.encode(texts), atol=1e-5)
+    assert feature_table(minilm, ["never seen"], tmp_path, encode=False).rows(["never seen"]) is None

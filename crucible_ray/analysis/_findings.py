@@ -9,6 +9,11 @@ reported as "not detected", with the interval, so a reader sees how large it cou
 - **gain**: how generalization changes per 10 points of organic share, the same way.
 - **early stop**: per ratio, the milestone where generalization peaks (seed means), and whether it has
   dropped by the last milestone beyond seed noise (the paired per-seed drop from the peak).
+
+Generalization on a mined holdout depends on the miner that built it (same families, same style, even
+the same negatives as the organic pool it is compared with). Where the world has a label-based
+reference set (``organic_reference``: held-out families, negatives from the labels, never trained on),
+gain and early stop are also measured on it, and the lines say which is which.
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ from crucible_ray.config import DEFAULT_POOLS
 
 #: The slopes are per this many percentage points of a pool's share.
 PER_POINTS = 10
+
+#: The label-based generalization reference of a world (docs/formats.md) and its results column.
+REFERENCE_SET = "organic_reference"
+
+
+def reference_column(reference_set: str = REFERENCE_SET) -> str:
+    """The results-table column of a reference set: its tier-3 accuracy, as retention and generalization."""
+    return f"{reference_set}_tier3_accuracy"
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,7 @@ class Peak:
     peak_step: int
     last_step: int
     drop: Effect | None  # the drop from the peak to the last milestone; None when the peak is the last
+    objective: str = "generalization"
 
     @property
     def cliff(self) -> bool:
@@ -75,7 +89,7 @@ class Peak:
         return self.drop is not None and self.drop.detected and self.drop.estimate > 0
 
     def sentence(self) -> str:
-        head = f"early stop for {self.ratio}: generalization"
+        head = f"early stop for {self.ratio}: {self.objective}"
         if self.drop is None:
             return f"{head} had not peaked by the last milestone ({self.last_step})"
         tail = "a cliff: it falls after the peak" if self.cliff else "no drop after it beyond seed noise"
@@ -127,7 +141,7 @@ def gain(table: pd.DataFrame, *, organic_pool: str = "organic", pools: Sequence[
     return share_slopes(table, "generalization", organic_pool, pools=pools, finding="gain")
 
 
-def peaks(table: pd.DataFrame, objective: str = "generalization") -> list[Peak]:
+def peaks(table: pd.DataFrame, objective: str = "generalization", *, label: str | None = None) -> list[Peak]:
     """Per ratio (params averaged): the milestone with the best seed mean and the per-seed drop after it."""
     per_seed = table.groupby(["ratio", "seed", "step"], sort=True)[objective].mean().unstack("step")
     out: list[Peak] = []
@@ -146,13 +160,13 @@ def peaks(table: pd.DataFrame, objective: str = "generalization") -> list[Peak]:
             drop = Effect(
                 "early stop",
                 str(ratio),
-                f"{objective} drop from step {peak} to {last}",
+                f"{label or objective} drop from step {peak} to {last}",
                 s["mean"],
                 s["ci_low"],
                 s["ci_high"],
                 int(s["n"]),
             )
-        out.append(Peak(str(ratio), peak, last, drop))
+        out.append(Peak(str(ratio), peak, last, drop, label or objective))
     return out
 
 
@@ -165,6 +179,9 @@ class Findings:
     peaks: list[Peak]
     legacy_pool: str
     organic_pool: str
+    reference_gain: list[Effect] | None = None  # None: the sweep has no reference set
+    reference_peaks: list[Peak] | None = None
+    reference_set: str = REFERENCE_SET
 
     def lines(self) -> list[str]:
         """One sentence per finding; a missing pool or too few ratios is said, not skipped."""
@@ -174,7 +191,17 @@ class Findings:
         out += [e.sentence() for e in self.gain] or [
             f"gain: not measurable (the sweep needs at least two {self.organic_pool} shares)"
         ]
+        if self.reference_gain is None:
+            out.append(
+                f"gain on a label-based reference: not measured (no {self.reference_set!r} eval set in the world; "
+                "the gain above is measured on a holdout mined by the same miner)"
+            )
+        else:
+            out += [e.sentence() for e in self.reference_gain] or [
+                f"gain on {self.reference_set}: not measurable (the sweep needs at least two {self.organic_pool} shares)"
+            ]
         out += [p.sentence() for p in self.peaks]
+        out += [p.sentence() for p in self.reference_peaks or []]
         return out
 
 
@@ -184,19 +211,31 @@ def findings(
     legacy_pool: str = "legacy",
     organic_pool: str = "organic",
     pools: Sequence[str] = DEFAULT_POOLS,
+    reference_set: str = REFERENCE_SET,
 ) -> Findings:
-    """Dilution, gain and early stop of a results table (:func:`crucible_ray.analysis.load_results`).
+    """Dilution, gain and early stop of a results table (:func:`crucible_ray.analysis.load_results`),
+    gain and early stop also on the label-based ``reference_set`` when the table has it.
 
     Example:
         >>> for line in findings(load_results("runs/sweep")).lines():  # doctest: +SKIP
         ...     print(line)
     """
+    column = reference_column(reference_set)
+    has_reference = column in table.columns and table[column].notna().any()
+    label = f"{reference_set} accuracy"
     return Findings(
         dilution=dilution(table, legacy_pool=legacy_pool, pools=pools),
         gain=gain(table, organic_pool=organic_pool, pools=pools),
         peaks=peaks(table),
         legacy_pool=legacy_pool,
         organic_pool=organic_pool,
+        reference_gain=(
+            share_slopes(table.rename(columns={column: label}), label, organic_pool, pools=pools, finding="gain")
+            if has_reference
+            else None
+        ),
+        reference_peaks=peaks(table, column, label=label) if has_reference else None,
+        reference_set=reference_set,
     )
 
 

@@ -24,7 +24,8 @@ from crucible_ray.distributed._corpus import (
 )
 from crucible_ray.distributed._resources import ActorPlan, plan_actors
 from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_environment, ray_session
-from crucible_ray.mining import ExecutionRecord, MiningPlan, skip_done
+from crucible_ray.encoders import feature_table, is_frozen_backbone
+from crucible_ray.mining import ExecutionRecord, MiningInputs, MiningPlan, ModelSource, skip_done
 
 log = get_logger(__name__)
 
@@ -54,7 +55,11 @@ def execute_mining(plan: MiningPlan) -> ExecutionRecord:
     pending = inputs.scan.rows - skipped
     needs_corpus = inputs.corpus is not None and inputs.scan.without_negatives > 0 and pending > 0
     driver_job: DriverEmbedding | None = None
-    if needs_corpus and driver_embeds(ex.address, ex.use_gpu):
+    one_machine = driver_embeds(ex.address, ex.use_gpu)
+    model = inputs.model
+    if pending:
+        model = _with_cached_features(inputs, shards, encode=one_machine)
+    if needs_corpus and one_machine:
         # One CPU machine: the driver embeds the corpus now, while Ray and the actors start up.
         driver_job = DriverEmbedding(
             inputs.corpus_texts,
@@ -80,7 +85,7 @@ def execute_mining(plan: MiningPlan) -> ExecutionRecord:
             actors = plan_actors(cpus, gpus, actors=ex.actors, use_gpu=ex.use_gpu, gpus_per_actor=ex.gpus_per_actor)
             ebs = ex.encode_batch_size or (GPU_ENCODE_BATCH if actors.use_gpu else CPU_ENCODE_BATCH)
             log.info("mining %d candidates (%d already done) with %s", pending, skipped, actors.describe())
-            model_ref = ray.put(inputs.model)
+            model_ref = ray.put(model)
             corpus_ref = None
             if needs_corpus:
                 corpus_by = "driver" if driver_job is not None else "actors"
@@ -113,6 +118,28 @@ def execute_mining(plan: MiningPlan) -> ExecutionRecord:
         else {}
     )
     return ExecutionRecord(pending=pending, resumed=skipped, actors=pool, corpus_embedded_by=corpus_by)
+
+
+def _with_cached_features(inputs: MiningInputs, shards: list[pa.Table], *, encode: bool) -> ModelSource:
+    """A frozen-backbone model carries the backbone features of the candidates' texts to its actors.
+
+    The cache is the one training uses, beside the corpus (or the candidates file): texts it lacks are
+    embedded here when the driver shares the machine with the actors (``encode``), and are left to
+    the actors otherwise (a GPU cluster embeds faster than its driver).
+    """
+    encoder = inputs.driver_encoder or inputs.model.build("cpu")
+    if not is_frozen_backbone(encoder):
+        return inputs.model
+    texts: list[str] = []
+    for table in shards:
+        texts.extend(table.column("anchor").to_pylist())
+        texts.extend(table.column("positive").to_pylist())
+        if "negatives" in table.column_names:
+            texts.extend(t for negs in table.column("negatives").to_pylist() if negs for t in negs)
+    root = Path(inputs.corpus["path"]).parent if inputs.corpus else Path(inputs.candidates).parent
+    table = feature_table(encoder, texts, root, encode=encode).subset(texts)
+    log.info("the actors take %d of %d candidate texts from the feature cache", len(table), len(set(texts)))
+    return inputs.model.with_features(table)
 
 
 def _run(

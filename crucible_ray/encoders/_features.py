@@ -48,6 +48,12 @@ class FeatureTable:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def subset(self, texts: Iterable[str]) -> FeatureTable:
+        """The rows of the cached ``texts`` only (those not cached are left out)."""
+        rows = sorted({r for r in (self._rows.get(text_key(t)) for t in texts) if r is not None})
+        idx = np.asarray(rows, dtype=np.int64)
+        return FeatureTable(self.keys[idx], self.features[idx] if len(self.features) else self.features)
+
     def rows(self, texts: Sequence[str]) -> np.ndarray | None:
         """Row of each text, or ``None`` when any text is not cached."""
         out = np.empty(len(texts), dtype=np.int64)
@@ -66,20 +72,24 @@ def is_frozen_backbone(encoder: Encoder) -> bool:
 
 def backbone_key(encoder: Encoder) -> str:
     """The cache key of the encoder's backbone (not of its head)."""
-    params = dict(encoder.spec.get("params", {}))
+    spec = encoder.spec
     ident = {
-        "kind": encoder.spec.get("kind"),
-        "model": params.get("model"),
-        "max_seq_length": params.get("max_seq_length"),
+        "kind": spec.get("kind"),
+        "model": spec.get("model"),
+        "max_seq_length": spec.get("max_seq_length"),
         "weights": encoder.module.fingerprint_extra(),  # type: ignore[operator]
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def feature_table(
-    encoder: Encoder, texts: Iterable[str], cache_root: str | Path, *, batch_size: int = 128
+    encoder: Encoder, texts: Iterable[str], cache_root: str | Path, *, batch_size: int = 128, encode: bool = True
 ) -> FeatureTable:
-    """Backbone features for ``texts``, read from and added to the cache under ``cache_root``."""
+    """Backbone features for ``texts``, read from and added to the cache under ``cache_root``.
+
+    With ``encode=False`` nothing is embedded: the table holds what the cache already has (possibly
+    every cached text, not only ``texts``).
+    """
     path = Path(cache_root) / CACHE_DIR / f"{backbone_key(encoder)}.npz"
     keys, feats = np.zeros((0, 16), dtype=np.uint8), None
     if path.is_file():
@@ -88,7 +98,7 @@ def feature_table(
         if keys.ndim != 2:  # written by an earlier version with lossy 'S16' keys: rebuild
             keys, feats = np.zeros((0, 16), dtype=np.uint8), None
     have = {k.tobytes() for k in keys}
-    missing = list(dict.fromkeys(t for t in texts if text_key(t) not in have))
+    missing = list(dict.fromkeys(t for t in texts if text_key(t) not in have)) if encode else []
     if missing:
         log.info("embedding %d new texts with the frozen backbone (cache: %s)", len(missing), path)
         new = _backbone_features(encoder, missing, batch_size)

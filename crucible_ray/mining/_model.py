@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from crucible_ray.encoders import Encoder, build_encoder, load_encoder, normalize_spec
+from crucible_ray.encoders import (
+    CachedFeatureEncoder,
+    Encoder,
+    FeatureTable,
+    build_encoder,
+    is_frozen_backbone,
+    load_encoder,
+    normalize_spec,
+)
 
 
 @dataclass(frozen=True)
@@ -16,13 +24,16 @@ class ModelSource:
     """A model as plain data: its spec, its trained tensors (``None`` when untrained), its fingerprint.
 
     Actors rebuild the encoder from this (``build``) on their own device, so a checkpoint file does
-    not have to be readable on every node of a cluster.
+    not have to be readable on every node of a cluster. ``features`` (frozen-backbone models only) are
+    the cached backbone features of the texts the actors will embed: they travel with the model, and
+    the actors run only the head on them (docs/mining.md, "Frozen-backbone models").
     """
 
     spec: dict[str, Any]
     state: dict[str, torch.Tensor] | None
     fingerprint: str
     checkpoint: str | None = None
+    features: FeatureTable | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def resolve(cls, model: Encoder | str | Path | dict[str, Any]) -> ModelSource:
@@ -49,7 +60,14 @@ class ModelSource:
         enc = build_encoder(self.spec, device="cpu")
         if self.state is not None:
             enc.load_trainable_state(self.state)
-        return enc.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        enc = enc.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.features is not None and is_frozen_backbone(enc):
+            return CachedFeatureEncoder(enc, self.features)
+        return enc
+
+    def with_features(self, features: FeatureTable) -> ModelSource:
+        """This model, carrying cached backbone features for its actors."""
+        return replace(self, features=features)
 
     def describe(self) -> dict[str, Any]:
         """What a manifest records about the model."""

@@ -33,8 +33,9 @@ def _ratio_value(value: Any, info: ValidationInfo) -> Ratio:
 # A Ratio in Python, its canonical string (``75_15_10``) in model_dump and JSON (manifests, checkpoints).
 RatioValue = Annotated[Ratio, PlainValidator(_ratio_value), PlainSerializer(str, return_type=str)]
 
-# Learning rates that work for each encoder kind when none is given (see docs/training.md).
-DEFAULT_LR = {"hashed-ngram": 5e-3, "sentence-transformer": 1e-4}
+# Learning rates that work for each encoder kind when none is given (see docs/training.md): a
+# frozen backbone trains only its linear head, which converges at 1e-3 where 1e-4 had not by 2,000 steps.
+DEFAULT_LR = {"hashed-ngram": 5e-3, "sentence-transformer": 1e-4, "sentence-transformer:frozen-head": 1e-3}
 
 
 class TrainConfig(BaseModel):
@@ -68,10 +69,13 @@ class TrainConfig(BaseModel):
     lr: float | None = Field(None, gt=0, description="peak learning rate (default: by encoder kind)")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     warmup_steps: int | None = Field(
-        None, ge=0, description="linear warm-up steps (default: 5% of the largest milestone)"
+        None,
+        ge=0,
+        description="linear warm-up steps (default: 5% of the first milestone with a constant schedule, else of the last)",
     )
     schedule: Literal["cosine", "linear", "constant"] = Field(
-        "cosine", description="learning-rate schedule after warm-up"
+        None,  # type: ignore[assignment]  # filled in by _default_schedule
+        description="learning-rate schedule after warm-up (default: constant with several milestones, else cosine)",
     )
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 turns clipping off")
     eval_every: int = Field(0, ge=0, description="also evaluate (and checkpoint) every N steps; 0: milestones only")
@@ -81,6 +85,21 @@ class TrainConfig(BaseModel):
     danger_margin: float = DEFAULT_DANGER_MARGIN
     retention_set: str = RETENTION_SET
     generalization_set: str = GENERALIZATION_SET
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_schedule(cls, data: Any) -> Any:
+        """Several milestones train at a constant rate, so each is the model a run to that step gives
+        (a schedule decaying to the last milestone would leave the earlier ones at a high rate;
+        docs/training.md, "Milestones"); one milestone decays to it (cosine)."""
+        if isinstance(data, dict) and data.get("schedule") is None:
+            try:
+                steps = cls._steps(data.get("steps", (1000,)))
+                several = len(tuple(steps)) > 1
+            except (ValueError, TypeError):
+                several = False  # the steps validator reports it
+            return {**data, "schedule": "constant" if several else "cosine"}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -134,11 +153,19 @@ class TrainConfig(BaseModel):
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR.get(str(self.encoder.get("kind")), 1e-3)
+        if self.lr is not None:
+            return self.lr
+        kind = str(self.encoder.get("kind"))
+        mode = self.encoder.get("mode")
+        return DEFAULT_LR.get(f"{kind}:{mode}", DEFAULT_LR.get(kind, 1e-3))
 
     @property
     def warmup(self) -> int:
-        return self.warmup_steps if self.warmup_steps is not None else max(0, self.max_step // 20)
+        """Warm-up steps: with a constant rate 5% of the first milestone (every milestone is then the
+        model a run to that step gives), with a decaying one 5% of the last."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return max(0, (self.steps[0] if self.schedule == "constant" else self.max_step) // 20)
 
     def eval_steps(self) -> list[int]:
         """Every step at which the run evaluates and checkpoints: the milestones and multiples of ``eval_every``."""
