@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 APT_PACKAGES := wordnet-base chromium
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps install test test-fast lint demo bench clean
+.PHONY: setup system-deps install test test-fast lint demo findings bench clean
 
 setup: system-deps install
 
@@ -52,6 +52,14 @@ lint: install
 demo: setup
 	$(BIN)/crucible-ray demo --output-dir demo-output
 
+# The tables of docs/findings.md, regenerated (about 40 minutes on 2 cores): the demo's findings, the
+# value of validation and the pass rates by miner setting, milestones of one run against separate runs.
+findings: setup
+	mkdir -p findings-output
+	$(BIN)/crucible-ray demo --output-dir findings-output/demo | tee findings-output/demo.txt
+	$(BIN)/python benchmarks/validation_value.py | tee findings-output/validation_value.md
+	$(BIN)/python benchmarks/milestones.py --steps 250,1000,2000 | tee findings-output/milestones.md
+
 bench: setup
 	$(BIN)/pip install -q ".[bench]"
 	$(BIN)/python benchmarks/metrics.py
@@ -61,4 +69,4 @@ bench: setup
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output
+	rm -rf $(VENV) build *.egg-info demo-output findings-output

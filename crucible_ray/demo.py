@@ -31,11 +31,11 @@ log = get_logger(__name__)
 DEMO_ENCODER = "minilm:mode=frozen-head"
 _SETTINGS: dict[str, tuple[Any, Any]] = {
     "encoder": (DEMO_ENCODER, "hashed-ngram"),
-    "base_steps": (1000, 100),
-    "expand_limit": (2000, 300),
+    "base_steps": (500, 100),
+    "expand_limit": (1000, 300),
     "ratios": ("100_0_0,85_10_5,70_20_10,40_30_30", "100_0_0,75_15_10"),
     "seeds": ("1,2,3", "1"),
-    "steps": ("250,1000,2000", "50,100"),
+    "steps": ("150,500,1000", "50,100"),
 }
 
 

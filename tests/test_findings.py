@@ -124,11 +124,15 @@ def test_gain_and_peaks_are_also_measured_on_the_label_based_reference() -> None
     # the findings must show both, named, so the mined-holdout gain is not taken for the real thing.
     table = _table(lambda *a: 0.9, lambda organic, seed, step: 0.05 + 0.002 * organic + 0.0001 * seed)
     ref = {0: 0.47, 1: 0.4705, 2: 0.4695}
-    table["organic_reference_tier3_accuracy"] = [ref[s] - 0.0001 * st / 100 for s, st in zip(table["seed"], table["step"])]
+    table["organic_reference_tier3_accuracy"] = [
+        ref[s] - 0.0001 * st / 100 for s, st in zip(table["seed"], table["step"], strict=True)
+    ]
     found = findings(table)
     assert found.reference_gain is not None and found.reference_peaks is not None
     assert all(e.detected for e in found.gain)
-    assert all(abs(e.estimate) < 1e-9 and "organic_reference accuracy per 10 points" in e.what for e in found.reference_gain)
+    assert all(
+        abs(e.estimate) < 1e-9 and "organic_reference accuracy per 10 points" in e.what for e in found.reference_gain
+    )
     lines = found.lines()
     assert any(line.startswith("gain at step 100: organic_reference accuracy") for line in lines)
     # The reference falls with steps: it peaks at the first milestone for every ratio.

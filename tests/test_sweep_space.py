@@ -17,8 +17,9 @@ def test_presets_load_and_expand() -> None:
     seed_style = cr.load_space("seed_style")
     trials = seed_style.trials()
     assert len(trials) == 15 and seed_style.steps == (250, 1000, 4000)
-    assert {str(t.ratio) for t in trials} == {"85_10_5", "75_15_10", "65_25_10"}
-    assert len({t.key for t in trials}) == 9 and trials[0].key == trial_key("85_10_5", 42, {})
+    assert {str(t.ratio) for t in trials} == {"100_0_0", "85_10_5", "75_15_10", "65_25_10", "40_30_30"}
+    assert len({t.key for t in trials}) == 15 and trials[0].key == trial_key("100_0_0", 42, {})
+    assert seed_style.train["encoder"] == "minilm:mode=frozen-head"  # a model users would train
     opt = cr.load_space("optuna_ratio")
     assert opt.kind == "optuna" and opt.optuna is not None and opt.optuna.trials == 12
 

@@ -2,6 +2,7 @@
 
 from crucible_ray.analysis._analyze import pareto
 from crucible_ray.analysis._findings import (
+    REFERENCE_SET,
     Effect,
     Findings,
     Peak,
@@ -10,6 +11,7 @@ from crucible_ray.analysis._findings import (
     gain,
     mining_lines,
     peaks,
+    reference_column,
     share_slopes,
 )
 from crucible_ray.analysis._frontier import frontier_mask, frontier_probability, hypervolume
@@ -30,11 +32,13 @@ __all__ = [
     "Effect",
     "Findings",
     "Peak",
+    "REFERENCE_SET",
     "dilution",
     "findings",
     "mining_lines",
     "gain",
     "peaks",
+    "reference_column",
     "share_slopes",
     "OBJECTIVES",
     "PARAM_PREFIX",

@@ -198,7 +198,8 @@ class Findings:
             )
         else:
             out += [e.sentence() for e in self.reference_gain] or [
-                f"gain on {self.reference_set}: not measurable (the sweep needs at least two {self.organic_pool} shares)"
+                f"gain on {self.reference_set}: not measurable "
+                f"(the sweep needs at least two {self.organic_pool} shares)"
             ]
         out += [p.sentence() for p in self.peaks]
         out += [p.sentence() for p in self.reference_peaks or []]

@@ -45,7 +45,7 @@ from crucible_ray.mining._lineups import (
 )
 from crucible_ray.mining._local import mine_local
 from crucible_ray.mining._model import ModelSource
-from crucible_ray.mining._outputs import in_holdout
+from crucible_ray.mining._outputs import in_holdout, row_to_bundle
 from crucible_ray.mining._plan import (
     MiningInputs,
     MiningOutputs,
@@ -94,6 +94,7 @@ __all__ = [
     "failure_note",
     "finalise_mining",
     "in_holdout",
+    "row_to_bundle",
     "judge_lineups",
     "lineup_randoms",
     "manifest_path_for",

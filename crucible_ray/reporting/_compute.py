@@ -15,7 +15,16 @@ import numpy as np
 import pandas as pd
 
 from crucible_ray._logging import get_logger
-from crucible_ray.analysis import OBJECTIVES, findings, load_results, mining_lines, pareto, table_ratios
+from crucible_ray.analysis import (
+    OBJECTIVES,
+    REFERENCE_SET,
+    findings,
+    load_results,
+    mining_lines,
+    pareto,
+    reference_column,
+    table_ratios,
+)
 from crucible_ray.config import LEGACY_POOL
 from crucible_ray.data import path_inside, read_bundles, read_json_object
 from crucible_ray.errors import CrucibleError
@@ -114,7 +123,7 @@ def compute_report(results_dir: str | Path, *, n_bootstrap: int = 1000, data: st
         hypervolume=front.hypervolume,
         recommended=front.recommended,
         baseline=list(front.baseline["configs"]),
-        heatmaps=[_heatmap(table, obj) for obj in OBJECTIVES],
+        heatmaps=[_heatmap(table, obj) for obj in OBJECTIVES] + _reference_heatmap(table),
         curves=_curves(table),
         margins=_margins(rdir, table, rec),
         mining=_mining(world) if world is not None and world.is_dir() else [],
@@ -151,8 +160,16 @@ def _config_means(table: pd.DataFrame) -> pd.DataFrame:
     return table.groupby(["ratio", "step"])[list(OBJECTIVES)].mean().reset_index()
 
 
+def _reference_heatmap(table: pd.DataFrame) -> list[Heatmap]:
+    """The label-based generalization reference beside the mined holdout, when the world has one."""
+    column = reference_column()
+    if column not in table.columns or not table[column].notna().any():
+        return []
+    return [_heatmap(table.rename(columns={column: REFERENCE_SET}), REFERENCE_SET)]
+
+
 def _heatmap(table: pd.DataFrame, objective: str) -> Heatmap:
-    means = _config_means(table)
+    means = table.groupby(["ratio", "step"])[objective].mean().reset_index()
     parsed = table_ratios(table)
     ratios = sorted(means["ratio"].unique(), key=lambda r: parsed[str(r)].sort_key())
     steps = sorted(int(s) for s in means["step"].unique())

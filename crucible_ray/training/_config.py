@@ -71,10 +71,10 @@ class TrainConfig(BaseModel):
     warmup_steps: int | None = Field(
         None,
         ge=0,
-        description="linear warm-up steps (default: 5% of the first milestone with a constant schedule, else of the last)",
+        description="linear warm-up steps (default: 5% of the first milestone at a constant rate, else of the last)",
     )
     schedule: Literal["cosine", "linear", "constant"] = Field(
-        None,  # type: ignore[assignment]  # filled in by _default_schedule
+        None,  # type: ignore[arg-type]  # filled in by _default_schedule
         description="learning-rate schedule after warm-up (default: constant with several milestones, else cosine)",
     )
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 turns clipping off")

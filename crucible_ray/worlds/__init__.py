@@ -12,7 +12,7 @@ from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.errors import ConfigError, config_error
 from crucible_ray.worlds._synthetic import SyntheticWorldConfig, build_synthetic_world
 from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_world
-from crucible_ray.worlds._wordnet_db import find_wordnet
+from crucible_ray.worlds._wordnet_db import find_wordnet, read_noun_synsets
 from crucible_ray.worlds._wordnet_expand import wordnet_killer_neighbours
 from crucible_ray.worlds._world import (
     CANDIDATE_FILES,
@@ -87,6 +87,7 @@ __all__ = [
     "build_world",
     "file_sha256",
     "find_wordnet",
+    "read_noun_synsets",
     "wordnet_killer_neighbours",
     "world_config",
 ]
