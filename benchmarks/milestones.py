@@ -40,8 +40,10 @@ def _run(world: Path, out: Path, cfg: TrainConfig) -> dict[int, cr.Scoreboard]:
 
 def _metric(board: cr.Scoreboard, name: str) -> float:
     if name == "retention":
-        return float(board.retention or float("nan"))
-    return float(board.accuracy(name) or float("nan"))
+        value = board.retention
+    else:
+        value = board.accuracy(name)
+    return float("nan") if value is None else float(value)  # 0.0 is a measurement, not a missing value
 
 
 def main() -> None:

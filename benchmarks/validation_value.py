@@ -60,16 +60,24 @@ def _ci(values: list[float]) -> str:
     return f"{s['mean']:+.4f} [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]{verdict}"
 
 
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)  # 0.0 is a measurement, not a missing value
+
+
+def _metrics(board: cr.Scoreboard) -> dict[str, float]:
+    return {
+        "reference": _number(board.accuracy(REFERENCE_SET)),
+        "mined holdout": _number(board.accuracy(MINED_HOLDOUT)),
+        "retention": _number(board.retention),
+    }
+
+
 def _train(world: Path, out: Path, cfg: TrainConfig) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
     prepared = prepare_training(world, cfg)
     train_worker(cfg, prepared.data, out, WorkerContext())
     board = cr.Scoreboard.read(out / f"scoreboard_step_{cfg.max_step}.json")
-    return {
-        "reference": float(board.accuracy(REFERENCE_SET) or np.nan),
-        "mined holdout": float(board.accuracy(MINED_HOLDOUT) or np.nan),
-        "retention": float(board.retention or np.nan),
-    }
+    return _metrics(board)
 
 
 def _score(baselines: dict[int, Path], seed: int, world: Path, out: Path, cfg: TrainConfig) -> dict[str, float]:
@@ -80,11 +88,7 @@ def _score(baselines: dict[int, Path], seed: int, world: Path, out: Path, cfg: T
     trained = load_encoder(baselines[seed], device="cpu")
     cached = CachedFeatureEncoder(trained, feature_table(trained, [], world, encode=False))  # the whole cache
     board = cr.evaluate(cached, World.open(world).eval_sets)
-    return {
-        "reference": float(board.accuracy(REFERENCE_SET) or np.nan),
-        "mined holdout": float(board.accuracy(MINED_HOLDOUT) or np.nan),
-        "retention": float(board.retention or np.nan),
-    }
+    return _metrics(board)
 
 
 def _false_negative_share(rows: list[dict[str, Any]], synsets: dict[str, Any]) -> float:

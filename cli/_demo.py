@@ -33,7 +33,6 @@ def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) ->
     res = run_demo(output_dir, world=world_name, quick=quick, address=address)
     c, e = res.organic.counts, res.expansion.counts
     base = res.base.final
-    rec = res.front.recommended_row
     click.echo(f"\nworld: {res.world_name} ({res.world})")
     click.echo(f"base model (legacy only): retention {base.retention:.3f}  -> {res.base.checkpoint}")
     click.echo(
@@ -53,10 +52,8 @@ def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) ->
         for _, r in front.iterrows()
     ]
     click.echo(table(["config", "retention", "generalization", "frontier", "P(frontier)"], rows))
-    click.echo(
-        f"recommended: {rec['config']} (retention {rec['retention_mean']:.3f}, "
-        f"generalization {rec['generalization_mean']:.3f})"
-    )
+    for line in res.recommendation():
+        click.echo(line)
     click.echo("findings (95% intervals across seeds):")
     for line in [*res.findings.lines(), *mining_lines("organic mining", res.organic.manifest)]:
         click.echo(f"  {line}")

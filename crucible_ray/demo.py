@@ -57,6 +57,42 @@ class DemoResult:
     findings: Findings
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def recommendation(self) -> list[str]:
+        """The recommended config and why: how often it is on the frontier, and what the guardrails say."""
+        return recommendation_lines(self.front, self.guardrails, self.findings)
+
+
+def recommendation_lines(front: ParetoResult, guardrails: GuardrailReport, found: Findings | None = None) -> list[str]:
+    """``recommended: <config> ...`` and the reasons: its frontier probability against the other frontier
+    configs (seed-bootstrap resamples), the guardrail findings on its ratio or config, and a detected
+    early-stop cliff of its ratio (from ``found``), if any."""
+    rec = front.recommended_row
+    table = front.table
+    on_front = table[table["on_frontier"]]
+    others = on_front[on_front["config"] != rec["config"]].sort_values("frontier_probability", ascending=False)
+    shown = ", ".join(f"{r['config']} {r['frontier_probability']:.2f}" for _, r in others.head(3).iterrows())
+    ratio, config = str(rec["ratio"]), str(rec["config"])
+    flags = [v for v in guardrails.violations if v.subject in (ratio, config)]
+    lines = [
+        f"recommended: {config} "
+        f"(retention {rec['retention_mean']:.3f}, generalization {rec['generalization_mean']:.3f})",
+        f"  why: on the retention/generalization frontier in {rec['frontier_probability']:.0%} of seed resamples"
+        + (f" (other frontier configs: {shown})" if shown else " (the only frontier config)")
+        + "; ties go to the larger retention + generalization, then the larger legacy share",
+    ]
+    if flags:
+        lines += [f"  but the guardrails flag it: {v.check}: {v.message}" for v in flags]
+    else:
+        lines.append("  guardrails: no finding on it")
+    peaks = [*found.peaks, *(found.reference_peaks or [])] if found is not None else []
+    for peak in peaks:
+        if peak.ratio == ratio and peak.cliff and int(rec["step"]) > peak.peak_step:
+            lines.append(
+                f"  but its {peak.objective} peaked at step {peak.peak_step} and fell after it beyond seed noise: "
+                f"an earlier step keeps more of it"
+            )
+    return lines
+
 
 def run_demo(
     output_dir: str | Path, *, world: str = "auto", quick: bool = False, address: str | None = None

@@ -208,6 +208,7 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.Captu
     for stage in ("[1/7]", "[3/7]", "[5/7]", "[7/7]"):
         assert stage in err  # progress at every stage
     assert "world: synthetic" in out and "recommended:" in out and "dashboard.html" in out
+    assert "  why: on the retention/generalization frontier in" in out and "guardrails" in out
     assert "findings (95% intervals across seeds):" in out and "  dilution at step 100:" in out
     assert "1 seed, no interval" in out  # --quick runs one seed: an estimate, honestly without an interval
     results = pd.read_parquet(out_dir / "sweep" / "results.parquet")
