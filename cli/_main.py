@@ -58,6 +58,7 @@ def _register() -> None:
     from crucible_ray.cli._data import data
     from crucible_ray.cli._demo import demo
     from crucible_ray.cli._eval import eval_command
+    from crucible_ray.cli._export import export_command
     from crucible_ray.cli._mine import expand_command, mine_command
     from crucible_ray.cli._sweep import guardrail_group, pareto_command, report_command, sweep_group
     from crucible_ray.cli._train import train_command
@@ -71,6 +72,7 @@ def _register() -> None:
     app.add_command(pareto_command)
     app.add_command(guardrail_group)
     app.add_command(report_command)
+    app.add_command(export_command)
     app.add_command(demo)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from crucible_ray.cli._export import check_export_folder
 from crucible_ray.cli._render import table
 
 from crucible_ray.guardrails import GuardrailConfig
@@ -175,16 +176,35 @@ def _delta(r: Any) -> str:
 @click.option("--baseline", default=None, help="Baseline config, e.g. 85_10_5 or 85_10_5@2000 (default: most legacy).")
 @click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True, help="Seed-bootstrap resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def pareto_command(results_dir: Path, baseline: str | None, n_bootstrap: int, as_json: bool) -> None:
+@click.option(
+    "--export-recommended",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the recommended config's model (its best seed's checkpoint at that step) as a "
+    "sentence-transformers model folder.",
+)
+def pareto_command(
+    results_dir: Path, baseline: str | None, n_bootstrap: int, as_json: bool, export_recommended: Path | None
+) -> None:
     """Per-config seed statistics, the retention/generalization frontier and a recommended config."""
     from crucible_ray.analysis import pareto
 
+    check_export_folder(export_recommended)
     front = pareto(results_dir, baseline=baseline, n_bootstrap=n_bootstrap)
     if as_json:
         rows = json.loads(front.table.to_json(orient="records"))
         click.echo(json.dumps({"rows": rows, **front.summary()}, indent=2, default=str))
-        return
-    click.echo(pareto_table(front))
+    else:
+        click.echo(pareto_table(front))
+    if export_recommended is not None:
+        from crucible_ray.encoders import export_sentence_transformer
+        from crucible_ray.sweeps import recommended_checkpoint
+
+        checkpoint, trial = recommended_checkpoint(results_dir, front)
+        folder = export_sentence_transformer(checkpoint, export_recommended)
+        click.echo(
+            f"exported {front.recommended} (trial {trial}) as a sentence-transformers model: {folder}", err=as_json
+        )
 
 
 @click.group("guardrail")

@@ -8,11 +8,13 @@ from typing import Any
 
 import click
 from crucible_ray.cli._eval import encoder_help
+from crucible_ray.cli._export import check_export_folder
 from crucible_ray.cli._params import RATIO, model_option
 from crucible_ray.cli._render import table
 from crucible_ray.cli._sweep import guardrail_options, guardrails_from
 
-from crucible_ray.encoders import DEFAULT_ENCODER
+from crucible_ray.encoders import DEFAULT_ENCODER, normalize_spec
+from crucible_ray.errors import ConfigError
 from crucible_ray.training import TrainConfig
 
 _F = TrainConfig.model_fields
@@ -64,11 +66,25 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--max-failures", type=int, default=3, show_default=True, help="Worker-group restarts allowed.")
 @click.option("--restart", is_flag=True, help="Start over instead of continuing an interrupted run.")
 @click.option("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance).")
+@click.option(
+    "--export-st",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the final model as a sentence-transformers model folder (sentence-transformer encoders).",
+)
 @guardrail_options
 def train_command(**o: Any) -> None:
     """Train an encoder on a world's pools by a ratio; checkpoints, scoreboards and TensorBoard per milestone."""
     from crucible_ray.distributed import train
 
+    if o["export_st"] is not None:  # refused now rather than after the training
+        check_export_folder(o["export_st"])
+        kind = normalize_spec(o["encoder_spec"] or DEFAULT_ENCODER)["kind"]
+        if kind != "sentence-transformer":
+            raise ConfigError(
+                f"--export-st needs a sentence-transformer encoder (e.g. --encoder minilm:mode=frozen-head); "
+                f"a {kind!r} model has no sentence-transformers form"
+            )
     options = {k: o[k] for k in TRAIN_FIELDS if k not in ("seed", "workers") and o[k] is not None}
     res = train(
         o["data"],
@@ -88,3 +104,8 @@ def train_command(**o: Any) -> None:
     rows = [[step, b.retention, b.generalization] for step, b in sorted(res.milestones.items())]
     click.echo(table(["step", "retention", "generalization"], rows))
     click.echo(f"checkpoints, scoreboards and TensorBoard logs in {res.output_dir}")
+    if o["export_st"] is not None:
+        from crucible_ray.encoders import export_sentence_transformer
+
+        folder = export_sentence_transformer(res.checkpoint, o["export_st"])
+        click.echo(f"the final model as a sentence-transformers model folder: {folder}")

@@ -14,6 +14,7 @@ from crucible_ray.encoders._checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from crucible_ray.encoders._export import EXPORT_INFO, export_sentence_transformer
 from crucible_ray.encoders._features import (
     CachedFeatureEncoder,
     FeatureTable,
@@ -83,6 +84,8 @@ __all__ = [
     "encoder_kinds",
     "expected_state_shapes",
     "load_encoder",
+    "export_sentence_transformer",
+    "EXPORT_INFO",
     "normalize_spec",
     "parse_spec",
     "read_checkpoint",

@@ -1,0 +1,38 @@
+"""The checkpoint behind a sweep's recommendation: the model to export or serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crucible_ray.analysis import ParetoResult, load_results
+from crucible_ray.data import path_inside
+from crucible_ray.errors import DataError
+from crucible_ray.sweeps._results import TRIALS_DIR
+
+
+def recommended_checkpoint(results_dir: str | Path, front: ParetoResult) -> tuple[Path, str]:
+    """The milestone checkpoint of the recommended config's best seed, and that trial's id.
+
+    The recommendation is a (ratio, step) config over seeds; its model is one trial's checkpoint at that
+    step: the seed with the largest retention + generalization there (the first on a tie).
+
+    Raises:
+        DataError: the trial's checkpoint is missing (a sweep moved without its trials) or lies outside
+            the results folder.
+    """
+    rdir = Path(results_dir)
+    rec = front.recommended_row
+    table = load_results(rdir)
+    rows = table[(table["ratio"] == rec["ratio"]) & (table["step"] == rec["step"])]
+    if "status" in rows:
+        rows = rows[rows["status"] == "complete"]
+    if rows.empty or "trial_id" not in rows:
+        raise DataError(f"{rdir}: no complete trial of the recommended config {rec['config']}")
+    best = rows.assign(_sum=rows["retention"] + rows["generalization"]).sort_values(
+        ["_sum", "seed"], ascending=[False, True], kind="stable"
+    )
+    trial = str(best.iloc[0]["trial_id"])
+    path = path_inside(rdir, TRIALS_DIR, trial, f"checkpoint_step_{int(rec['step'])}.pt")
+    if path is None or not path.is_file():
+        raise DataError(f"{rdir}: the checkpoint of trial {trial} at step {int(rec['step'])} is missing")
+    return path, trial
