@@ -196,3 +196,25 @@ def test_wordnet_known_synset(wordnet_world: Path) -> None:
     assert dog.lexname == "noun.animal"
     manifest = json.loads((wordnet_world / "manifest.json").read_text())
     assert len(manifest["source"]["data.noun.sha256"]) == 64
+
+
+def test_eval_sets_are_every_file_with_the_eval_role_by_any_name(synthetic_world: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from crucible_ray.training import TrainConfig, prepare_training
+
+    root = tmp_path / "w"
+    shutil.copytree(synthetic_world, root)
+    held = cr.read_bundles(root / "frozen_eval.jsonl")[:20]
+    cr.write_bundles(root / "support_questions.jsonl", held)
+    world = World.open(root).register("support_questions", root / "support_questions.jsonl", role="eval", rows=20)
+    assert list(world.eval_sets) == ["frozen_eval", "organic_holdout", "support_questions"]
+    assert "support_questions" not in world.pools
+    prepared = prepare_training(root, TrainConfig(ratio="75_15_10", steps=[10]))
+    assert "support_questions" in prepared.data.eval_sets  # every run scores it too
+    # A hand-written manifest without roles still has its standard eval sets.
+    manifest = json.loads((root / "manifest.json").read_text())
+    for entry in manifest["files"].values():
+        entry.pop("role", None)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert set(World.open(root).eval_sets) == {"frozen_eval", "organic_holdout"}

@@ -214,8 +214,17 @@ class World:
 
     @property
     def eval_sets(self) -> dict[str, Path]:
-        """Eval set files present in this world, by name."""
-        return {s: self.path(s) for s in EVAL_FILES if self.has(s)}
+        """Eval set files of this world, by name: every file whose role is ``eval`` (any name), in manifest
+        order, and the standard names (``frozen_eval``, ``organic_holdout``, ``organic_reference``) when a
+        hand-written manifest gives them no role."""
+        files = self.manifest["files"]
+        names = [s for s, e in files.items() if isinstance(e, dict) and e.get("role") == "eval"]
+        names += [
+            s
+            for s in EVAL_FILES
+            if s in files and s not in names and not (isinstance(files[s], dict) and files[s].get("role"))
+        ]
+        return {s: self.path(s) for s in names}
 
     @property
     def pools(self) -> dict[str, Path]:
