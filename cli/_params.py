@@ -14,7 +14,7 @@ from crucible_ray.errors import CrucibleError
 
 
 class RatioParam(click.ParamType):
-    """A pool ratio such as ``75_15_10``."""
+    """A pool ratio such as ``75_15_10`` (default pools) or ``legacy=70,support=30`` (pools by name)."""
 
     name = "ratio"
 
@@ -22,6 +22,8 @@ class RatioParam(click.ParamType):
         if isinstance(value, Ratio):
             return value
         try:
+            if Ratio.is_named(value):  # legacy=70,support=30: the pools are the names, in that order
+                return Ratio.from_named(str(value))
             return Ratio.parse(str(value))
         except CrucibleError as e:
             self.fail(str(e), param, ctx)

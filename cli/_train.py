@@ -51,7 +51,8 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     type=RATIO,
     default=str(_F["ratio"].default),
     show_default=True,
-    help="Pool mix in the world's pool order (75_15_10: legacy 75%, expansion 15%, organic 10%).",
+    help="Pool mix: 75_15_10 (legacy 75%, expansion 15%, organic 10%) or by pool name, for worlds with "
+    "other pools (legacy=70,support=20,organic=10).",
 )
 @click.option(
     "--steps",

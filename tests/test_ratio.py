@@ -67,3 +67,15 @@ def test_quotas_properties(parts: list[int], batch: int) -> None:
         assert abs(q[pool] - exact) < 1  # within one slot of the exact share
         if p == 0:
             assert q[pool] == 0  # a zero-weight pool is never drawn
+
+
+def test_a_named_ratio_brings_its_pools_in_the_order_written() -> None:
+    from crucible_ray.cli._params import RATIO
+
+    r = RATIO.convert("legacy=70, support=20, organic=10", None, None)
+    assert r.pools == ("legacy", "support", "organic") and r.percents == (70, 20, 10)
+    # Against given pools, names are matched to them (the order of the pools wins).
+    assert str(Ratio.parse("organic=10,legacy=90", ("legacy", "expansion", "organic"))) == "90_0_10"
+    for bad in ("legacy=70,legacy=30", "legacy=60,support=30", "legacy=x"):
+        with pytest.raises(ConfigError):
+            Ratio.from_named(bad)

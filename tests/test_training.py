@@ -298,3 +298,23 @@ def test_a_model_source_carries_cached_features_to_the_actors(minilm: cr.Encoder
     assert isinstance(built, CachedFeatureEncoder)
     np.testing.assert_allclose(built.encode(texts), minilm.encode(texts), atol=1e-5)
     assert feature_table(minilm, ["never seen"], tmp_path, encode=False).rows(["never seen"]) is None
+
+
+def test_pools_by_name_train_on_a_world_with_its_own_pool_names(synthetic_world: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "w"
+    shutil.copytree(synthetic_world, root)
+    shutil.copy(root / "expansion.jsonl", root / "support.jsonl")
+    cr.World.open(root).register("support", root / "support.jsonl", role="pool", rows=1)
+    cfg = TrainConfig(ratio="legacy=70,support=20,organic=10", steps=[20], seed=1)
+    assert cfg.pools == ("legacy", "support", "organic") and str(cfg.ratio) == "70_20_10"
+    prep = prepare_training(root, cfg)
+    assert set(prep.data.pools) == {"legacy", "support", "organic"}
+    train_worker(cfg, prep.data, tmp_path / "out", WorkerContext())
+    payload = torch.load(tmp_path / "out" / "checkpoint_final.pt", weights_only=True)
+    assert payload["train_config"]["pools"] == ["legacy", "support", "organic"]
+    with pytest.raises(ConfigError, match="no 'tickets' pool"):
+        prepare_training(root, TrainConfig(ratio="legacy=50,tickets=50", steps=[5]))
+    with pytest.raises(ConfigError, match="pool=percent"):
+        TrainConfig.from_options(ratio="legacy=70,support")

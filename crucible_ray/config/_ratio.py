@@ -51,6 +51,36 @@ class Ratio:
             )
 
     @classmethod
+    def from_named(cls, text: str) -> Ratio:
+        """A ratio written with pool names, ``legacy=70,support=20,organic=10``: the pools are the names,
+        in the order written.
+
+        Example:
+            >>> r = Ratio.from_named("legacy=70,support=20,organic=10")
+            >>> r.pools, str(r)
+            (('legacy', 'support', 'organic'), '70_20_10')
+
+        Raises:
+            ConfigError: a part that is not ``name=integer``, a repeated name, or a sum other than 100.
+        """
+        pools: list[str] = []
+        percents: list[int] = []
+        for part in text.split(","):
+            name, eq, number = (x.strip() for x in part.partition("="))
+            if not eq or not name or not re.fullmatch(r"\d+", number):
+                raise ConfigError(
+                    f"a named ratio is pool=percent joined by ',' (e.g. legacy=70,support=30), but got {text!r}."
+                )
+            pools.append(name)
+            percents.append(int(number))
+        return cls(tuple(pools), tuple(percents))
+
+    @staticmethod
+    def is_named(value: object) -> bool:
+        """True for a ratio string written with pool names (``legacy=70,...``)."""
+        return isinstance(value, str) and "=" in value
+
+    @classmethod
     def parse(
         cls,
         value: str | Mapping[str, int] | Sequence[int] | Ratio,
@@ -66,6 +96,8 @@ class Ratio:
             if value.pools != pools:
                 return cls.parse(value.weights, pools)
             return value
+        if cls.is_named(value):
+            return cls.parse(cls.from_named(str(value)).weights, pools)
         if isinstance(value, str):
             m = _RATIO_STRING.match(value.strip())
             if not m:

@@ -104,8 +104,15 @@ class TrainConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _pools_of_ratio(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("ratio"), Ratio) and "pools" not in data:
-            return {**data, "pools": data["ratio"].pools}
+        if isinstance(data, dict) and "pools" not in data:
+            ratio = data.get("ratio")
+            if Ratio.is_named(ratio):  # legacy=70,support=30 names its own pools
+                try:
+                    ratio = Ratio.from_named(str(ratio))
+                except ConfigError:
+                    return data  # the ratio validator reports it
+            if isinstance(ratio, Ratio):
+                return {**data, "ratio": ratio, "pools": ratio.pools}
         return data
 
     @field_validator("steps", mode="after")
