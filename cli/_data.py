@@ -58,6 +58,61 @@ def build(
     click.echo(_world_summary(World.open(root)))
 
 
+def _named(values: tuple[str, ...], option: str) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for v in values:
+        name, eq, path = v.partition("=")
+        if not eq or not name or not path:
+            raise click.BadParameter(f"expected NAME=FILE, but got {v!r}", param_hint=option)
+        out[name.strip()] = Path(path.strip())
+    return out
+
+
+@data.command("import")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The world folder to create."
+)
+@click.option(
+    "--corpus", required=True, type=click.Path(path_type=Path), help="id, text rows (negatives are mined from it)."
+)
+@click.option(
+    "--legacy",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The known hard cases: bundles, or sentence-transformers rows (anchor, positive, negative[_1..n]).",
+)
+@click.option("--frozen-eval", type=click.Path(path_type=Path), help="The retention eval set (same layouts).")
+@click.option(
+    "--frozen-fraction", type=float, help="Or: hold this seeded share of the legacy bundles as the frozen eval."
+)
+@click.option("--candidates", type=click.Path(path_type=Path), help="anchor, positive (optional id) rows for `mine`.")
+@click.option("--expansion", type=click.Path(path_type=Path), help="An expansion pool (same layouts as --legacy).")
+@click.option("--pool", "pools", multiple=True, help="Another pool as NAME=FILE (repeatable).")
+@click.option("--eval", "evals", multiple=True, help="Another eval set as NAME=FILE (repeatable); never trained on.")
+@click.option(
+    "--column", "columns", type=KEY_VALUE, multiple=True, help="Map a column: TARGET=YOURS, e.g. anchor=question."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the frozen-eval draw.")
+def import_command(**o: Any) -> None:
+    """Make a world folder from your files (JSONL, CSV, Parquet or a datasets save_to_disk folder)."""
+    from crucible_ray.worlds import import_world
+
+    root = import_world(
+        o["out"],
+        corpus=o["corpus"],
+        legacy=o["legacy"],
+        frozen_eval=o["frozen_eval"],
+        frozen_fraction=o["frozen_fraction"],
+        candidates=o["candidates"],
+        expansion=o["expansion"],
+        pools=_named(o["pools"], "--pool"),
+        eval_sets=_named(o["evals"], "--eval"),
+        columns={k: str(v) for k, v in o["columns"]},
+        seed=o["seed"],
+    )
+    click.echo(_world_summary(World.open(root)))
+
+
 def _world_summary(world: World) -> str:
     files = world.manifest["files"]
     rows = [[stem, f["role"], f["rows"], f["path"]] for stem, f in sorted(files.items(), key=lambda kv: kv[1]["role"])]

@@ -55,7 +55,7 @@ from crucible_ray.reporting import report
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.sweeps import SweepResult, SweepSpace, load_space
 from crucible_ray.training import TrainConfig
-from crucible_ray.worlds import World, build_world
+from crucible_ray.worlds import World, build_world, import_world
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -88,6 +88,7 @@ __all__ = [
     "__version__",
     "build_encoder",
     "build_world",
+    "import_world",
     "check_guardrails",
     "evaluate",
     "expand",

@@ -51,8 +51,14 @@ def write_world(
     config: dict[str, Any],
     source: dict[str, Any],
     fmt: str = "jsonl",
+    pools: list[str] | None = None,
+    eval_sets: set[str] | None = None,
 ) -> Path:
-    """Write every file atomically, then the manifest (last, so a complete manifest means a complete world)."""
+    """Write every file atomically, then the manifest (last, so a complete manifest means a complete world).
+
+    ``pools`` (their order is the ratio order) and ``eval_sets`` name the roles of the bundle files;
+    by default the standard names decide (``legacy``, ``expansion``, ``organic``; ``frozen_eval``...).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ext = {"jsonl": ".jsonl", "parquet": ".parquet"}[fmt]
@@ -63,7 +69,7 @@ def write_world(
 
     for stem, bundles in content.bundles.items():
         path = out / f"{stem}{ext}"
-        role = "eval" if stem in EVAL_FILES else "pool"
+        role = "eval" if stem in (EVAL_FILES if eval_sets is None else eval_sets) else "pool"
         record(stem, path, write_bundles(path, bundles), role)
     for stem, candidates in content.candidates.items():
         path = out / f"{stem}{ext}"
@@ -78,7 +84,7 @@ def write_world(
         seed=config.get("seed"),
         source=source,
         files=files,
-        pools=[s for s in POOL_FILES if s in files],
+        pools=[s for s in (POOL_FILES if pools is None else pools) if s in files],
     )
     write_manifest(out, manifest)
     return out

@@ -1,0 +1,350 @@
+"""``import_world``: a world folder from a team's own files (docs/formats.md, "Importing your data").
+
+Each input is JSONL, CSV, Parquet, or a folder written by Hugging Face ``datasets``' ``save_to_disk``
+(needs the ``datasets`` package). Column names are mapped with ``columns`` (``{"anchor": "question"}``).
+A pool or eval set is given either in the project's bundle layout (``negatives`` as a list of
+``{"text", "tier"}`` or of strings) or in the sentence-transformers layout (``anchor, positive,
+negative`` or ``negative_1..n``), whose negatives are tier 3. Ids of any type become strings; a
+bundle or candidate without one gets a stable id from its anchor and positive.
+
+Everything is validated before anything is written, with the file, row and field of the first
+problem; the world is written into a temporary folder beside ``out`` and renamed into place, so a
+failed import leaves nothing under ``out``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from crucible_ray._rng import stable_fraction
+from crucible_ray.data import Bundle, Candidate, CorpusDoc, file_sha256
+from crucible_ray.errors import ConfigError, DataError
+from crucible_ray.worlds._world import WorldContent, write_world
+
+#: The pool whose share the guardrails protect, and the retention set, in an imported world.
+LEGACY, FROZEN_EVAL, EXPANSION = "legacy", "frozen_eval", "expansion"
+_TARGETS = ("id", "text", "anchor", "positive", "negatives", "negative", "bundle_id", "candidate_id")
+
+
+def import_world(
+    out: str | Path,
+    *,
+    corpus: str | Path,
+    legacy: str | Path,
+    frozen_eval: str | Path | None = None,
+    frozen_fraction: float | None = None,
+    candidates: str | Path | None = None,
+    expansion: str | Path | None = None,
+    pools: Mapping[str, str | Path] | None = None,
+    eval_sets: Mapping[str, str | Path] | None = None,
+    columns: Mapping[str, str] | None = None,
+    seed: int = 0,
+    name: str = "imported",
+) -> Path:
+    """Write a world folder at ``out`` from your files; returns ``out``.
+
+    Args:
+        corpus: ``id, text`` rows (what ``mine`` retrieves negatives from).
+        legacy: the known hard cases, a pool (bundles or sentence-transformers rows with negatives).
+        frozen_eval: the retention eval set; or ``frozen_fraction`` holds that seeded share of the
+            legacy bundles as the frozen eval (they stay in the legacy pool: retention measures how
+            well the known cases are kept).
+        candidates: ``anchor, positive`` (optional id) rows for ``mine`` to validate.
+        expansion: an optional expansion pool; ``pools`` and ``eval_sets`` add more, by name.
+        columns: target column -> your column (``{"anchor": "question", "positive": "answer"}``).
+        seed: the seed of the frozen-eval draw.
+
+    Raises:
+        ConfigError: conflicting options, a bad name, ``out`` not empty.
+        DataError: a missing or empty file, a mapped column that is not there, a bad row
+            (file, row and field named), duplicate corpus ids, an eval set sharing anchors with a pool.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+    if (frozen_eval is None) == (frozen_fraction is None):
+        raise ConfigError("give either a frozen eval file (--frozen-eval) or --frozen-fraction, not both or neither")
+    if frozen_fraction is not None and not 0 < frozen_fraction < 1:
+        raise ConfigError(f"--frozen-fraction must be between 0 and 1, but got {frozen_fraction}")
+    mapping = _columns(columns or {})
+    pool_files: dict[str, Path] = {LEGACY: Path(legacy)}
+    if expansion is not None:
+        pool_files[EXPANSION] = Path(expansion)
+    eval_files: dict[str, Path] = {}
+    for kind, named in (("pool", pools or {}), ("eval set", eval_sets or {})):
+        for stem, path in named.items():
+            _check_name(stem, kind, taken={*pool_files, *eval_files, FROZEN_EVAL, "corpus"})
+            (pool_files if kind == "pool" else eval_files)[stem] = Path(path)
+
+    bundles = {stem: _bundles(path, stem, mapping) for stem, path in pool_files.items()}
+    if frozen_eval is not None:
+        bundles[FROZEN_EVAL] = _bundles(Path(frozen_eval), FROZEN_EVAL, mapping)
+    else:
+        held = [
+            b
+            for b in bundles[LEGACY]
+            if stable_fraction(seed, "frozen-eval", b.bundle_id) < float(frozen_fraction or 0)
+        ]
+        if not held:
+            raise DataError(f"{legacy}: --frozen-fraction {frozen_fraction} holds none of its bundles; raise it")
+        bundles[FROZEN_EVAL] = [b.model_copy(update={"pool": FROZEN_EVAL}) for b in held]
+    trained = {b.anchor: stem for stem in pool_files for b in bundles[stem]}
+    for stem, path in eval_files.items():
+        rows = _bundles(path, stem, mapping)
+        for i, b in enumerate(rows):
+            if b.anchor in trained:
+                raise DataError(
+                    f"{path}: row {i + 1}: field 'anchor': {b.anchor[:60]!r} is also in the {trained[b.anchor]!r} "
+                    f"pool; an eval set of held-out cases must not share anchors with a training pool"
+                )
+        bundles[stem] = rows
+    content = WorldContent(
+        bundles=bundles,
+        candidates={"candidates": _candidates(Path(candidates), mapping)} if candidates is not None else {},
+        corpus=_corpus(Path(corpus), mapping),
+    )
+    inputs = {"corpus": corpus, LEGACY: legacy, FROZEN_EVAL: frozen_eval, "candidates": candidates}
+    inputs.update({stem: p for stem, p in pool_files.items() if stem != LEGACY})
+    inputs.update(eval_files)
+    source = {
+        "kind": "import",
+        "files": {k: {"path": str(p), "sha256": _sha256(Path(p))} for k, p in inputs.items() if p is not None},
+        "columns": dict(mapping),
+    }
+    config = {"seed": seed, "frozen_fraction": frozen_fraction, "pools": list(pool_files)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_world(
+            tmp,
+            content,
+            world=name,
+            config=config,
+            source=source,
+            pools=list(pool_files),
+            eval_sets={FROZEN_EVAL, *eval_files},
+        )
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _columns(columns: Mapping[str, str]) -> dict[str, str]:
+    unknown = sorted(set(columns) - set(_TARGETS))
+    if unknown:
+        raise ConfigError(f"--column {unknown[0]}=...: unknown target column; the targets are {', '.join(_TARGETS)}")
+    return dict(columns)
+
+
+def _check_name(stem: str, kind: str, taken: set[str]) -> None:
+    if not stem or not stem.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"{kind} name {stem!r}: use letters, digits, '_' and '-' only")
+    if stem in taken:
+        raise ConfigError(f"{kind} name {stem!r} is already used in this world")
+
+
+def _sha256(path: Path) -> str:
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(path.rglob("*")):
+            if f.is_file():
+                h.update(f.relative_to(path).as_posix().encode())
+                h.update(file_sha256(f).encode())
+        return h.hexdigest()
+    return file_sha256(path)
+
+
+def source_rows(path: str | Path, columns: Mapping[str, str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` for each row of a JSONL, CSV, Parquet file or a ``save_to_disk`` folder, with the
+    columns renamed by ``columns`` (target -> source). ``where`` is ``path:line`` or ``path:row N``.
+
+    Raises:
+        DataError: a missing or empty file, an unreadable row, a mapped column that is not there.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    rename = {src: target for target, src in (columns or {}).items()}
+    count = 0
+    for where, row in _raw_rows(path):
+        if count == 0:  # a file that already has the target column needs no mapping
+            missing = [src for src, target in rename.items() if src not in row and target not in row]
+            if missing:
+                raise DataError(
+                    f"{where}: column {missing[0]!r} (mapped to {rename[missing[0]]!r}) is not there; "
+                    f"the columns are {sorted(row)}"
+                )
+        count += 1
+        yield where, {rename.get(k, k): v for k, v in row.items()}
+    if count == 0:
+        raise DataError(f"{path}: file is empty (no rows)")
+
+
+def _raw_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    if path.is_dir():
+        yield from _dataset_rows(path)
+        return
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        with path.open("rb") as f:
+            for lineno, data in enumerate(f, 1):
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: not UTF-8 text: {e.reason}") from None
+                if not text.strip():
+                    continue
+                try:
+                    row = json.loads(text)
+                except (json.JSONDecodeError, RecursionError, ValueError) as e:
+                    raise DataError(f"{path}:{lineno}: invalid JSON: {str(e).split(';')[0][:120]}") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{lineno}: a row must be a JSON object, but got {type(row).__name__}")
+                yield f"{path}:{lineno}", row
+    elif suffix in (".csv", ".tsv"):
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+                for row in reader:
+                    yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text: {e.reason}") from None
+        except csv.Error as e:
+            raise DataError(f"{path}: not a CSV file: {e}") from None
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a file that is not Parquet
+            raise DataError(f"{path}: cannot read as Parquet: {' '.join(str(e).split())[:160]}") from None
+        for i, row in enumerate(table.to_pylist()):
+            yield f"{path}:row {i}", row
+    else:
+        raise DataError(f"{path}: unknown file type {suffix!r}; use .jsonl, .csv, .parquet or a datasets folder")
+
+
+def _dataset_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    try:
+        from datasets import load_from_disk
+    except ImportError:
+        raise DataError(
+            f"{path}: a folder is read as a Hugging Face datasets folder, which needs the datasets package "
+            "(pip install 'crucible-ray[datasets]')"
+        ) from None
+    try:
+        ds = load_from_disk(str(path))
+    except Exception as e:  # noqa: BLE001 - datasets raises FileNotFoundError, ValueError...
+        raise DataError(f"{path}: not a datasets folder written by save_to_disk: {str(e)[:160]}") from None
+    if hasattr(ds, "keys") and not hasattr(ds, "column_names"):  # a DatasetDict: one split only
+        raise DataError(f"{path}: a DatasetDict with splits {list(ds.keys())}; save one split (ds['train'])")
+    for i, row in enumerate(ds):
+        yield f"{path}:row {i}", dict(row)
+
+
+def _stable_id(anchor: Any, positive: Any) -> str:
+    return hashlib.blake2b(f"{anchor}\x00{positive}".encode(), digest_size=8).hexdigest()
+
+
+def _validated(where: str, model: type[Any], row: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(row)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        field = ".".join(str(x) for x in first["loc"]) or "row"
+        raise DataError(f"{where}: field '{field}': {first['msg']}") from None
+
+
+def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    if "negatives" in row:
+        negs = row["negatives"]
+        if isinstance(negs, str):  # a CSV cell holding JSON
+            try:
+                negs = json.loads(negs)
+            except json.JSONDecodeError:
+                raise DataError(f"{where}: field 'negatives': not a JSON list") from None
+        if not isinstance(negs, list):
+            raise DataError(f"{where}: field 'negatives': must be a list, but got {type(negs).__name__}")
+        return [n if isinstance(n, dict) else {"text": n, "tier": 3} for n in negs]
+    numbered = sorted((k for k in row if k.startswith("negative_") and k[9:].isdigit()), key=lambda k: int(k[9:]))
+    texts = ([row["negative"]] if "negative" in row else []) + [row[k] for k in numbered]
+    texts = [t for t in texts if t not in (None, "")]
+    if not texts:
+        raise DataError(
+            f"{where}: field 'negatives': missing; a pool or eval set needs negatives (a 'negatives' list, or "
+            "sentence-transformers columns 'negative' / 'negative_1..n'); plain pairs go in --candidates, for mine"
+        )
+    return [{"text": t, "tier": 3} for t in texts]
+
+
+_KIND_TARGETS = {
+    "bundles": {"anchor", "positive", "negatives", "negative", "bundle_id", "id"},
+    "candidates": {"anchor", "positive", "candidate_id", "id"},
+    "corpus": {"id", "text"},
+}
+
+
+def _for(kind: str, columns: Mapping[str, str]) -> dict[str, str]:
+    """The part of the column mapping that applies to one kind of file."""
+    return {t: s for t, s in columns.items() if t in _KIND_TARGETS[kind]}
+
+
+def _bundles(path: Path, stem: str, columns: Mapping[str, str]) -> list[Bundle]:
+    out: list[Bundle] = []
+    seen: dict[str, str] = {}
+    for where, row in source_rows(path, _for("bundles", columns)):
+        raw_id = row.get("bundle_id", row.get("id"))
+        bid = str(raw_id) if raw_id not in (None, "") else _stable_id(row.get("anchor"), row.get("positive"))
+        if bid in seen:
+            raise DataError(f"{where}: field 'bundle_id': duplicate id {bid!r} (first at {seen[bid]})")
+        seen[bid] = where
+        data = {"bundle_id": bid, "anchor": row.get("anchor"), "positive": row.get("positive"), "pool": stem}
+        data["negatives"] = _negatives(where, row)
+        out.append(_validated(where, Bundle, data))
+    return out
+
+
+def _candidates(path: Path, columns: Mapping[str, str]) -> list[Candidate]:
+    out: list[Candidate] = []
+    seen: dict[str, str] = {}
+    for where, row in source_rows(path, _for("candidates", columns)):
+        raw_id = row.get("candidate_id", row.get("id"))
+        cid = str(raw_id) if raw_id not in (None, "") else _stable_id(row.get("anchor"), row.get("positive"))
+        if cid in seen:
+            raise DataError(f"{where}: field 'candidate_id': duplicate id {cid!r} (first at {seen[cid]})")
+        seen[cid] = where
+        out.append(
+            _validated(
+                where, Candidate, {"candidate_id": cid, "anchor": row.get("anchor"), "positive": row.get("positive")}
+            )
+        )
+    return out
+
+
+def _corpus(path: Path, columns: Mapping[str, str]) -> list[CorpusDoc]:
+    out: list[CorpusDoc] = []
+    seen: dict[str, str] = {}
+    for where, row in source_rows(path, _for("corpus", columns)):
+        raw = row.get("id", row.get("_id"))  # BEIR names it _id
+        if raw in (None, ""):
+            raise DataError(f"{where}: field 'id': missing (map your id column with --column id=NAME)")
+        doc_id = str(raw)
+        if doc_id in seen:
+            raise DataError(f"{where}: field 'id': duplicate id {doc_id!r} (first at {seen[doc_id]})")
+        seen[doc_id] = where
+        out.append(_validated(where, CorpusDoc, {"id": doc_id, "text": row.get("text")}))
+    return out

@@ -1,0 +1,174 @@
+"""`data import`: a world from a team's own files (CSV, JSONL, Parquet), any column and pool names."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from crucible_ray.cli._main import run
+
+import crucible_ray as cr
+from crucible_ray.errors import ConfigError, DataError
+from crucible_ray.training import TrainConfig, WorkerContext, prepare_training, train_worker
+
+TOPICS = ["printer", "invoice", "password", "laptop", "vpn", "email", "badge", "payroll", "desk", "phone"]
+
+
+def _write_inputs(root: Path) -> dict[str, Path]:
+    """A help-desk world: questions and answers (CSV, sentence-transformers layout), a Parquet corpus
+    with integer ids (as MS MARCO), candidates with integer ids, a support pool and a weekly eval set."""
+    root.mkdir(parents=True, exist_ok=True)
+    legacy = root / "known.csv"
+    with legacy.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["question", "answer", "negative_1", "negative_2"])
+        for i, t in enumerate(TOPICS * 3):
+            w.writerow([f"how do I fix my {t} ({i})", f"{t} fix guide {i}", f"{t} order form", f"{t} price list {i}"])
+    pd.DataFrame(
+        {"id": list(range(200)), "text": [f"document {i} about {TOPICS[i % 10]}" for i in range(200)]}
+    ).to_parquet(root / "corpus.parquet")
+    cands = root / "new.jsonl"
+    cands.write_text(
+        "".join(
+            json.dumps({"id": 1000 + i, "question": f"new {t} issue", "answer": f"{t} howto"}) + "\n"
+            for i, t in enumerate(TOPICS)
+        )
+    )
+    support = root / "support.jsonl"
+    support.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "question": f"support {t}",
+                    "answer": f"{t} support page",
+                    "negatives": [f"{t} faq", {"text": f"{t} blog", "tier": 2}],
+                }
+            )
+            + "\n"
+            for t in TOPICS
+        )
+    )
+    weekly = root / "weekly.jsonl"
+    weekly.write_text(
+        "".join(
+            json.dumps({"question": f"weekly {t}", "answer": f"{t} weekly", "negative": f"{t} misc"}) + "\n"
+            for t in TOPICS
+        )
+    )
+    return {
+        "legacy": legacy,
+        "corpus": root / "corpus.parquet",
+        "candidates": cands,
+        "support": support,
+        "weekly": weekly,
+    }
+
+
+def _import(tmp_path: Path, out: Path, **over: object) -> Path:
+    f = _write_inputs(tmp_path / "in")
+    kwargs: dict[str, object] = {
+        "corpus": f["corpus"],
+        "legacy": f["legacy"],
+        "frozen_fraction": 0.3,
+        "candidates": f["candidates"],
+        "pools": {"support": f["support"]},
+        "eval_sets": {"weekly": f["weekly"]},
+        "columns": {"anchor": "question", "positive": "answer"},
+        "seed": 1,
+    }
+    kwargs.update(over)
+    return cr.import_world(out, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_imported_world_opens_and_trains_by_pool_name(tmp_path: Path) -> None:
+    root = _import(tmp_path, tmp_path / "world")
+    world = cr.World.open(root)
+    assert list(world.pools) == ["legacy", "support"]
+    assert set(world.eval_sets) == {"frozen_eval", "weekly"}
+    legacy = cr.read_bundles(world.pools["legacy"])
+    assert len(legacy) == 30 and all(n.tier == 3 for b in legacy for n in b.negatives)
+    assert legacy[0].anchor == "how do I fix my printer (0)" and legacy[0].positive == "printer fix guide 0"
+    frozen = cr.read_bundles(world.eval_sets["frozen_eval"])
+    assert 0 < len(frozen) < 30 and {b.bundle_id for b in frozen} <= {b.bundle_id for b in legacy}
+    support = cr.read_bundles(world.pools["support"])
+    assert [n.tier for n in support[0].negatives] == [3, 2]
+    corpus = cr.read_corpus(world.path("corpus"))
+    assert corpus[5].id == "5"  # integer ids become strings
+    assert cr.read_candidates(world.path("candidates"))[0].candidate_id == "1000"
+    source = world.manifest["source"]
+    assert source["kind"] == "import" and len(source["files"]["legacy"]["sha256"]) == 64
+    # The same inputs and seed give the same world, file for file.
+    again = cr.World.open(_import(tmp_path / "b", tmp_path / "world2"))
+    for stem, entry in world.manifest["files"].items():
+        assert entry["sha256"] == again.manifest["files"][stem]["sha256"], stem
+    cfg = TrainConfig(ratio="legacy=80,support=20", steps=[5], seed=0, batch_size=8)
+    prep = prepare_training(root, cfg)
+    assert set(prep.data.eval_sets) == {"frozen_eval", "weekly"}
+    train_worker(cfg, prep.data, tmp_path / "run", WorkerContext())
+    board = cr.Scoreboard.read(tmp_path / "run" / "scoreboard_final.json")
+    assert "weekly" in board.eval_sets and board.retention is not None
+
+
+@pytest.mark.parametrize(
+    ("over", "error", "message"),
+    [
+        ({"columns": {"question": "anchor"}}, ConfigError, "unknown target column"),
+        (
+            {"columns": {"anchor": "query", "positive": "answer"}},
+            DataError,
+            "known.csv:2: column 'query' .mapped to 'anchor'. is not there",
+        ),
+        ({"frozen_fraction": None}, ConfigError, "either a frozen eval file"),
+        ({"eval_sets": {"weekly": "LEGACY"}}, DataError, "must not share anchors with a training pool"),
+        ({"pools": {"corpus": "SUPPORT"}}, ConfigError, "already used"),
+    ],
+)
+def test_bad_imports_name_the_problem_and_leave_nothing(
+    tmp_path: Path, over: dict[str, object], error: type[Exception], message: str
+) -> None:
+    f = _write_inputs(tmp_path / "in")
+    resolved = {
+        k: (
+            {n: f["legacy"] if p == "LEGACY" else f["support"] if p == "SUPPORT" else p for n, p in v.items()}
+            if isinstance(v, dict) and k != "columns"
+            else v
+        )
+        for k, v in over.items()
+    }
+    out = tmp_path / "world"
+    with pytest.raises(error, match=message):
+        _import(tmp_path, out, **resolved)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".world.")]
+
+
+def test_duplicate_corpus_ids_and_empty_files_are_refused(tmp_path: Path) -> None:
+    f = _write_inputs(tmp_path / "in")
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text('{"id": 1, "text": "a"}\n{"id": "1", "text": "b"}\n')
+    with pytest.raises(DataError, match=r"dup.jsonl:2: field 'id': duplicate id '1' \(first at .*dup.jsonl:1\)"):
+        _import(tmp_path, tmp_path / "w1", corpus=dup)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("question,answer,negative\n")
+    with pytest.raises(DataError, match="empty.csv: file is empty"):
+        _import(tmp_path, tmp_path / "w2", legacy=empty)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("question,answer\nq,a\n")
+    with pytest.raises(DataError, match="pairs.csv:2: field 'negatives': missing"):
+        _import(tmp_path, tmp_path / "w3", legacy=pairs)
+    assert not any((tmp_path / w).exists() for w in ("w1", "w2", "w3"))
+    assert f["legacy"].is_file()
+
+
+def test_data_import_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = _write_inputs(tmp_path / "in")
+    base = ["data", "import", "--corpus", str(f["corpus"]), "--legacy", str(f["legacy"]), "--frozen-fraction", "0.3"]
+    base += ["--column", "anchor=question", "--column", "positive=answer", "--pool", f"support={f['support']}"]
+    assert run([*base, "--out", str(tmp_path / "w")]) == 0
+    assert "support" in capsys.readouterr().out
+    assert run([*base, "--out", str(tmp_path / "w2"), "--column", "anchor=query"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "column 'query'" in err and "Traceback" not in err
+    assert not (tmp_path / "w2").exists()
