@@ -78,10 +78,17 @@ def sweep_group() -> None:
 @click.option("--seeds", required=True, help="Comma-separated seeds, e.g. 42,123.")
 @click.option("--steps", required=True, help="Milestones, e.g. 1000,2000 (each trial is evaluated at every one).")
 @click.option("--baseline", default=None, help="Baseline ratio for Pareto and guardrails (default: most legacy).")
+@click.option(
+    "--pools",
+    default=None,
+    help="The pools the ratios are read against, in order, for worlds with their own pools "
+    "(e.g. legacy,support,organic; default legacy,expansion,organic).",
+)
 @_common
 def sweep_ratio(**o: Any) -> None:
     """A grid of ratios x seeds, each trial evaluated at every step milestone."""
-    _run(o, space=None, ratios=o["ratios"], seeds=o["seeds"], steps=o["steps"])
+    pools = [p.strip() for p in o["pools"].split(",")] if o["pools"] else None
+    _run(o, space=None, ratios=o["ratios"], seeds=o["seeds"], steps=o["steps"], pools=pools)
 
 
 @sweep_group.command("run")

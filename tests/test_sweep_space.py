@@ -169,3 +169,12 @@ def test_comma_lists_name_the_option_and_value() -> None:
             grid_space(*args)
     with pytest.raises(ConfigError, match=r"steps.*'5,z'"):
         cr.TrainConfig.from_options(steps="5,z")
+
+
+def test_a_ratio_grid_over_a_worlds_own_pools() -> None:
+    sp = space_with(None, ratios="70_20_10,100_0_0", seeds="1,2", steps="10,20", pools=["legacy", "support", "organic"])
+    assert sp.pools == ("legacy", "support", "organic")
+    assert {str(t.ratio) for t in sp.trials()} == {"70_20_10", "100_0_0"}
+    assert all(t.ratio.weights.get("support") in (20, 0) for t in sp.trials())
+    with pytest.raises(ConfigError, match="named by the search space file"):
+        space_with("seed_style", pools=["legacy", "support"])

@@ -18,6 +18,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def sweep(
     max_concurrent_trials: int | None = None,
     max_failures: int = 2,
     guardrails: GuardrailConfig | None = None,
+    pools: Sequence[str] | None = None,
     **train_options: Any,
 ) -> SweepResult:
     """Run a sweep and return its results (the table is also written to ``output_dir/results.parquet``).
@@ -88,6 +90,8 @@ def sweep(
         max_concurrent_trials: a cap below what the cluster fits.
         max_failures: retries of a crashed trial (from its last eval point) before it is recorded as failed.
         guardrails: in ``block`` mode, a ratio below the dilution floor stops the sweep before it starts.
+        pools: the pool names a ratio grid's ratios are read against, in order (for worlds with their
+            own pools, e.g. ``["legacy", "support", "organic"]``); a space file names its own.
         train_options: training options shared by every trial (``workers``, ``batch_size``, ...).
 
     Returns:
@@ -100,7 +104,7 @@ def sweep(
         KeyboardInterrupt: Ctrl-C (SIGINT) stopped the sweep; Tune saved its state first, and the
             results so far and the manifest (``status: interrupted``) are written.
     """
-    sp = space_with(space, ratios=ratios, seeds=seeds, steps=steps, train=train_options)
+    sp = space_with(space, ratios=ratios, seeds=seeds, steps=steps, train=train_options, pools=pools)
     gcfg = guardrails or GuardrailConfig()
     if gcfg.mode == "block":
         _check_floor(sp, gcfg)  # refuse before any work

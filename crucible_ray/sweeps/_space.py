@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -254,10 +255,12 @@ def space_with(
     seeds: str | list[int] | None = None,
     steps: str | list[int] | None = None,
     train: dict[str, Any] | None = None,
+    pools: Sequence[str] | None = None,
 ) -> SweepSpace:
     """The space of a sweep call: ``space`` (a :class:`SweepSpace`, a YAML path or a preset name) with
     ``steps`` and the training options ``train`` laid over it; without ``space``, the ratio grid of
-    ``ratios`` x ``seeds`` x ``steps``. Options given as None are left out.
+    ``ratios`` x ``seeds`` x ``steps`` over ``pools`` (default legacy, expansion, organic; a space file
+    names its own). Options given as None are left out.
 
     Raises:
         ConfigError: neither a space nor a whole grid; a bad list (``--steps 200,x``) or value.
@@ -267,7 +270,9 @@ def space_with(
     if space is None:
         if ratios is None or seeds is None or steps is None:
             raise ConfigError("a sweep needs a search space, or ratios, seeds and steps for a ratio grid")
-        return grid_space(ratios, seeds, steps, train=options)
+        return grid_space(ratios, seeds, steps, train=options, pools=tuple(pools) if pools else DEFAULT_POOLS)
+    if pools:
+        raise ConfigError("pools are named by the search space file (its 'pools' field), not by --pools")
     sp = space if isinstance(space, SweepSpace) else load_space(space)
     if steps is not None or options:
         doc = sp.model_dump()
