@@ -102,6 +102,8 @@ def test_public_api_is_pinned() -> None:
             "check_guardrails",
             "evaluate",
             "expand",
+            "export_sentence_transformer",
+            "import_world",
             "load_encoder",
             "load_space",
             "mine",
