@@ -31,8 +31,13 @@ def encoder_help() -> str:
     "eval_sets",
     type=EVAL_SET,
     multiple=True,
-    required=True,
     help="Eval set file (JSONL/Parquet bundles), as PATH or NAME=PATH; repeatable. The name defaults to the file stem.",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A world folder: score every eval set it declares, by its name (with any --eval-set).",
 )
 @click.option(
     "--output",
@@ -66,11 +71,18 @@ def eval_command(
     retention_set: str,
     generalization_set: str,
     device: str | None,
+    data: Path | None,
 ) -> None:
     """Score a model on eval sets and write a scoreboard."""
     if (checkpoint is None) == (encoder_spec is None):
         raise click.UsageError("give exactly one of --checkpoint CKPT or --encoder SPEC.")
+    if not eval_sets and data is None:
+        raise click.UsageError("give --eval-set PATH (repeatable) or --data WORLD.")
     named: dict[str, Path] = {}
+    if data is not None:
+        from crucible_ray.worlds import World
+
+        named.update(World.open(data).eval_sets)
     for name, path in eval_sets:
         key = name or eval_set_name(path)
         if key in named:

@@ -128,7 +128,10 @@ def test_inspect_with_ratio(synthetic_world: Path, capsys: pytest.CaptureFixture
             ],
             "missing.pt: no such checkpoint",
         ),
-        (["eval", "--encoder", "hashed-ngram", "--output", "{tmp}/o.json"], "Missing option '--eval-set'"),
+        (
+            ["eval", "--encoder", "hashed-ngram", "--output", "{tmp}/o.json"],
+            "--eval-set PATH (repeatable) or --data WORLD",
+        ),
         (["data", "validate", "{tmp}/bad.jsonl"], "bad.jsonl:2:"),
         (["nosuchcommand"], "No such command"),
         # one comma-list parser (crucible_ray.config.parse_ints): this exited 3 (internal error) once

@@ -172,3 +172,13 @@ def test_data_import_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "column 'query'" in err and "Traceback" not in err
     assert not (tmp_path / "w2").exists()
+
+
+def test_eval_scores_every_eval_set_a_world_declares(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _import(tmp_path, tmp_path / "world")
+    out = tmp_path / "board.json"
+    assert run(["eval", "--encoder", "hashed-ngram", "--data", str(root), "--output", str(out)]) == 0
+    board = cr.Scoreboard.read(out)
+    assert set(board.eval_sets) == {"frozen_eval", "weekly"} and board.retention is not None
+    assert run(["eval", "--encoder", "hashed-ngram", "--output", str(tmp_path / "b2.json")]) == 2
+    assert "--eval-set PATH (repeatable) or --data WORLD" in capsys.readouterr().err
