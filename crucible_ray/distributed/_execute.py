@@ -127,6 +127,9 @@ def _with_cached_features(inputs: MiningInputs, shards: list[pa.Table], *, encod
     embedded here when the driver shares the machine with the actors (``encode``), and are left to
     the actors otherwise (a GPU cluster embeds faster than its driver).
     """
+    spec = inputs.model.spec
+    if spec.get("kind") != "sentence-transformer" or spec.get("mode") != "frozen-head":
+        return inputs.model  # decided from the spec: no model is loaded for it
     encoder = inputs.driver_encoder or inputs.model.build("cpu")
     if not is_frozen_backbone(encoder):
         return inputs.model
