@@ -52,13 +52,14 @@ lint: install
 demo: setup
 	$(BIN)/crucible-ray demo --output-dir demo-output
 
-# The tables of docs/findings.md, regenerated (about 40 minutes on 2 cores): the demo's findings, the
-# value of validation and the pass rates by miner setting, milestones of one run against separate runs.
+# The tables of docs/findings.md, regenerated (about 25 minutes on 2 cores): the demo's findings, the
+# value of validation and the pass rates by miner setting, milestones of one run against separate runs
+# (validation and milestones reuse the demo world and its feature cache).
 findings: setup
 	mkdir -p findings-output
 	$(BIN)/crucible-ray demo --output-dir findings-output/demo | tee findings-output/demo.txt
-	$(BIN)/python benchmarks/validation_value.py | tee findings-output/validation_value.md
-	$(BIN)/python benchmarks/milestones.py --steps 250,1000 | tee findings-output/milestones.md
+	$(BIN)/python benchmarks/validation_value.py --world findings-output/demo/world | tee findings-output/validation_value.md
+	$(BIN)/python benchmarks/milestones.py --world findings-output/demo/world --steps 250,1000 | tee findings-output/milestones.md
 
 bench: setup
 	$(BIN)/pip install -q ".[bench]"

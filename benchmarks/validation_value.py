@@ -1,7 +1,7 @@
 """What is P-of-K validation worth? Pass rates by miner setting, then training on validated vs unvalidated pools.
 
     python benchmarks/validation_value.py [--world DIR] [--seeds 1,2,3] [--steps 1000] [--ratio 75_0_25]
-                                          [--margins 0.05,0,-0.05,-0.1] [--settings 0.05:3,-0.05:8]
+                                          [--margins 0.05,0,-0.05,-0.1,-0.2] [--settings 0.05:3,-0.1:8]
 
 On the WordNet world with a base model (a linear head on the frozen all-MiniLM-L6-v2, trained on the
 legacy pool; every stage runs on the world's cached backbone features):
@@ -123,8 +123,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--base-steps", type=int, default=1000)
     ap.add_argument("--ratio", default="75_0_25")
-    ap.add_argument("--margins", default="0.05,0,-0.05,-0.1")
-    ap.add_argument("--settings", default="0.05:3,-0.05:8", help="margin:P pairs to train on ('' for none)")
+    ap.add_argument("--margins", default="0.05,0,-0.05,-0.1,-0.2")
+    ap.add_argument("--settings", default="0.05:3,-0.1:8", help="margin:P pairs to train on ('' for none)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     margins = [float(m) for m in args.margins.split(",")]
