@@ -64,6 +64,8 @@ def _named(values: tuple[str, ...], option: str) -> dict[str, Path]:
         name, eq, path = v.partition("=")
         if not eq or not name or not path:
             raise click.BadParameter(f"expected NAME=FILE, but got {v!r}", param_hint=option)
+        if name.strip() in out:
+            raise click.BadParameter(f"{name.strip()!r} is given twice", param_hint=option)
         out[name.strip()] = Path(path.strip())
     return out
 

@@ -46,6 +46,7 @@ def test_a_frozen_head_checkpoint_exports_to_sentence_transformers(tmp_path: Pat
     card = (out / "README.md").read_text()
     assert "70_20_10" in card and "0.8120" in card and "| seed | 7 |" in card
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.")]  # no temporary left
+    assert out.stat().st_mode & 0o055  # not private to its owner, as mkdtemp would leave it
 
 
 def test_a_full_checkpoint_exports_its_trained_transformer(tmp_path: Path) -> None:

@@ -182,3 +182,45 @@ def test_eval_scores_every_eval_set_a_world_declares(tmp_path: Path, capsys: pyt
     assert set(board.eval_sets) == {"frozen_eval", "weekly"} and board.retention is not None
     assert run(["eval", "--encoder", "hashed-ngram", "--output", str(tmp_path / "b2.json")]) == 2
     assert "--eval-set PATH (repeatable) or --data WORLD" in capsys.readouterr().err
+
+
+def test_csv_quirks_and_column_maps_that_do_not_apply(tmp_path: Path) -> None:
+    f = _write_inputs(tmp_path / "in")
+    # Excel's UTF-8 CSV starts with a byte-order mark; a corpus id mapping must not touch the pools;
+    # a file that already has the target column keeps it.
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffdoc_id,text\n1,a long document\n2,another\n".encode())
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text("anchor,question,answer,negative\nthe real anchor,a question,an answer,a negative\n")
+    root = cr.import_world(
+        tmp_path / "w",
+        corpus=bom,
+        legacy=legacy,
+        frozen_fraction=0.99,
+        pools={"support": f["support"]},
+        columns={"id": "doc_id", "anchor": "question", "positive": "answer"},
+    )
+    world = cr.World.open(root)
+    assert [d.id for d in cr.read_corpus(world.path("corpus"))] == ["1", "2"]
+    assert cr.read_bundles(world.pools["legacy"])[0].anchor == "the real anchor"
+
+
+def test_an_eval_anchor_in_a_pool_is_named_at_its_line_and_names_are_not_reused(tmp_path: Path) -> None:
+    f = _write_inputs(tmp_path / "in")
+    weekly = tmp_path / "weekly.csv"
+    weekly.write_text("question,answer,negative\nfresh one,x,y\nhow do I fix my printer (0),z,w\n")
+    with pytest.raises(DataError, match=r"weekly.csv:3: field 'anchor'"):
+        _import(tmp_path, tmp_path / "w1", eval_sets={"weekly": weekly})
+    with pytest.raises(ConfigError, match="already used"):
+        _import(tmp_path, tmp_path / "w2", pools={"Candidates": f["support"]})
+    assert not (tmp_path / "w1").exists() and not (tmp_path / "w2").exists()
+
+
+def test_an_imported_world_is_readable_like_any_folder(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    root = _import(tmp_path, tmp_path / "world")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o777 & ~umask

@@ -140,7 +140,11 @@ def _with_cached_features(inputs: MiningInputs, shards: list[pa.Table], *, encod
         if "negatives" in table.column_names:
             texts.extend(t for negs in table.column("negatives").to_pylist() if negs for t in negs)
     root = Path(inputs.corpus["path"]).parent if inputs.corpus else Path(inputs.candidates).parent
-    table = feature_table(encoder, texts, root, encode=encode).subset(texts)
+    try:
+        table = feature_table(encoder, texts, root, encode=encode).subset(texts)
+    except OSError as e:  # a read-only data folder: the actors embed the texts themselves
+        log.warning("no feature cache in %s (%s): the actors embed the candidates", root, e.strerror or e)
+        return inputs.model
     log.info("the actors take %d of %d candidate texts from the feature cache", len(table), len(set(texts)))
     return inputs.model.with_features(table)
 

@@ -78,6 +78,9 @@ def export_sentence_transformer(
         model.save(str(tmp), safe_serialization=True, create_model_card=False)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
         (tmp / "README.md").write_text(_model_card(info))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a model folder is read by servers
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)

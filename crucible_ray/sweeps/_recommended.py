@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crucible_ray.analysis import ParetoResult, load_results
+import pandas as pd
+
+from crucible_ray.analysis import ParetoResult, config_columns, load_results
 from crucible_ray.data import path_inside
 from crucible_ray.errors import DataError
 from crucible_ray.sweeps._results import TRIALS_DIR
@@ -23,7 +25,11 @@ def recommended_checkpoint(results_dir: str | Path, front: ParetoResult) -> tupl
     rdir = Path(results_dir)
     rec = front.recommended_row
     table = load_results(rdir)
-    rows = table[(table["ratio"] == rec["ratio"]) & (table["step"] == rec["step"])]
+    mask = pd.Series(True, index=table.index)
+    for column in config_columns(table):  # ratio, step and every swept parameter
+        value = rec.get(column)
+        mask &= table[column].isna() if pd.isna(value) else table[column] == value
+    rows = table[mask]
     if "status" in rows:
         rows = rows[rows["status"] == "complete"]
     if rows.empty or "trial_id" not in rows:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -83,7 +84,7 @@ def import_world(
     eval_files: dict[str, Path] = {}
     for kind, named in (("pool", pools or {}), ("eval set", eval_sets or {})):
         for stem, path in named.items():
-            _check_name(stem, kind, taken={*pool_files, *eval_files, FROZEN_EVAL, "corpus"})
+            _check_name(stem, kind, taken={*pool_files, *eval_files, FROZEN_EVAL, "corpus", "candidates"})
             (pool_files if kind == "pool" else eval_files)[stem] = Path(path)
 
     bundles = {stem: _bundles(path, stem, mapping) for stem, path in pool_files.items()}
@@ -100,14 +101,14 @@ def import_world(
         bundles[FROZEN_EVAL] = [b.model_copy(update={"pool": FROZEN_EVAL}) for b in held]
     trained = {b.anchor: stem for stem in pool_files for b in bundles[stem]}
     for stem, path in eval_files.items():
-        rows = _bundles(path, stem, mapping)
-        for i, b in enumerate(rows):
+        located = _located_bundles(path, stem, mapping)
+        for where, b in located:
             if b.anchor in trained:
                 raise DataError(
-                    f"{path}: row {i + 1}: field 'anchor': {b.anchor[:60]!r} is also in the {trained[b.anchor]!r} "
+                    f"{where}: field 'anchor': {b.anchor[:60]!r} is also in the {trained[b.anchor]!r} "
                     f"pool; an eval set of held-out cases must not share anchors with a training pool"
                 )
-        bundles[stem] = rows
+        bundles[stem] = [b for _, b in located]
     content = WorldContent(
         bundles=bundles,
         candidates={"candidates": _candidates(Path(candidates), mapping)} if candidates is not None else {},
@@ -134,13 +135,22 @@ def import_world(
             pools=list(pool_files),
             eval_sets={FROZEN_EVAL, *eval_files},
         )
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Move a finished temporary folder to ``out`` (absent or empty), readable as any folder the user
+    makes (``mkdtemp`` creates it private to its owner)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    if out.exists():
+        out.rmdir()  # empty (checked by the caller)
+    os.replace(tmp, out)
 
 
 def _columns(columns: Mapping[str, str]) -> dict[str, str]:
@@ -153,7 +163,7 @@ def _columns(columns: Mapping[str, str]) -> dict[str, str]:
 def _check_name(stem: str, kind: str, taken: set[str]) -> None:
     if not stem or not stem.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"{kind} name {stem!r}: use letters, digits, '_' and '-' only")
-    if stem in taken:
+    if stem.lower() in {t.lower() for t in taken}:
         raise ConfigError(f"{kind} name {stem!r} is already used in this world")
 
 
@@ -168,9 +178,13 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
-def source_rows(path: str | Path, columns: Mapping[str, str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+def source_rows(
+    path: str | Path, columns: Mapping[str, str] | None = None, required: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(where, row)`` for each row of a JSONL, CSV, Parquet file or a ``save_to_disk`` folder, with the
-    columns renamed by ``columns`` (target -> source). ``where`` is ``path:line`` or ``path:row N``.
+    columns renamed by ``columns`` (target -> source) where the file lacks the target. ``where`` is
+    ``path:line`` or ``path:row N``. A mapped source column that is missing is an error for the
+    ``required`` targets only.
 
     Raises:
         DataError: a missing or empty file, an unreadable row, a mapped column that is not there.
@@ -178,18 +192,22 @@ def source_rows(path: str | Path, columns: Mapping[str, str] | None = None) -> I
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    rename = {src: target for target, src in (columns or {}).items()}
+    mapping = dict(columns or {})
     count = 0
     for where, row in _raw_rows(path):
         if count == 0:  # a file that already has the target column needs no mapping
-            missing = [src for src, target in rename.items() if src not in row and target not in row]
+            missing = [t for t, src in mapping.items() if t in required and src not in row and t not in row]
             if missing:
                 raise DataError(
-                    f"{where}: column {missing[0]!r} (mapped to {rename[missing[0]]!r}) is not there; "
+                    f"{where}: column {mapping[missing[0]]!r} (mapped to {missing[0]!r}) is not there; "
                     f"the columns are {sorted(row)}"
                 )
         count += 1
-        yield where, {rename.get(k, k): v for k, v in row.items()}
+        out = dict(row)
+        for target, src in mapping.items():
+            if target not in row and src in row:
+                out[target] = out.pop(src)
+        yield where, out
     if count == 0:
         raise DataError(f"{path}: file is empty (no rows)")
 
@@ -217,7 +235,8 @@ def _raw_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield f"{path}:{lineno}", row
     elif suffix in (".csv", ".tsv"):
         try:
-            with path.open(newline="", encoding="utf-8") as f:
+            csv.field_size_limit(sys.maxsize)  # a long document in a corpus is not an error
+            with path.open(newline="", encoding="utf-8-sig") as f:  # a BOM (Excel) is not part of the header
                 reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
                 for row in reader:
                     yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
@@ -250,8 +269,9 @@ def _dataset_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         ds = load_from_disk(str(path))
     except Exception as e:  # noqa: BLE001 - datasets raises FileNotFoundError, ValueError...
         raise DataError(f"{path}: not a datasets folder written by save_to_disk: {str(e)[:160]}") from None
-    if hasattr(ds, "keys") and not hasattr(ds, "column_names"):  # a DatasetDict: one split only
-        raise DataError(f"{path}: a DatasetDict with splits {list(ds.keys())}; save one split (ds['train'])")
+    if type(ds).__name__ != "Dataset":  # a DatasetDict: one split only
+        splits = list(ds.keys()) if hasattr(ds, "keys") else []
+        raise DataError(f"{path}: a DatasetDict with splits {splits}; save one split (ds['train'])")
     for i, row in enumerate(ds):
         yield f"{path}:row {i}", dict(row)
 
@@ -298,15 +318,23 @@ _KIND_TARGETS = {
 }
 
 
+_REQUIRED = frozenset({"anchor", "positive"})
+
+
 def _for(kind: str, columns: Mapping[str, str]) -> dict[str, str]:
     """The part of the column mapping that applies to one kind of file."""
     return {t: s for t, s in columns.items() if t in _KIND_TARGETS[kind]}
 
 
 def _bundles(path: Path, stem: str, columns: Mapping[str, str]) -> list[Bundle]:
-    out: list[Bundle] = []
+    return [b for _, b in _located_bundles(path, stem, columns)]
+
+
+def _located_bundles(path: Path, stem: str, columns: Mapping[str, str]) -> list[tuple[str, Bundle]]:
+    """The bundles of a file, each with where it was read (``path:line`` or ``path:row N``)."""
+    out: list[tuple[str, Bundle]] = []
     seen: dict[str, str] = {}
-    for where, row in source_rows(path, _for("bundles", columns)):
+    for where, row in source_rows(path, _for("bundles", columns), _REQUIRED):
         raw_id = row.get("bundle_id", row.get("id"))
         bid = str(raw_id) if raw_id not in (None, "") else _stable_id(row.get("anchor"), row.get("positive"))
         if bid in seen:
@@ -314,14 +342,14 @@ def _bundles(path: Path, stem: str, columns: Mapping[str, str]) -> list[Bundle]:
         seen[bid] = where
         data = {"bundle_id": bid, "anchor": row.get("anchor"), "positive": row.get("positive"), "pool": stem}
         data["negatives"] = _negatives(where, row)
-        out.append(_validated(where, Bundle, data))
+        out.append((where, _validated(where, Bundle, data)))
     return out
 
 
 def _candidates(path: Path, columns: Mapping[str, str]) -> list[Candidate]:
     out: list[Candidate] = []
     seen: dict[str, str] = {}
-    for where, row in source_rows(path, _for("candidates", columns)):
+    for where, row in source_rows(path, _for("candidates", columns), _REQUIRED):
         raw_id = row.get("candidate_id", row.get("id"))
         cid = str(raw_id) if raw_id not in (None, "") else _stable_id(row.get("anchor"), row.get("positive"))
         if cid in seen:
@@ -338,7 +366,7 @@ def _candidates(path: Path, columns: Mapping[str, str]) -> list[Candidate]:
 def _corpus(path: Path, columns: Mapping[str, str]) -> list[CorpusDoc]:
     out: list[CorpusDoc] = []
     seen: dict[str, str] = {}
-    for where, row in source_rows(path, _for("corpus", columns)):
+    for where, row in source_rows(path, _for("corpus", columns), frozenset({"text"})):
         raw = row.get("id", row.get("_id"))  # BEIR names it _id
         if raw in (None, ""):
             raise DataError(f"{where}: field 'id': missing (map your id column with --column id=NAME)")
