@@ -93,7 +93,11 @@ def export_sentence_transformer(
 def _as_sentence_transformer(module: Any) -> Any:
     """The encoder's module as one ``SentenceTransformer`` whose output is the encoder's embedding."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+
+    try:
+        from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+    except ImportError:  # sentence-transformers before 6
+        from sentence_transformers.models import Dense, Normalize  # type: ignore[no-redef]
 
     backbone = module.backbone
     parts = list(backbone)
