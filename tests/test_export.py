@@ -134,3 +134,27 @@ def test_train_refuses_an_export_it_could_not_make_before_training(
     assert run([*args, "--encoder", "minilm", "--export-st", str(taken)]) == 2
     assert "not an empty folder" in capsys.readouterr().err
     assert not out.exists() and (taken / "x").read_text() == "keep"  # nothing trained, nothing touched
+
+
+def test_the_recommended_export_matches_swept_params_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    # One ratio and step, two learning rates. lr=0.001 is recommended (never dominated); the single best
+    # trial of that ratio and step by retention + generalization is an lr=0.01 trial, which must not be
+    # the one exported.
+    scores = {(0.001, 1): (0.95, 0.40), (0.001, 2): (0.96, 0.41), (0.01, 1): (0.30, 0.10), (0.01, 2): (0.90, 0.99)}
+    enc = cr.build_encoder("minilm:mode=frozen-head", device="cpu")
+    head = enc.module.head  # type: ignore[attr-defined]
+    rows = []
+    for i, ((lr, seed), (ret, gen)) in enumerate(scores.items()):
+        trial = f"lr{lr}-s{seed}"
+        with torch.no_grad():
+            head.bias.fill_(0.01 * i)
+        enc.weights_changed()
+        cr.save_checkpoint(enc, tmp_path / "sweep" / "trials" / trial / "checkpoint_step_100.pt", step=100)
+        rows.append({"trial_id": trial, "ratio": "75_15_10", "seed": seed, "step": 100, "param_lr": lr})
+        rows[-1].update({"retention": ret, "generalization": gen, "status": "complete"})
+    pd.DataFrame(rows).to_parquet(tmp_path / "sweep" / "results.parquet")
+    args = ["pareto", "--results-dir", str(tmp_path / "sweep"), "--bootstrap", "50"]
+    assert run([*args, "--export-recommended", str(tmp_path / "m")]) == 0
+    assert "(trial lr0.001-s2)" in capsys.readouterr().out
