@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from crucible_ray.errors import ConfigError
+from crucible_ray.data import check_new_folder
 
 
 def check_export_folder(out: Path | None) -> None:
     """Refuse an export folder that would be refused after the work (before any work starts)."""
-    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} already exists and is not an empty folder; choose a new folder to export to")
+    if out is not None:
+        check_new_folder(out, "the export folder")
 
 
 @click.command("export")

@@ -83,25 +83,31 @@ def test_export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(err.splitlines()) == 1 and "cannot be exported" in err and "Traceback" not in err
 
 
-def test_pareto_exports_the_recommended_configs_best_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _sweep_with_checkpoints(root: Path, rows: list[dict[str, object]]) -> Path:
+    """A sweep folder: ``rows`` (trial_id, ratio, seed, step 100, scores...) as its results table, and a
+    distinct frozen-head checkpoint at step 100 for each trial."""
     import pandas as pd
 
-    # 75_15_10 dominates 85_10_5; of its two seeds, seed 2 has the larger retention + generalization.
-    scores = {("85_10_5", 1): (0.90, 0.30), ("85_10_5", 2): (0.91, 0.31), ("75_15_10", 1): (0.95, 0.40)}
-    scores[("75_15_10", 2)] = (0.96, 0.41)
     enc = cr.build_encoder("minilm:mode=frozen-head", device="cpu")
     head = enc.module.head  # type: ignore[attr-defined]
-    rows = []
-    for i, ((ratio, seed), (ret, gen)) in enumerate(scores.items()):
-        trial = f"r{ratio}-s{seed}"
+    for i, row in enumerate(rows):
         with torch.no_grad():
             head.bias.fill_(0.01 * i)  # each trial's model is a different one
         enc.weights_changed()
-        cr.save_checkpoint(enc, tmp_path / "sweep" / "trials" / trial / "checkpoint_step_100.pt", step=100)
-        rows.append(
-            {"trial_id": trial, "ratio": ratio, "seed": seed, "step": 100, "retention": ret, "generalization": gen}
-        )
-    pd.DataFrame([{**r, "status": "complete"} for r in rows]).to_parquet(tmp_path / "sweep" / "results.parquet")
+        cr.save_checkpoint(enc, root / "trials" / str(row["trial_id"]) / "checkpoint_step_100.pt", step=100)
+    pd.DataFrame([{**r, "step": 100, "status": "complete"} for r in rows]).to_parquet(root / "results.parquet")
+    return root
+
+
+def test_pareto_exports_the_recommended_configs_best_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 75_15_10 dominates 85_10_5; of its two seeds, seed 2 has the larger retention + generalization.
+    scores = {("85_10_5", 1): (0.90, 0.30), ("85_10_5", 2): (0.91, 0.31), ("75_15_10", 1): (0.95, 0.40)}
+    scores[("75_15_10", 2)] = (0.96, 0.41)
+    rows = [
+        {"trial_id": f"r{ratio}-s{seed}", "ratio": ratio, "seed": seed, "retention": ret, "generalization": gen}
+        for (ratio, seed), (ret, gen) in scores.items()
+    ]
+    _sweep_with_checkpoints(tmp_path / "sweep", rows)
     code = run(
         [
             "pareto",
@@ -137,24 +143,16 @@ def test_train_refuses_an_export_it_could_not_make_before_training(
 
 
 def test_the_recommended_export_matches_swept_params_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import pandas as pd
-
     # One ratio and step, two learning rates. lr=0.001 is recommended (never dominated); the single best
     # trial of that ratio and step by retention + generalization is an lr=0.01 trial, which must not be
     # the one exported.
     scores = {(0.001, 1): (0.95, 0.40), (0.001, 2): (0.96, 0.41), (0.01, 1): (0.30, 0.10), (0.01, 2): (0.90, 0.99)}
-    enc = cr.build_encoder("minilm:mode=frozen-head", device="cpu")
-    head = enc.module.head  # type: ignore[attr-defined]
-    rows = []
-    for i, ((lr, seed), (ret, gen)) in enumerate(scores.items()):
-        trial = f"lr{lr}-s{seed}"
-        with torch.no_grad():
-            head.bias.fill_(0.01 * i)
-        enc.weights_changed()
-        cr.save_checkpoint(enc, tmp_path / "sweep" / "trials" / trial / "checkpoint_step_100.pt", step=100)
-        rows.append({"trial_id": trial, "ratio": "75_15_10", "seed": seed, "step": 100, "param_lr": lr})
-        rows[-1].update({"retention": ret, "generalization": gen, "status": "complete"})
-    pd.DataFrame(rows).to_parquet(tmp_path / "sweep" / "results.parquet")
+    rows: list[dict[str, object]] = [
+        {"trial_id": f"lr{lr}-s{seed}", "ratio": "75_15_10", "seed": seed, "param_lr": lr}
+        | {"retention": ret, "generalization": gen}
+        for (lr, seed), (ret, gen) in scores.items()
+    ]
+    _sweep_with_checkpoints(tmp_path / "sweep", rows)
     args = ["pareto", "--results-dir", str(tmp_path / "sweep"), "--bootstrap", "50"]
     assert run([*args, "--export-recommended", str(tmp_path / "m")]) == 0
     assert "(trial lr0.001-s2)" in capsys.readouterr().out

@@ -1,6 +1,13 @@
 """Data model and file I/O: bundles, candidates and corpus documents in JSONL or Parquet."""
 
-from crucible_ray.data._atomic import atomic_path, atomic_write, remove_interrupted_writes, remove_stale_temporaries
+from crucible_ray.data._atomic import (
+    atomic_folder,
+    atomic_path,
+    atomic_write,
+    check_new_folder,
+    remove_interrupted_writes,
+    remove_stale_temporaries,
+)
 from crucible_ray.data._hashing import file_sha256
 from crucible_ray.data._io import (
     file_format,
@@ -27,7 +34,9 @@ __all__ = [
     "Candidate",
     "CorpusDoc",
     "Negative",
+    "atomic_folder",
     "atomic_path",
+    "check_new_folder",
     "atomic_write",
     "check_manifest_kind",
     "check_outputs",

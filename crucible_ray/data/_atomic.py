@@ -5,20 +5,50 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from crucible_ray.errors import ConfigError
 
-def _default_mode() -> int:
-    # mkstemp creates 0600 files; outputs get the usual 0666 minus the umask, like open() would give.
+
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
-_FILE_MODE = _default_mode()
+# mkstemp creates 0600 files and mkdtemp 0700 folders; outputs get the usual modes minus the umask,
+# like open() and mkdir() would give.
+_FILE_MODE = 0o666 & ~_umask()
+_DIR_MODE = 0o777 & ~_umask()
+
+
+def check_new_folder(path: str | Path, option: str = "--out") -> None:
+    """Refuse a destination folder that exists and is not empty (nothing of the user's is replaced)."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{option} {path} already exists and is not an empty folder; choose a new folder")
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out`` (absent or empty); on success it becomes ``out``, readable
+    like any folder the user makes (0777 minus the umask), else it is removed."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, _DIR_MODE)
+        if out.exists():
+            out.rmdir()  # empty: check_new_folder
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

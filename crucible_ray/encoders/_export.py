@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from crucible_ray.data import atomic_folder, check_new_folder
 from crucible_ray.encoders._checkpoint import load_encoder, read_checkpoint
-from crucible_ray.errors import ConfigError, EncoderError
+from crucible_ray.errors import EncoderError
 
 #: Written into the model folder: what trained it, for the model card and for tools.
 EXPORT_INFO = "crucible_ray.json"
@@ -52,8 +50,7 @@ def export_sentence_transformer(
         >>> SentenceTransformer("models/a").encode(["a small dog"])  # doctest: +SKIP
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+    check_new_folder(out)
     payload = read_checkpoint(checkpoint)
     kind = payload["encoder_spec"].get("kind")
     if kind != "sentence-transformer":
@@ -72,21 +69,10 @@ def export_sentence_transformer(
         "train_config": payload.get("train_config", {}),
         "scoreboard": board,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:  # written beside out, renamed into place when complete
         model.save(str(tmp), safe_serialization=True, create_model_card=False)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
         (tmp / "README.md").write_text(_model_card(info))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a model folder is read by servers
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

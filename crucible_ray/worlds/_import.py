@@ -17,10 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from crucible_ray._rng import stable_fraction
-from crucible_ray.data import Bundle, Candidate, CorpusDoc, file_sha256
+from crucible_ray.data import Bundle, Candidate, CorpusDoc, atomic_folder, check_new_folder, file_sha256
 from crucible_ray.errors import ConfigError, DataError
 from crucible_ray.worlds._world import WorldContent, write_world
 
@@ -71,8 +68,7 @@ def import_world(
             (file, row and field named), duplicate corpus ids, an eval set sharing anchors with a pool.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+    check_new_folder(out)
     if (frozen_eval is None) == (frozen_fraction is None):
         raise ConfigError("give either a frozen eval file (--frozen-eval) or --frozen-fraction, not both or neither")
     if frozen_fraction is not None and not 0 < frozen_fraction < 1:
@@ -123,9 +119,7 @@ def import_world(
         "columns": dict(mapping),
     }
     config = {"seed": seed, "frozen_fraction": frozen_fraction, "pools": list(pool_files)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:  # a failed import leaves nothing under out
         write_world(
             tmp,
             content,
@@ -135,22 +129,7 @@ def import_world(
             pools=list(pool_files),
             eval_sets={FROZEN_EVAL, *eval_files},
         )
-        publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-def publish(tmp: Path, out: Path) -> None:
-    """Move a finished temporary folder to ``out`` (absent or empty), readable as any folder the user
-    makes (``mkdtemp`` creates it private to its owner)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    if out.exists():
-        out.rmdir()  # empty (checked by the caller)
-    os.replace(tmp, out)
 
 
 def _columns(columns: Mapping[str, str]) -> dict[str, str]:
@@ -276,8 +255,17 @@ def _dataset_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"{path}:row {i}", dict(row)
 
 
-def _stable_id(anchor: Any, positive: Any) -> str:
-    return hashlib.blake2b(f"{anchor}\x00{positive}".encode(), digest_size=8).hexdigest()
+def _row_id(where: str, row: dict[str, Any], field: str, seen: dict[str, str]) -> str:
+    """The row's ``field`` (or ``id``) as a string, else a stable id from its anchor and positive;
+    a repeated one is refused with both locations."""
+    raw = row.get(field, row.get("id"))
+    if raw in (None, ""):
+        raw = hashlib.blake2b(f"{row.get('anchor')}\x00{row.get('positive')}".encode(), digest_size=8).hexdigest()
+    key = str(raw)
+    if key in seen:
+        raise DataError(f"{where}: field '{field}': duplicate id {key!r} (first at {seen[key]})")
+    seen[key] = where
+    return key
 
 
 def _validated(where: str, model: type[Any], row: dict[str, Any]) -> Any:
@@ -335,11 +323,7 @@ def _located_bundles(path: Path, stem: str, columns: Mapping[str, str]) -> list[
     out: list[tuple[str, Bundle]] = []
     seen: dict[str, str] = {}
     for where, row in source_rows(path, _for("bundles", columns), _REQUIRED):
-        raw_id = row.get("bundle_id", row.get("id"))
-        bid = str(raw_id) if raw_id not in (None, "") else _stable_id(row.get("anchor"), row.get("positive"))
-        if bid in seen:
-            raise DataError(f"{where}: field 'bundle_id': duplicate id {bid!r} (first at {seen[bid]})")
-        seen[bid] = where
+        bid = _row_id(where, row, "bundle_id", seen)
         data = {"bundle_id": bid, "anchor": row.get("anchor"), "positive": row.get("positive"), "pool": stem}
         data["negatives"] = _negatives(where, row)
         out.append((where, _validated(where, Bundle, data)))
@@ -350,11 +334,7 @@ def _candidates(path: Path, columns: Mapping[str, str]) -> list[Candidate]:
     out: list[Candidate] = []
     seen: dict[str, str] = {}
     for where, row in source_rows(path, _for("candidates", columns), _REQUIRED):
-        raw_id = row.get("candidate_id", row.get("id"))
-        cid = str(raw_id) if raw_id not in (None, "") else _stable_id(row.get("anchor"), row.get("positive"))
-        if cid in seen:
-            raise DataError(f"{where}: field 'candidate_id': duplicate id {cid!r} (first at {seen[cid]})")
-        seen[cid] = where
+        cid = _row_id(where, row, "candidate_id", seen)
         out.append(
             _validated(
                 where, Candidate, {"candidate_id": cid, "anchor": row.get("anchor"), "positive": row.get("positive")}
