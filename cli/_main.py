@@ -27,12 +27,33 @@ INTERRUPTED = "interrupted; finished work is kept: rerun the same command to con
 @click.version_option(__version__, prog_name=PROG)
 @click.option("--debug", is_flag=True, help="Show full tracebacks (also accepted anywhere on the line).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
-def app(debug: bool, quiet: bool) -> None:
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE first (repeatable): a module that registers your encoder kinds "
+    "(crucible_ray.register_encoder). Also read from CRUCIBLE_RAY_PLUGINS (comma-separated).",
+)
+def app(debug: bool, quiet: bool, plugins: tuple[str, ...]) -> None:
     """Mine, train and sweep contrastive models on Ray; watch retention vs generalization.
 
     Exit codes: 0 success, 1 a guardrail blocked, 2 bad input or usage, 3 internal error.
     """
     _configure_logging(logging.WARNING if quiet else logging.INFO)
+    _import_plugins([*filter(None, os.environ.get("CRUCIBLE_RAY_PLUGINS", "").split(",")), *plugins])
+
+
+def _import_plugins(modules: Sequence[str]) -> None:
+    import importlib
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a plugin module beside the user's data, as `python -m` would find it
+    for name in modules:
+        try:
+            importlib.import_module(name.strip())
+        except ImportError as e:
+            raise click.UsageError(f"--plugin {name.strip()}: cannot import it ({e})") from None
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import comb
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from mining_reference import reference_mine
 
 import crucible_ray as cr
 from crucible_ray.data import Candidate, CorpusDoc
+from crucible_ray.encoders import Role
 from crucible_ray.mining import (
     CorpusIndex,
     MinerConfig,
@@ -96,16 +98,16 @@ def test_kernel_matches_reference(synthetic_world: Path, cfg: MinerConfig) -> No
     assert by_id["edge:dup"]["n_dropped_duplicates"] == 2
 
 
-class _CountingEncoder:
-    """An encoder wrapper that records which texts reach ``encode``."""
+class _CountingEncoder(cr.Encoder):
+    """An encoder that records which texts reach ``encode``."""
 
     def __init__(self, enc: cr.Encoder) -> None:
-        self.enc, self.seen = enc, []  # type: ignore[var-annotated]
-        self.dim, self.device = enc.dim, enc.device
+        super().__init__(enc.spec, enc.module)
+        self.seen: list[str] = []
 
-    def encode(self, texts: list[str], *, batch_size: int = 256) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 256, role: Role | None = "document") -> np.ndarray:
         self.seen.extend(texts)
-        return self.enc.encode(texts, batch_size=batch_size)
+        return super().encode(texts, batch_size=batch_size, role=role)
 
 
 def test_texts_already_in_the_corpus_reuse_its_embeddings(tmp_path: Path) -> None:

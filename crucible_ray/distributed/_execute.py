@@ -134,11 +134,12 @@ def _with_cached_features(inputs: MiningInputs, shards: list[pa.Table], *, encod
     if not is_frozen_backbone(encoder):
         return inputs.model
     texts: list[str] = []
-    for table in shards:
-        texts.extend(table.column("anchor").to_pylist())
-        texts.extend(table.column("positive").to_pylist())
+    for table in shards:  # as the backbone sees them: each with its role's prompt
+        texts.extend(encoder.prompted(table.column("anchor").to_pylist(), "query"))
+        texts.extend(encoder.prompted(table.column("positive").to_pylist(), "document"))
         if "negatives" in table.column_names:
-            texts.extend(t for negs in table.column("negatives").to_pylist() if negs for t in negs)
+            negatives = [t for negs in table.column("negatives").to_pylist() if negs for t in negs]
+            texts.extend(encoder.prompted(negatives, "document"))
     root = Path(inputs.corpus["path"]).parent if inputs.corpus else Path(inputs.candidates).parent
     try:
         table = feature_table(encoder, texts, root, encode=encode).subset(texts)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from crucible_ray.data import remove_interrupted_writes
+from crucible_ray.encoders import adopt_kinds, plugin_kinds
 from crucible_ray.errors import CrucibleError, TrainingError
 from crucible_ray.training import RECOVERY_FORMAT, TrainConfig, TrainData, WorkerContext, train_worker
 
@@ -31,6 +32,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
+    adopt_kinds(loop_config.get("kinds", ()))  # encoder kinds registered in the driver
     ctx = ray.train.get_context()
     config: TrainConfig = loop_config["config"]  # the driver's object, as Ray pickled it (not re-parsed)
     data: TrainData = ray.get(loop_config["data"])
@@ -132,6 +134,7 @@ def fit_run(
         _worker_loop,
         train_loop_config={
             "config": cfg,
+            "kinds": plugin_kinds(cfg.encoder),
             "data": data_ref,
             "output_dir": str(out),
             "threads": threads,

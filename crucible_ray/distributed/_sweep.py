@@ -28,6 +28,7 @@ from crucible_ray.distributed._fit import fit_run, root_message
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
+from crucible_ray.encoders import adopt_kinds, plugin_kinds
 from crucible_ray.errors import ConfigError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
 from crucible_ray.provenance import build_manifest, write_manifest
@@ -138,7 +139,8 @@ def sweep(
         workers = int(sp.train.get("workers", 1))
         plan = plan_trials(cpus, gpus, workers=workers, use_gpu=use_gpu, max_concurrent=max_concurrent_trials)
         log.info("resources: %s", plan.describe())
-        setup = {"space": sp, "output_dir": str(out), "plan": plan}  # objects: Tune pickles them as they are
+        kinds = plugin_kinds(sp.train["encoder"]) if "encoder" in sp.train else ()  # kinds the driver registered
+        setup = {"space": sp, "output_dir": str(out), "plan": plan, "kinds": kinds}  # Tune pickles these objects
         trainable = tune.with_resources(
             tune.with_parameters(_trial, data=[ray.put(prepared.data)], setup=setup), {"cpu": TRIAL_CPU}
         )
@@ -259,6 +261,7 @@ def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> No
     """The Tune function trainable: one training run on Ray Train, its reports forwarded to Tune."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    adopt_kinds(setup.get("kinds", ()))
     sp: SweepSpace = setup["space"]
     plan: TrialPlan = setup["plan"]
     out = Path(setup["output_dir"])

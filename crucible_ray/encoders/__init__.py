@@ -6,7 +6,7 @@ Built in: ``hashed-ngram`` (the default; trainable from scratch on CPU) and ``se
 
 from typing import Any
 
-from crucible_ray.encoders._base import Encoder, EncoderModule
+from crucible_ray.encoders._base import Encoder, EncoderModule, Role
 from crucible_ray.encoders._checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -24,10 +24,14 @@ from crucible_ray.encoders._features import (
 )
 from crucible_ray.encoders._hashed import HashedNgramModule, HashedNgramParams, hashed_state_shapes
 from crucible_ray.encoders._registry import (
+    EncoderKind,
+    adopt_kinds,
     build_encoder,
     encoder_kinds,
     expected_state_shapes,
+    mark_builtin,
     normalize_spec,
+    plugin_kinds,
     register_alias,
     register_encoder,
     resolve_device,
@@ -62,6 +66,7 @@ def _register_builtins() -> None:
         state_shapes=sentence_state_shapes,
     )
     register_alias("minilm", "sentence-transformer", model="all-MiniLM-L6-v2")
+    mark_builtin()
 
 
 _register_builtins()
@@ -78,6 +83,7 @@ __all__ = [
     "DEFAULT_ENCODER",
     "Encoder",
     "EncoderModule",
+    "Role",
     "HashedNgramModule",
     "HashedNgramParams",
     "build_encoder",
@@ -91,6 +97,9 @@ __all__ = [
     "read_checkpoint",
     "register_alias",
     "register_encoder",
+    "EncoderKind",
+    "adopt_kinds",
+    "plugin_kinds",
     "resolve_device",
     "save_checkpoint",
     "spec_to_string",

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
+
+Role = Literal["query", "document"]
+"""What a text is to the model: an anchor (``query``) or a positive, negative or corpus text (``document``)."""
 
 
 @runtime_checkable
@@ -19,6 +22,8 @@ class EncoderModule(Protocol):
     ``featurize`` turns texts into model inputs (tokenisation, hashing, or frozen-backbone embeddings;
     no gradient flows through it); ``forward`` maps features to unnormalised embeddings (n, d).
     ``trainable_state`` is what a checkpoint stores (for a frozen backbone, only the head).
+    A kind may also set ``prompts`` (``{"query": ..., "document": ...}``), the text put before each
+    role's texts (sentence-transformers models declare them); none by default.
     """
 
     dim: int
@@ -70,20 +75,40 @@ class Encoder:
         self._fingerprint = None
         return self
 
-    def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """L2-normalised embeddings as a tensor on the module's device, with gradients (for training)."""
-        features = self._impl.featurize(list(texts), self.device)
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The prompt put before the texts of each role (empty: none); see :meth:`prompted`."""
+        return dict(getattr(self.module, "prompts", None) or {})
+
+    @property
+    def query_prompt_differs(self) -> bool:
+        """True when an anchor is encoded differently from the same text as a document."""
+        p = self.prompts
+        return p.get("query", "") != p.get("document", "")
+
+    def prompted(self, texts: Sequence[str], role: Role | None) -> list[str]:
+        """``texts`` as the model sees them in ``role`` (its prompt first); ``None``: as given."""
+        prompt = self.prompts.get(role, "") if role else ""
+        return [prompt + t for t in texts] if prompt else list(texts)
+
+    def embed(self, texts: Sequence[str], *, role: Role | None = "document") -> torch.Tensor:
+        """L2-normalised embeddings as a tensor on the module's device, with gradients (for training).
+
+        ``role`` picks the prompt (``None``: the texts are already prompted, see :meth:`prompted`).
+        """
+        features = self._impl.featurize(self.prompted(texts, role), self.device)
         out = self._impl.forward(features)  # (n, d)
         return nn.functional.normalize(out, dim=-1)
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 256, role: Role | None = "document") -> np.ndarray:
         """Encode ``texts`` in eval mode; returns float32 (n, d), rows L2-normalised, in input order.
 
-        Texts are batched longest first, so a padded (transformer) batch holds texts of similar
-        length; the result does not depend on that order beyond float rounding.
+        ``role``: ``"query"`` for anchors, ``"document"`` (default) for everything else; it picks the
+        model's prompt. Texts are batched longest first, so a padded (transformer) batch holds texts of
+        similar length; the result does not depend on that order beyond float rounding.
         """
-        texts = list(texts)
+        texts = self.prompted(texts, role)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
@@ -91,7 +116,7 @@ class Encoder:
         self.module.eval()
         try:
             chunks = [
-                self.embed([texts[j] for j in order[i : i + batch_size]]).float().cpu().numpy()
+                self.embed([texts[j] for j in order[i : i + batch_size]], role=None).float().cpu().numpy()
                 for i in range(0, len(texts), batch_size)
             ]
         finally:

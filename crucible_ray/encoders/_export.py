@@ -100,7 +100,10 @@ def _as_sentence_transformer(module: Any) -> Any:
         parts += [dense, Normalize()]
     elif not isinstance(parts[-1], Normalize):
         parts.append(Normalize())
-    model = SentenceTransformer(modules=parts, device="cpu")
+    # The prompts it was trained and scored with (the spec may have overridden the card's), by role.
+    prompts = {**(getattr(backbone, "prompts", None) or {})}
+    prompts.update({role: module.prompts.get(role, "") for role in ("query", "document")})
+    model = SentenceTransformer(modules=parts, device="cpu", prompts=prompts)
     model.max_seq_length = backbone.max_seq_length  # the length it was trained and scored with
     return model
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path
-from crucible_ray.encoders._base import Encoder
+from crucible_ray.encoders._base import Encoder, Role
 
 log = get_logger(__name__)
 
@@ -76,7 +76,7 @@ def backbone_key(encoder: Encoder) -> str:
     ident = {
         "kind": spec.get("kind"),
         "model": spec.get("model"),
-        "max_seq_length": spec.get("max_seq_length"),
+        "max_seq_length": getattr(encoder.module, "max_seq_length", spec.get("max_seq_length")),
         "weights": encoder.module.fingerprint_extra(),  # type: ignore[operator]
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
@@ -86,6 +86,8 @@ def feature_table(
     encoder: Encoder, texts: Iterable[str], cache_root: str | Path, *, batch_size: int = 128, encode: bool = True
 ) -> FeatureTable:
     """Backbone features for ``texts``, read from and added to the cache under ``cache_root``.
+
+    ``texts`` are as the backbone sees them: put a model's prompts on first (:meth:`Encoder.prompted`).
 
     With ``encode=False`` nothing is embedded: the table holds what the cache already has (possibly
     every cached text, not only ``texts``).
@@ -133,9 +135,10 @@ class CachedFeatureEncoder(Encoder):
         super().__init__(base.spec, base.module)
         self.table = table
 
-    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+    def embed(self, texts: Sequence[str], *, role: Role | None = "document") -> torch.Tensor:
+        texts = self.prompted(texts, role)  # the cache holds features of the texts the backbone saw
         rows = self.table.rows(texts)
         if rows is None:
-            return super().embed(texts)
+            return super().embed(texts, role=None)
         features = torch.from_numpy(self.table.features[rows]).to(self.device)
         return nn.functional.normalize(self._impl.forward(features), dim=-1)

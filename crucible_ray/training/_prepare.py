@@ -58,8 +58,9 @@ def prepare_training(data_dir: str | Path, config: TrainConfig) -> PreparedRun:
     if is_frozen_backbone(encoder):
         texts: list[str] = []
         for bundles in [*pools.values(), *(b for b, _ in eval_sets.values())]:
-            for b in bundles:
-                texts.extend([b.anchor, b.positive, *(n.text for n in b.negatives)])
+            texts.extend(encoder.prompted([b.anchor for b in bundles], "query"))
+            docs = [t for b in bundles for t in (b.positive, *(n.text for n in b.negatives))]
+            texts.extend(encoder.prompted(docs, "document"))
         features = feature_table(encoder, texts, world.root)
     return PreparedRun(TrainData(pools, eval_sets, features), inputs, world)
 
