@@ -81,7 +81,8 @@ def _named(values: tuple[str, ...], option: str) -> dict[str, Path]:
     "--legacy",
     required=True,
     type=click.Path(path_type=Path),
-    help="The known hard cases: bundles, or sentence-transformers rows (anchor, positive, negative[_1..n]).",
+    help="The known hard cases: bundles, sentence-transformers rows (anchor, positive, negative[_1..n]), "
+    "or plain anchor, positive pairs (negatives mined from the corpus).",
 )
 @click.option("--frozen-eval", type=click.Path(path_type=Path), help="The retention eval set (same layouts).")
 @click.option(
@@ -95,6 +96,19 @@ def _named(values: tuple[str, ...], option: str) -> dict[str, Path]:
     "--column", "columns", type=KEY_VALUE, multiple=True, help="Map a column: TARGET=YOURS, e.g. anchor=question."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the frozen-eval draw.")
+@click.option(
+    "--negatives",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Negatives mined from the corpus per plain pair (rows without negatives).",
+)
+@click.option(
+    "--negatives-model",
+    default="hashed-ngram",
+    show_default=True,
+    help="Encoder spec that ranks the corpus for those negatives (e.g. your model: sentence-transformer:model=DIR).",
+)
 def import_command(**o: Any) -> None:
     """Make a world folder from your files (JSONL, CSV, Parquet or a datasets save_to_disk folder)."""
     from crucible_ray.worlds import import_world
@@ -111,6 +125,8 @@ def import_command(**o: Any) -> None:
         eval_sets=_named(o["evals"], "--eval"),
         columns={k: str(v) for k, v in o["columns"]},
         seed=o["seed"],
+        negatives=o["negatives"],
+        negatives_model=o["negatives_model"],
     )
     click.echo(_world_summary(World.open(root)))
 

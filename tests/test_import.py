@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from crucible_ray.cli._main import run
@@ -154,10 +155,10 @@ def test_duplicate_corpus_ids_and_empty_files_are_refused(tmp_path: Path) -> Non
     empty.write_text("question,answer,negative\n")
     with pytest.raises(DataError, match="empty.csv: file is empty"):
         _import(tmp_path, tmp_path / "w2", legacy=empty)
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("question,answer\nq,a\n")
-    with pytest.raises(DataError, match="pairs.csv:2: field 'negatives': missing"):
-        _import(tmp_path, tmp_path / "w3", legacy=pairs)
+    only_positives = tmp_path / "only.jsonl"  # every given negative is another positive of its anchor
+    only_positives.write_text('{"question": "q", "answer": ["a", "b"], "negatives": ["b"]}\n')
+    with pytest.raises(DataError, match="only.jsonl:1: field 'negatives': every negative is another positive"):
+        _import(tmp_path, tmp_path / "w3", legacy=only_positives)
     assert not any((tmp_path / w).exists() for w in ("w1", "w2", "w3"))
     assert f["legacy"].is_file()
 
@@ -224,3 +225,43 @@ def test_an_imported_world_is_readable_like_any_folder(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(root.stat().st_mode) == 0o777 & ~umask
+
+
+def test_plain_pairs_get_negatives_mined_from_the_corpus_never_another_positive(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    docs = [f"{t} fix guide {i}" for i, t in enumerate(TOPICS * 3)] + [f"{t} manual page" for t in TOPICS]
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "text": d}) + "\n" for i, d in enumerate(docs)))
+    pairs = tmp_path / "pairs.jsonl"  # plain pairs; the printer question has two answers (qrels style)
+    rows = [{"question": f"how do I fix my {t} ({i})", "answer": f"{t} fix guide {i}"} for i, t in enumerate(TOPICS)]
+    rows.append({"question": "how do I fix my printer (0)", "answer": "printer manual page"})
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    root = _import(tmp_path, tmp_path / "world", legacy=pairs, corpus=corpus, negatives=3)
+    legacy = cr.read_bundles(root / "legacy.jsonl")
+    assert len(legacy) == len(rows) and all(len(b.negatives) == 3 for b in legacy)
+    assert all(n.tier == 3 for b in legacy for n in b.negatives)
+    printer = [b for b in legacy if b.anchor == "how do I fix my printer (0)"]
+    assert {b.positive for b in printer} == {"printer fix guide 0", "printer manual page"}
+    enc = cr.build_encoder("hashed-ngram", device="cpu")
+    scores = enc.encode(["how do I fix my printer (0)"]) @ enc.encode(docs).T
+    nearest = [docs[j] for j in np.argsort(-scores[0], kind="stable")]
+    expected = [t for t in nearest if t not in ("printer fix guide 0", "printer manual page")][:3]
+    for b in printer:  # the nearest corpus texts under the model, minus both positives
+        assert [n.text for n in b.negatives] == expected
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["config"]["mined_negatives"]["per_bundle"] == 3
+    assert manifest["config"]["mined_negatives"]["model"]["kind"] == "hashed-ngram"
+
+
+def test_a_list_of_positives_splits_into_rows_and_the_others_are_never_negatives(tmp_path: Path) -> None:
+    cands = tmp_path / "multi.jsonl"
+    cands.write_text(
+        json.dumps({"id": 7, "question": "reset my vpn", "answer": ["vpn reset guide", "vpn token page"]})
+        + "\n"
+        + json.dumps({"id": 8, "question": "badge lost", "answer": "badge office"})
+        + "\n"
+    )
+    root = _import(tmp_path, tmp_path / "world", candidates=cands)
+    got = {c.candidate_id: c for c in cr.read_candidates(root / "candidates.jsonl")}
+    assert set(got) == {"7#0", "7#1", "8"}
+    assert got["7#0"].other_positives == ["vpn token page"] and got["7#1"].other_positives == ["vpn reset guide"]
+    assert got["8"].other_positives is None

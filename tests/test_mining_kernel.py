@@ -7,6 +7,7 @@ from math import comb
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from mining_reference import reference_mine
@@ -15,6 +16,7 @@ import crucible_ray as cr
 from crucible_ray.data import Candidate, CorpusDoc
 from crucible_ray.encoders import Role
 from crucible_ray.mining import (
+    CandidateBatch,
     CorpusIndex,
     MinerConfig,
     dedupe_corpus,
@@ -22,6 +24,7 @@ from crucible_ray.mining import (
     draw_lineups,
     embed_texts,
     judge_lineups,
+    mine_batch,
     mine_local,
     open_embeddings,
     product_tolerance,
@@ -318,3 +321,26 @@ def test_kill_is_inclusive_at_the_threshold() -> None:
     lineups = torch.tensor([[[0, 1]], [[0, 1]]])
     v = judge_lineups(s_pos, s_neg, torch.ones(2, 2, dtype=torch.bool), lineups, danger_margin=0.05)
     assert v.kills[:, 0].tolist() == [True, False]
+
+
+def test_another_positive_of_the_anchor_is_never_a_negative() -> None:
+    enc = cr.build_encoder("hashed-ngram:dim=64,seed=2", device="cpu")
+    docs = ["vpn reset guide", "vpn token page", "vpn token pages", "vpn router", "vpn price", "a cat", "rain"]
+    index = _index(enc, [CorpusDoc(id=f"d{i}", text=t) for i, t in enumerate(docs)])
+    cfg = MinerConfig(lineups=2, lineup_size=2, min_passes=1, neighbors=5, seed=0)
+    table = pa.table(
+        {
+            "candidate_id": ["a", "b"],
+            "anchor": ["reset vpn token", "reset vpn token"],
+            "positive": ["vpn reset guide", "vpn reset guide"],
+            "negatives": [None, ["vpn token page", "vpn price", "rain"]],
+            "other_positives": [["vpn token page"], ["vpn token page"]],
+        }
+    )
+    rows = mine_batch(CandidateBatch.from_arrow(table), enc, cfg, index).to_pylist()
+    seen = {r["candidate_id"]: {k["text"] for k in r["killers"]} | {k["text"] for k in r["near_misses"]} for r in rows}
+    assert all("vpn token page" not in texts for texts in seen.values())
+    assert rows[1]["n_dropped_duplicates"] == 1  # the given copy of the other positive was dropped
+    # Without the column, the same corpus text is a candidate negative: the exclusion is what kept it out.
+    plain = mine_batch(CandidateBatch.from_arrow(table.drop(["other_positives"])), enc, cfg, index).to_pylist()
+    assert "vpn token page" in {k["text"] for k in plain[0]["killers"]} | {k["text"] for k in plain[0]["near_misses"]}

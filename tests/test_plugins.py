@@ -19,7 +19,7 @@ import pytest
 import crucible_ray as cr
 from crucible_ray.encoders import encoder_kinds
 
-KIND = '''
+KIND = """
 from pydantic import ConfigDict
 
 import crucible_ray as cr
@@ -37,7 +37,7 @@ def tiny(params):
 
 
 cr.register_encoder("tiny-ngram", TinyParams, tiny, "a kind of the user's own")
-'''
+"""
 
 MINER = {"lineups": 4, "lineup_size": 4, "min_passes": 2, "neighbors": 8, "seed": 3}
 

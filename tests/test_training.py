@@ -116,6 +116,9 @@ def test_info_nce_matches_a_hand_computation() -> None:
     # A duplicate positive is not its own negative.
     same = float(info_nce(a, p, n, mask, temperature=tau, positive_ids=["x", "x"]))
     assert same == pytest.approx(-math.log(math.exp(1.2) / (math.exp(1.2) + 1.0)), rel=1e-6)
+    # Two positives of one anchor: neither is the other row's negative (the same logits as above).
+    shared = float(info_nce(a, p, n, mask, temperature=tau, anchor_ids=["q", "q"]))
+    assert shared == pytest.approx(same, rel=1e-6)
 
 
 def test_lr_schedule() -> None:

@@ -164,7 +164,11 @@ def iter_rows(path: str | Path, model: type[M]) -> Iterator[M]:
             raise DataError(f"{where}: a row must be a JSON object, but got {type(raw).__name__}")
         if model is Bundle or model is Candidate:
             # Parquet stores an absent optional field as null; treat it as absent.
-            raw = {k: v for k, v in raw.items() if v is not None or k not in ("pass_count", "negatives", "positive_id")}
+            raw = {
+                k: v
+                for k, v in raw.items()
+                if v is not None or k not in ("pass_count", "negatives", "positive_id", "other_positives")
+            }
         try:
             item = model.model_validate(raw)
         except ValidationError as e:

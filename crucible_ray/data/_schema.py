@@ -52,6 +52,7 @@ class Candidate(BaseModel):
     positive: Text
     negatives: list[Text] | None = None
     positive_id: Id | None = None  # the positive's corpus id, if it is in the corpus (never mined as a negative)
+    other_positives: list[Text] | None = None  # more positives of the same anchor: never negatives either
 
 
 class CorpusDoc(BaseModel):
@@ -85,6 +86,7 @@ ARROW_SCHEMA: dict[type[BaseModel], pa.Schema] = {
             ("positive", pa.string()),
             ("negatives", pa.list_(pa.string())),
             ("positive_id", pa.string()),
+            ("other_positives", pa.list_(pa.string())),
         ]
     ),
     CorpusDoc: pa.schema([("id", pa.string()), ("text", pa.string())]),

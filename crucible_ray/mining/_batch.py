@@ -64,6 +64,7 @@ class CandidateBatch:
     positive: list[str]
     negatives: list[list[str] | None]
     positive_id: list[str | None]
+    other_positives: list[list[str] | None] = field(default_factory=list)  # never negatives; [] when none
     # The Arrow string columns the batch came from, reused as they are for the result rows.
     arrow: dict[str, pa.Array | pa.ChunkedArray] = field(default_factory=dict, compare=False, repr=False)
 
@@ -81,6 +82,7 @@ class CandidateBatch:
             positive=table.column("positive").to_pylist(),
             negatives=table.column("negatives").to_pylist() if "negatives" in cols else [None] * n,
             positive_id=table.column("positive_id").to_pylist() if "positive_id" in cols else [None] * n,
+            other_positives=table.column("other_positives").to_pylist() if "other_positives" in cols else [None] * n,
             arrow={
                 c: table.column(c)
                 for c in ("candidate_id", "anchor", "positive")
@@ -92,9 +94,11 @@ class CandidateBatch:
         return len(self.candidate_id)
 
 
-def _given_negatives(negs: Sequence[str], anchor: str, positive: str) -> tuple[list[str], int]:
-    """De-duplicate by normalised text and drop copies of the positive or the anchor."""
-    banned = {text_code(positive), text_code(anchor)}
+def _given_negatives(
+    negs: Sequence[str], anchor: str, positive: str, others: Sequence[str] = ()
+) -> tuple[list[str], int]:
+    """De-duplicate by normalised text and drop copies of the positive, the anchor or another positive."""
+    banned = {text_code(positive), text_code(anchor), *(text_code(t) for t in others)}
     out: list[str] = []
     dropped = 0
     for t in negs:
@@ -146,7 +150,9 @@ def mine_batch(
     flat_given: list[str] = []
     given_counts: list[int] = []
     for i in given_rows:
-        kept, dup_dropped[i] = _given_negatives(batch.negatives[i] or [], batch.anchor[i], batch.positive[i])
+        kept, dup_dropped[i] = _given_negatives(
+            batch.negatives[i] or [], batch.anchor[i], batch.positive[i], _others(batch, i)
+        )
         flat_given.extend(kept)
         given_counts.append(len(kept))
 
@@ -178,16 +184,15 @@ def mine_batch(
         m_rows: slice | np.ndarray = slice(0, b) if len(mined_rows) == b else np.asarray(mined_rows)
         t_rows: slice | torch.Tensor = m_rows if isinstance(m_rows, slice) else torch.from_numpy(m_rows).to(device)
         pid = [batch.positive_id[i] for i in mined_rows]
-        exclude = np.stack(
-            [
-                text_rows[b : 2 * b][m_rows],  # the positive's row
-                text_rows[:b][m_rows],  # the anchor's row
-                np.array([corpus.row_of_id(p) for p in pid])
-                if any(p is not None for p in pid)
-                else np.full(len(mined_rows), -1),
-            ],
-            axis=1,
-        )
+        columns = [
+            text_rows[b : 2 * b][m_rows],  # the positive's row
+            text_rows[:b][m_rows],  # the anchor's row
+            np.array([corpus.row_of_id(p) for p in pid]) if any(p is not None for p in pid) else np.full(len(pid), -1),
+        ]
+        others = [_others(batch, i) for i in mined_rows]
+        for j in range(max((len(o) for o in others), default=0)):  # the rows of the anchor's other positives
+            columns.append(np.array([corpus.row_of_text(o[j]) if j < len(o) else -1 for o in others]))
+        exclude = np.stack(columns, axis=1)
         source = corpus_tensor if corpus_tensor is not None else corpus.embeddings
         a_mined = anchors[t_rows]
         exclude_t = torch.from_numpy(exclude.astype(np.int64)).to(device)
@@ -230,6 +235,11 @@ def mine_batch(
     )
     pool = _Pool.of(corpus, flat_given)
     return _rows(batch, config, pool, src, s_pos_np, s_neg_np, valid_np, n_neg, verdict, fn_dropped, dup_dropped)
+
+
+def _others(batch: CandidateBatch, i: int) -> list[str]:
+    """The other positives of row ``i``'s anchor (never negatives)."""
+    return (batch.other_positives[i] if batch.other_positives else None) or []
 
 
 def embed_texts(

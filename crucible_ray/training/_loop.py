@@ -90,7 +90,15 @@ def batch_loss(encoder: Encoder, batch: TrainBatch, temperature: float) -> tuple
             mask[i, :n] = True
             tiers[i, :n] = batch.negative_tiers[i]
         offset += n
-    loss = info_nce(anchors, positives, negatives, mask, temperature=temperature, positive_ids=batch.positives)
+    loss = info_nce(
+        anchors,
+        positives,
+        negatives,
+        mask,
+        temperature=temperature,
+        positive_ids=batch.positives,
+        anchor_ids=batch.anchors,
+    )
     with torch.no_grad():
         s_pos = (anchors * positives).sum(-1).cpu().numpy()
         s_neg = torch.einsum("bd,bnd->bn", anchors, negatives).cpu().numpy() if width else np.zeros((b, 0))

@@ -14,6 +14,7 @@ def info_nce(
     *,
     temperature: float,
     positive_ids: list[str] | None = None,
+    anchor_ids: list[str] | None = None,
 ) -> torch.Tensor:
     """Mean InfoNCE loss; embeddings are expected L2-normalised (scores are dot products).
 
@@ -27,6 +28,8 @@ def info_nce(
         temperature: tau.
         positive_ids: optional id of each row's positive; other rows with the same id are left out of
             row ``i``'s logits (a bundle drawn twice in one batch is not its own negative).
+        anchor_ids: optional id of each row's anchor; rows with the same anchor are left out of each
+            other's logits (an anchor with several positives: each is a positive, never a negative).
     """
     b = anchors.shape[0]
     s_pos = (anchors * positives).sum(-1, keepdim=True)  # (B, 1)
@@ -34,10 +37,11 @@ def info_nce(
     s_own = s_own.masked_fill(~negative_mask, float("-inf"))
     s_batch = anchors @ positives.T  # (B, B)
     drop = torch.eye(b, dtype=torch.bool, device=anchors.device)
-    if positive_ids is not None:
-        codes = {p: i for i, p in enumerate(dict.fromkeys(positive_ids))}
-        ids = torch.tensor([codes[p] for p in positive_ids], device=anchors.device)
-        drop = drop | (ids[:, None] == ids[None, :])
+    for keys in (positive_ids, anchor_ids):
+        if keys is not None:
+            codes = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+            ids = torch.tensor([codes[k] for k in keys], device=anchors.device)
+            drop = drop | (ids[:, None] == ids[None, :])
     s_batch = s_batch.masked_fill(drop, float("-inf"))
     logits = torch.cat([s_pos, s_own, s_batch], dim=1) / temperature
     target = torch.zeros(b, dtype=torch.long, device=anchors.device)

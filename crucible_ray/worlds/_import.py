@@ -2,10 +2,13 @@
 
 Each input is JSONL, CSV, Parquet, or a folder written by Hugging Face ``datasets``' ``save_to_disk``
 (needs the ``datasets`` package). Column names are mapped with ``columns`` (``{"anchor": "question"}``).
-A pool or eval set is given either in the project's bundle layout (``negatives`` as a list of
-``{"text", "tier"}`` or of strings) or in the sentence-transformers layout (``anchor, positive,
-negative`` or ``negative_1..n``), whose negatives are tier 3. Ids of any type become strings; a
-bundle or candidate without one gets a stable id from its anchor and positive.
+A pool or eval set is given in the project's bundle layout (``negatives`` as a list of
+``{"text", "tier"}`` or of strings), in the sentence-transformers layout (``anchor, positive,
+negative`` or ``negative_1..n``), whose negatives are tier 3, or as plain pairs, whose negatives are
+then mined from the corpus (the ``negatives`` nearest corpus texts under ``negatives_model``, tier 3).
+An anchor may have several positives (a list column, or repeated rows as in qrels): each becomes a
+bundle or candidate of its own, and the anchor's other positives are never its negatives. Ids of any
+type become strings; a bundle or candidate without one gets a stable id from its anchor and positive.
 
 Everything is validated before anything is written, with the file, row and field of the first
 problem; the world is written into a temporary folder beside ``out`` and renamed into place, so a
@@ -24,10 +27,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from crucible_ray._logging import get_logger
 from crucible_ray._rng import stable_fraction
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, atomic_folder, check_new_folder, file_sha256
 from crucible_ray.errors import ConfigError, DataError
 from crucible_ray.worlds._world import WorldContent, write_world
+
+log = get_logger(__name__)
 
 #: The pool whose share the guardrails protect, and the retention set, in an imported world.
 LEGACY, FROZEN_EVAL, EXPANSION = "legacy", "frozen_eval", "expansion"
@@ -48,6 +54,8 @@ def import_world(
     columns: Mapping[str, str] | None = None,
     seed: int = 0,
     name: str = "imported",
+    negatives: int = 5,
+    negatives_model: str | dict[str, Any] = "hashed-ngram",
 ) -> Path:
     """Write a world folder at ``out`` from your files; returns ``out``.
 
@@ -61,6 +69,9 @@ def import_world(
         expansion: an optional expansion pool; ``pools`` and ``eval_sets`` add more, by name.
         columns: target column -> your column (``{"anchor": "question", "positive": "answer"}``).
         seed: the seed of the frozen-eval draw.
+        negatives, negatives_model: for plain pairs (no negatives given), how many negatives to mine
+            from the corpus per bundle, and the encoder spec that ranks the corpus (its nearest texts
+            that are not a positive or the anchor become tier-3 negatives).
 
     Raises:
         ConfigError: conflicting options, a bad name, ``out`` not empty.
@@ -83,9 +94,13 @@ def import_world(
             _check_name(stem, kind, taken={*pool_files, *eval_files, FROZEN_EVAL, "corpus", "candidates"})
             (pool_files if kind == "pool" else eval_files)[stem] = Path(path)
 
-    bundles = {stem: _bundles(path, stem, mapping) for stem, path in pool_files.items()}
+    if negatives < 1:
+        raise ConfigError(f"--negatives must be at least 1, but got {negatives}")
+    docs = _corpus(Path(corpus), mapping)
+    miner = _NegativeMiner(docs, negatives_model, negatives)
+    bundles = {stem: _bundles(path, stem, mapping, miner) for stem, path in pool_files.items()}
     if frozen_eval is not None:
-        bundles[FROZEN_EVAL] = _bundles(Path(frozen_eval), FROZEN_EVAL, mapping)
+        bundles[FROZEN_EVAL] = _bundles(Path(frozen_eval), FROZEN_EVAL, mapping, miner)
     else:
         held = [
             b
@@ -97,7 +112,7 @@ def import_world(
         bundles[FROZEN_EVAL] = [b.model_copy(update={"pool": FROZEN_EVAL}) for b in held]
     trained = {b.anchor: stem for stem in pool_files for b in bundles[stem]}
     for stem, path in eval_files.items():
-        located = _located_bundles(path, stem, mapping)
+        located = _located_bundles(path, stem, mapping, miner)
         for where, b in located:
             if b.anchor in trained:
                 raise DataError(
@@ -108,7 +123,7 @@ def import_world(
     content = WorldContent(
         bundles=bundles,
         candidates={"candidates": _candidates(Path(candidates), mapping)} if candidates is not None else {},
-        corpus=_corpus(Path(corpus), mapping),
+        corpus=docs,
     )
     inputs = {"corpus": corpus, LEGACY: legacy, FROZEN_EVAL: frozen_eval, "candidates": candidates}
     inputs.update({stem: p for stem, p in pool_files.items() if stem != LEGACY})
@@ -118,7 +133,9 @@ def import_world(
         "files": {k: {"path": str(p), "sha256": _sha256(Path(p))} for k, p in inputs.items() if p is not None},
         "columns": dict(mapping),
     }
-    config = {"seed": seed, "frozen_fraction": frozen_fraction, "pools": list(pool_files)}
+    config: dict[str, Any] = {"seed": seed, "frozen_fraction": frozen_fraction, "pools": list(pool_files)}
+    if miner.used:
+        config["mined_negatives"] = {"per_bundle": negatives, "model": miner.spec, "bundles": miner.used}
     with atomic_folder(out) as tmp:  # a failed import leaves nothing under out
         write_world(
             tmp,
@@ -277,7 +294,8 @@ def _validated(where: str, model: type[Any], row: dict[str, Any]) -> Any:
         raise DataError(f"{where}: field '{field}': {first['msg']}") from None
 
 
-def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The row's negatives as ``{"text", "tier"}`` items, or ``None`` for a plain pair (none given)."""
     if "negatives" in row:
         negs = row["negatives"]
         if isinstance(negs, str):  # a CSV cell holding JSON
@@ -292,10 +310,7 @@ def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     texts = ([row["negative"]] if "negative" in row else []) + [row[k] for k in numbered]
     texts = [t for t in texts if t not in (None, "")]
     if not texts:
-        raise DataError(
-            f"{where}: field 'negatives': missing; a pool or eval set needs negatives (a 'negatives' list, or "
-            "sentence-transformers columns 'negative' / 'negative_1..n'); plain pairs go in --candidates, for mine"
-        )
+        return None
     return [{"text": t, "tier": 3} for t in texts]
 
 
@@ -314,33 +329,116 @@ def _for(kind: str, columns: Mapping[str, str]) -> dict[str, str]:
     return {t: s for t, s in columns.items() if t in _KIND_TARGETS[kind]}
 
 
-def _bundles(path: Path, stem: str, columns: Mapping[str, str]) -> list[Bundle]:
-    return [b for _, b in _located_bundles(path, stem, columns)]
+def _bundles(path: Path, stem: str, columns: Mapping[str, str], miner: _NegativeMiner) -> list[Bundle]:
+    return [b for _, b in _located_bundles(path, stem, columns, miner)]
 
 
-def _located_bundles(path: Path, stem: str, columns: Mapping[str, str]) -> list[tuple[str, Bundle]]:
+def _norm(text: Any) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def _pairs(path: Path, columns: Mapping[str, str], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """The rows of a pool, eval or candidates file, one per (anchor, positive): a list of positives is
+    split into rows (ids suffixed ``#k``), and each row gets ``_others``: the other positives of its
+    anchor anywhere in the file (qrels-style repeated rows included)."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for where, row in source_rows(path, _for(kind, columns), _REQUIRED):
+        positive = row.get("positive")
+        if isinstance(positive, list):
+            if not positive:
+                raise DataError(f"{where}: field 'positive': an empty list")
+            for k, p in enumerate(positive):
+                split = {**row, "positive": p}
+                for id_field in ("id", "bundle_id", "candidate_id"):
+                    if split.get(id_field) not in (None, ""):
+                        split[id_field] = f"{split[id_field]}#{k}"
+                rows.append((where, split))
+        else:
+            rows.append((where, row))
+    by_anchor: dict[str, list[str]] = {}
+    for _, row in rows:
+        if isinstance(row.get("anchor"), str) and isinstance(row.get("positive"), str):
+            by_anchor.setdefault(row["anchor"], []).append(row["positive"])
+    for _, row in rows:
+        mine = _norm(row.get("positive"))
+        row["_others"] = list(
+            dict.fromkeys(p for p in by_anchor.get(row.get("anchor"), []) if _norm(p) != mine)  # type: ignore[arg-type]
+        )
+    return rows
+
+
+def _located_bundles(
+    path: Path, stem: str, columns: Mapping[str, str], miner: _NegativeMiner
+) -> list[tuple[str, Bundle]]:
     """The bundles of a file, each with where it was read (``path:line`` or ``path:row N``)."""
-    out: list[tuple[str, Bundle]] = []
+    pending: list[tuple[str, dict[str, Any]]] = []
     seen: dict[str, str] = {}
-    for where, row in source_rows(path, _for("bundles", columns), _REQUIRED):
+    plain: list[tuple[dict[str, Any], list[str]]] = []  # (bundle data, every positive of its anchor)
+    for where, row in _pairs(path, columns, "bundles"):
         bid = _row_id(where, row, "bundle_id", seen)
         data = {"bundle_id": bid, "anchor": row.get("anchor"), "positive": row.get("positive"), "pool": stem}
-        data["negatives"] = _negatives(where, row)
-        out.append((where, _validated(where, Bundle, data)))
-    return out
+        given = _negatives(where, row)
+        if given is None:
+            _validated(where, Bundle, {**data, "negatives": [{"text": "?", "tier": 3}]})  # its own fields first
+            plain.append((data, [str(data["positive"]), *row["_others"]]))
+        else:
+            banned = {_norm(t) for t in row["_others"]}
+            data["negatives"] = [n for n in given if _norm(n.get("text")) not in banned]
+            if not data["negatives"]:
+                raise DataError(f"{where}: field 'negatives': every negative is another positive of this anchor")
+        pending.append((where, data))
+    if plain:
+        mined = miner.mine([str(d["anchor"]) for d, _ in plain], [p for _, p in plain], where=str(path))
+        for (data, _), negs in zip(plain, mined, strict=True):
+            data["negatives"] = [{"text": t, "tier": 3} for t in negs]
+    return [(where, _validated(where, Bundle, data)) for where, data in pending]
 
 
 def _candidates(path: Path, columns: Mapping[str, str]) -> list[Candidate]:
     out: list[Candidate] = []
     seen: dict[str, str] = {}
-    for where, row in source_rows(path, _for("candidates", columns), _REQUIRED):
+    for where, row in _pairs(path, columns, "candidates"):
         cid = _row_id(where, row, "candidate_id", seen)
-        out.append(
-            _validated(
-                where, Candidate, {"candidate_id": cid, "anchor": row.get("anchor"), "positive": row.get("positive")}
-            )
-        )
+        data = {"candidate_id": cid, "anchor": row.get("anchor"), "positive": row.get("positive")}
+        if row["_others"]:
+            data["other_positives"] = row["_others"]
+        out.append(_validated(where, Candidate, data))
     return out
+
+
+class _NegativeMiner:
+    """Negatives for plain pairs: the corpus texts nearest each anchor under an encoder, positives and
+    the anchor itself left out. The corpus is embedded once, on first use."""
+
+    def __init__(self, docs: list[CorpusDoc], spec: str | dict[str, Any], per_bundle: int) -> None:
+        self.docs, self.spec, self.per_bundle, self.used = docs, spec, per_bundle, 0
+        self._encoder: Any = None
+        self._corpus: Any = None
+
+    def mine(self, anchors: list[str], positives: list[list[str]], *, where: str) -> list[list[str]]:
+        import torch
+
+        from crucible_ray.encoders import build_encoder, normalize_spec
+
+        if self._encoder is None:
+            self.spec = normalize_spec(self.spec)
+            log.info("mining negatives for plain pairs from %d corpus texts (%s)", len(self.docs), self.spec["kind"])
+            self._encoder = build_encoder(self.spec, device="cpu")
+            self._corpus = torch.from_numpy(self._encoder.encode([d.text for d in self.docs]))
+        norms = [_norm(d.text) for d in self.docs]
+        queries = torch.from_numpy(self._encoder.encode(anchors, role="query"))
+        k = min(len(self.docs), self.per_bundle + max(len(p) for p in positives) + 1)
+        out: list[list[str]] = []
+        for i in range(0, len(anchors), 1024):
+            top = (queries[i : i + 1024] @ self._corpus.T).topk(k, dim=1).indices.tolist()
+            for row, idx in enumerate(top):
+                banned = {_norm(anchors[i + row]), *(_norm(p) for p in positives[i + row])}
+                negs = list(dict.fromkeys(self.docs[j].text for j in idx if norms[j] not in banned))
+                out.append(negs[: self.per_bundle])
+        if not all(out):
+            raise DataError(f"{where}: the corpus has no text to use as a negative for some anchors")
+        self.used += len(out)
+        return out
 
 
 def _corpus(path: Path, columns: Mapping[str, str]) -> list[CorpusDoc]:
