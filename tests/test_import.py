@@ -265,3 +265,24 @@ def test_a_list_of_positives_splits_into_rows_and_the_others_are_never_negatives
     assert set(got) == {"7#0", "7#1", "8"}
     assert got["7#0"].other_positives == ["vpn token page"] and got["7#1"].other_positives == ["vpn reset guide"]
     assert got["8"].other_positives is None
+
+
+def test_a_datasets_folder_saved_with_save_to_disk_imports_like_a_file(tmp_path: Path) -> None:
+    import datasets
+
+    f = _write_inputs(tmp_path / "in")
+    rows = list(csv.DictReader(f["legacy"].open()))
+    folder = tmp_path / "known_ds"
+    datasets.Dataset.from_list(rows).save_to_disk(str(folder))  # the sentence-transformers layout, as saved
+    from_csv = cr.read_bundles(_import(tmp_path, tmp_path / "w1") / "legacy.jsonl")
+    from_ds = cr.read_bundles(_import(tmp_path, tmp_path / "w2", legacy=folder) / "legacy.jsonl")
+    assert [(b.anchor, b.positive, b.negatives) for b in from_ds] == [
+        (b.anchor, b.positive, b.negatives) for b in from_csv
+    ]
+    manifest = json.loads((tmp_path / "w2" / "manifest.json").read_text())
+    assert manifest["source"]["files"]["legacy"]["path"] == str(folder)
+    splits = tmp_path / "splits"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(splits))
+    with pytest.raises(DataError, match=r"a DatasetDict with splits \['train'\]; save one split"):
+        _import(tmp_path, tmp_path / "w3", legacy=splits)
+    assert not (tmp_path / "w3").exists()

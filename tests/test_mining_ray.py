@@ -233,6 +233,36 @@ def test_sentence_transformers_export(mined: cr.MiningResult) -> None:
     rows = _results(mined.results)
     killers = {r["anchor"]: [k["text"] for k in r["killers"]] for r in rows.values() if r["accepted"]}  # type: ignore[union-attr]
     assert all(r["negative_1"] == killers[r["anchor"]][0] for r in lines)
+    # The same rows from the result, in every sentence-transformers layout, and as a datasets.Dataset.
+    assert mined.sentence_transformers("n-tuple") == lines
+    triplets = mined.sentence_transformers("triplet", negatives=2)
+    accepted = [r for r in rows.values() if r["accepted"]]
+    assert len(triplets) == sum(min(2, len(r["killers"]) + len(r["near_misses"])) for r in accepted)  # type: ignore[arg-type]
+    assert all(t["negative"] != t["positive"] for t in triplets)
+    pairs = mined.sentence_transformers("labeled-pair", negatives=1, dataset=True)
+    assert pairs.column_names == ["anchor", "positive", "label"] and sum(pairs["label"]) == len(accepted)
+    assert pairs.num_rows == 2 * len(accepted)
+
+
+def test_mine_takes_a_dataframe_or_a_dataset_as_sentence_transformers_users_have_them(
+    wordnet_world: Path, mined: cr.MiningResult, tmp_path: Path
+) -> None:
+    import datasets
+    import pandas as pd
+
+    base = read_candidates(wordnet_world / "organic_candidates.jsonl")[:40]
+    # A DataFrame whose first two columns are the pair (sentence-transformers' convention), integer ids.
+    frame = pd.DataFrame({"query": [c.anchor for c in base], "answer": [c.positive for c in base], "id": range(40)})
+    by_frame = cr.mine(frame, corpus=wordnet_world / "corpus.jsonl", out=tmp_path / "f.parquet", actors=1, **CFG)
+    # A Dataset with named columns and BEIR's _id: the same ids, so the same lineups and decisions.
+    ds = datasets.Dataset.from_dict({"_id": list(range(40)), "anchor": frame["query"], "positive": frame["answer"]})
+    by_ds = cr.mine(ds, corpus=wordnet_world / "corpus.jsonl", out=tmp_path / "d.parquet", actors=1, **CFG)
+    assert (tmp_path / "f.candidates.parquet").is_file() and (tmp_path / "d.candidates.parquet").is_file()
+    a, b = pq.read_table(by_frame.results).to_pylist(), pq.read_table(by_ds.results).to_pylist()
+    assert [r["anchor"] for r in a] == [c.anchor for c in base] == [r["anchor"] for r in b]
+    assert [r["candidate_id"] for r in a] == [str(i) for i in range(40)] == [r["candidate_id"] for r in b]
+    assert [r["accepted"] for r in a] == [r["accepted"] for r in b]
+    assert [[k["text"] for k in r["killers"]] for r in a] == [[k["text"] for k in r["killers"]] for r in b]
 
 
 @pytest.mark.slow

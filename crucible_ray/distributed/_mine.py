@@ -29,7 +29,7 @@ __all__ = ["MINE_BATCH", "MiningResult", "check_world_targets", "manifest_path_f
 
 
 def mine(
-    candidates: str | Path,
+    candidates: str | Path | Any,
     *,
     out: str | Path,
     model: Encoder | str | Path | dict[str, Any] = DEFAULT_ENCODER,
@@ -51,13 +51,19 @@ def mine(
     part_rows: int = 8192,
     manifest_extra: dict[str, Any] | None = None,
     execution: MiningExecution | None = None,
+    columns: dict[str, str] | None = None,
     **options: Any,
 ) -> MiningResult:
     """Mine a candidate pool with multi-lineup validation on Ray Data.
 
     Args:
         candidates: JSONL or Parquet candidates (``candidate_id``, ``anchor``, ``positive``, optional
-            ``negatives`` and ``positive_id``).
+            ``negatives``, ``positive_id`` and ``other_positives``); or a pandas ``DataFrame`` or a
+            ``datasets.Dataset`` with ``anchor`` and ``positive`` columns (else its first two, as
+            sentence-transformers' ``mine_hard_negatives`` takes them; ``columns`` maps other names), kept
+            as ``<out stem>.candidates.parquet`` beside ``out`` (the run's input, for resume and the
+            manifest). The accepted rows come back in sentence-transformers layouts from
+            :meth:`MiningResult.sentence_transformers`.
         out: the results file (``.parquet``); a manifest ``<stem>.manifest.json`` is written beside it.
         model: a checkpoint (``*.pt``), an encoder spec, or an :class:`Encoder`.
         corpus: JSONL or Parquet ``id``/``text`` rows, for candidates without their own negatives.
@@ -109,6 +115,10 @@ def mine(
         "part_rows": part_rows,
     }
     execution = _execution(execution, given)
+    if not isinstance(candidates, (str, Path)):
+        candidates = _candidates_file(candidates, Path(out), columns)
+    elif columns:
+        raise ConfigError("columns= maps the columns of a DataFrame or Dataset; a candidates file has its own names")
     plan = plan_mining(
         candidates,
         out=out,
@@ -125,6 +135,18 @@ def mine(
     )
     record = execute_mining(plan)
     return finalise_mining(plan, record)
+
+
+def _candidates_file(table: Any, out: Path, columns: dict[str, str] | None) -> Path:
+    """Write an in-memory candidates table beside ``out`` (atomically; unchanged content keeps its hash)."""
+    from crucible_ray.data import write_candidates
+    from crucible_ray.worlds import read_candidate_table
+
+    rows = read_candidate_table(table, columns)
+    path = out.with_name(f"{out.stem}.candidates.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_candidates(path, rows)
+    return path
 
 
 def _execution(execution: MiningExecution | None, given: dict[str, Any]) -> MiningExecution:

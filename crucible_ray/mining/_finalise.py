@@ -16,7 +16,7 @@ from crucible_ray.data import remove_stale_temporaries
 from crucible_ray.errors import MiningError
 from crucible_ray.mining._kernel import SCORING
 from crucible_ray.mining._lineups import DRAW_SCHEME
-from crucible_ray.mining._outputs import assemble
+from crucible_ray.mining._outputs import ST_LAYOUTS, assemble, st_layout_rows
 from crucible_ray.mining._plan import MiningPlan
 from crucible_ray.mining._world import register_in_world
 from crucible_ray.provenance import build_manifest, write_manifest
@@ -35,6 +35,34 @@ class MiningResult:
     @property
     def counts(self) -> dict[str, Any]:
         return dict(self.manifest["counts"])
+
+    def sentence_transformers(self, layout: str = "triplet", *, negatives: int = 3, dataset: bool = False) -> Any:
+        """The accepted rows in a sentence-transformers layout: ``"triplet"`` (default, as
+        ``mine_hard_negatives``), ``"n-tuple"`` or ``"labeled-pair"``; killers first, at most
+        ``negatives`` per row. A list of dicts, or a ``datasets.Dataset`` with ``dataset=True``
+        (needs the ``datasets`` extra), ready for a sentence-transformers trainer.
+
+        Example:
+            >>> res.sentence_transformers("n-tuple", negatives=2, dataset=True)  # doctest: +SKIP
+            Dataset({features: ['anchor', 'positive', 'negative_1', 'negative_2'], num_rows: 412})
+        """
+        import pyarrow.parquet as pq
+
+        from crucible_ray.errors import ConfigError
+
+        if layout not in ST_LAYOUTS:
+            raise ConfigError(f"layout must be one of {', '.join(ST_LAYOUTS)}, not {layout!r}")
+        if negatives < 1:
+            raise ConfigError(f"negatives must be at least 1, but got {negatives}")
+        columns = ["accepted", "anchor", "positive", "killers", "near_misses"]
+        rows = st_layout_rows(pq.read_table(self.results, columns=columns).to_pylist(), layout, negatives)
+        if not dataset:
+            return rows
+        try:
+            from datasets import Dataset
+        except ImportError:
+            raise ConfigError("dataset=True needs the datasets package: pip install 'crucible-ray[datasets]'") from None
+        return Dataset.from_list(rows)
 
 
 @dataclass(frozen=True)

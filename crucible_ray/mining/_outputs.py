@@ -50,6 +50,37 @@ def st_row(row: dict[str, Any], n: int) -> dict[str, str] | None:
     return out
 
 
+ST_LAYOUTS = ("n-tuple", "triplet", "labeled-pair")
+
+
+def st_layout_rows(rows: Iterable[dict[str, Any]], layout: str, n: int) -> list[dict[str, Any]]:
+    """Accepted result rows in a sentence-transformers layout (``mine_hard_negatives``' names), killers
+    first, at most ``n`` negatives per row:
+
+    - ``n-tuple``: ``anchor, positive, negative_1..n`` (rows with fewer than ``n`` negatives are left out);
+    - ``triplet``: ``anchor, positive, negative``, one row per negative;
+    - ``labeled-pair``: ``anchor, positive, label``: the positive with label 1, then each negative with 0.
+    """
+    if layout not in ST_LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(ST_LAYOUTS)}, not {layout!r}")
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        if not row.get("accepted"):
+            continue
+        if layout == "n-tuple":
+            st = st_row(row, n)
+            if st is not None:
+                out.append(st)
+            continue
+        texts = ([k["text"] for k in row["killers"]] + [m["text"] for m in row["near_misses"]])[:n]
+        if layout == "triplet":
+            out.extend({"anchor": row["anchor"], "positive": row["positive"], "negative": t} for t in texts)
+        else:
+            out.append({"anchor": row["anchor"], "positive": row["positive"], "label": 1})
+            out.extend({"anchor": row["anchor"], "positive": t, "label": 0} for t in texts)
+    return out
+
+
 @dataclass
 class MiningTally:
     """Counts gathered while the results are assembled."""

@@ -37,7 +37,7 @@ log = get_logger(__name__)
 
 #: The pool whose share the guardrails protect, and the retention set, in an imported world.
 LEGACY, FROZEN_EVAL, EXPANSION = "legacy", "frozen_eval", "expansion"
-_TARGETS = ("id", "text", "anchor", "positive", "negatives", "negative", "bundle_id", "candidate_id")
+_TARGETS = ("id", "text", "anchor", "positive", "negatives", "negative", "bundle_id", "candidate_id", "positive_id")
 
 
 def import_world(
@@ -175,22 +175,27 @@ def _sha256(path: Path) -> str:
 
 
 def source_rows(
-    path: str | Path, columns: Mapping[str, str] | None = None, required: frozenset[str] = frozenset()
+    path: str | Path | Any, columns: Mapping[str, str] | None = None, required: frozenset[str] = frozenset()
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(where, row)`` for each row of a JSONL, CSV, Parquet file or a ``save_to_disk`` folder, with the
-    columns renamed by ``columns`` (target -> source) where the file lacks the target. ``where`` is
-    ``path:line`` or ``path:row N``. A mapped source column that is missing is an error for the
-    ``required`` targets only.
+    """``(where, row)`` for each row of a JSONL, CSV, Parquet file or a ``save_to_disk`` folder (or an
+    in-memory pandas ``DataFrame`` or ``datasets.Dataset``), with the columns renamed by ``columns``
+    (target -> source) where the source lacks the target. ``where`` is ``path:line``, ``path:row N``
+    or ``DataFrame row N``. A mapped source column that is missing is an error for the ``required``
+    targets only.
 
     Raises:
         DataError: a missing or empty file, an unreadable row, a mapped column that is not there.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
     mapping = dict(columns or {})
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"{path}: no such file")
+        raw = _raw_rows(path)
+    else:
+        raw = _table_rows(path)
     count = 0
-    for where, row in _raw_rows(path):
+    for where, row in raw:
         if count == 0:  # a file that already has the target column needs no mapping
             missing = [t for t, src in mapping.items() if t in required and src not in row and t not in row]
             if missing:
@@ -206,6 +211,28 @@ def source_rows(
         yield where, out
     if count == 0:
         raise DataError(f"{path}: file is empty (no rows)")
+
+
+def _table_rows(table: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a pandas ``DataFrame`` or a ``datasets.Dataset`` (any object with ``to_dict`` / rows)."""
+    kind = type(table).__name__
+    if kind == "DataFrame":
+        records = table.to_dict("records")
+    elif kind == "Dataset":
+        records = iter(table)
+    else:
+        raise DataError(f"a {kind} is not a data source; give a file, a pandas DataFrame or a datasets.Dataset")
+    for i, row in enumerate(records):
+        yield f"{kind} row {i}", {str(k): _plain(v) for k, v in dict(row).items()}
+
+
+def _plain(value: Any) -> Any:
+    """A numpy array cell (pandas holds list columns so) as a list; NaN (a missing cell) as None."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _raw_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -316,7 +343,7 @@ def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 _KIND_TARGETS = {
     "bundles": {"anchor", "positive", "negatives", "negative", "bundle_id", "id"},
-    "candidates": {"anchor", "positive", "candidate_id", "id"},
+    "candidates": {"anchor", "positive", "candidate_id", "id", "negatives", "positive_id"},
     "corpus": {"id", "text"},
 }
 
@@ -337,7 +364,7 @@ def _norm(text: Any) -> str:
     return " ".join(str(text).lower().split())
 
 
-def _pairs(path: Path, columns: Mapping[str, str], kind: str) -> list[tuple[str, dict[str, Any]]]:
+def _pairs(path: Path | Any, columns: Mapping[str, str], kind: str) -> list[tuple[str, dict[str, Any]]]:
     """The rows of a pool, eval or candidates file, one per (anchor, positive): a list of positives is
     split into rows (ids suffixed ``#k``), and each row gets ``_others``: the other positives of its
     anchor anywhere in the file (qrels-style repeated rows included)."""
@@ -394,7 +421,7 @@ def _located_bundles(
     return [(where, _validated(where, Bundle, data)) for where, data in pending]
 
 
-def _candidates(path: Path, columns: Mapping[str, str]) -> list[Candidate]:
+def _candidates(path: Path | Any, columns: Mapping[str, str]) -> list[Candidate]:
     out: list[Candidate] = []
     seen: dict[str, str] = {}
     for where, row in _pairs(path, columns, "candidates"):
@@ -402,8 +429,33 @@ def _candidates(path: Path, columns: Mapping[str, str]) -> list[Candidate]:
         data = {"candidate_id": cid, "anchor": row.get("anchor"), "positive": row.get("positive")}
         if row["_others"]:
             data["other_positives"] = row["_others"]
+        for key in ("negatives", "positive_id"):
+            if row.get(key) not in (None, ""):
+                data[key] = row[key] if key == "negatives" else str(row[key])
         out.append(_validated(where, Candidate, data))
     return out
+
+
+def read_candidate_table(table: Any, columns: Mapping[str, str] | None = None) -> list[Candidate]:
+    """Miner candidates from a pandas ``DataFrame`` or a ``datasets.Dataset`` (sentence-transformers
+    style): ``anchor`` and ``positive`` columns, else (as ``mine_hard_negatives`` does) the first two
+    columns; ``columns`` maps names (``{"anchor": "question"}``). Optional: an id (``candidate_id``,
+    ``id`` or ``_id``), ``negatives``, ``positive_id``. A list of positives splits into rows, and an
+    anchor's other positives are never its negatives.
+
+    Raises:
+        DataError: a bad row (``DataFrame row N``, field named), fewer than two columns, no rows.
+    """
+    mapping = dict(columns or {})
+    names = [str(c) for c in (getattr(table, "column_names", None) or list(getattr(table, "columns", [])))]
+    for target, position in (("anchor", 0), ("positive", 1)):
+        if target not in names and target not in mapping:
+            if len(names) <= position:
+                raise DataError(f"a {type(table).__name__} of candidates needs anchor and positive columns: {names}")
+            mapping[target] = names[position]
+    if "candidate_id" not in names and "id" not in names and "_id" in names:
+        mapping.setdefault("candidate_id", "_id")
+    return _candidates(table, mapping)
 
 
 class _NegativeMiner:
