@@ -141,11 +141,12 @@ def _world_summary(world: World) -> str:
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--ratio", type=RATIO, help="Show the per-batch pool quotas of this ratio (e.g. 75_15_10).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-def inspect(data_dir: Path, ratio: Ratio | None, batch_size: int) -> None:
+def inspect(data_dir: Path, ratio: Ratio | str | None, batch_size: int) -> None:
     """Show a world's files and, with --ratio, how a batch would be drawn from its pools."""
     world = World.open(data_dir)
     click.echo(_world_summary(world))
     if ratio is not None:
+        ratio = Ratio.parse(ratio, world.ratio_pools()) if isinstance(ratio, str) else ratio
         quotas = ratio.quotas(batch_size)
         files = world.manifest["files"]
         rows = []

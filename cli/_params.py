@@ -18,13 +18,17 @@ class RatioParam(click.ParamType):
 
     name = "ratio"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Ratio:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Ratio | str:
+        """A named ratio as a :class:`Ratio`; a positional one checked and kept as text: its pools are the
+        world's (``70_30`` on a world of pools ``legacy, support``), known only once the world is read."""
         if isinstance(value, Ratio):
             return value
         try:
             if Ratio.is_named(value):  # legacy=70,support=30: the pools are the names, in that order
                 return Ratio.from_named(str(value))
-            return Ratio.parse(str(value))
+            parts = str(value).replace(",", "_").split("_")
+            Ratio.parse(str(value), tuple(f"pool{i}" for i in range(len(parts))))  # integers summing to 100
+            return str(value)
         except CrucibleError as e:
             self.fail(str(e), param, ctx)
 

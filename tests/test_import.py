@@ -286,3 +286,19 @@ def test_a_datasets_folder_saved_with_save_to_disk_imports_like_a_file(tmp_path:
     with pytest.raises(DataError, match=r"a DatasetDict with splits \['train'\]; save one split"):
         _import(tmp_path, tmp_path / "w3", legacy=splits)
     assert not (tmp_path / "w3").exists()
+
+
+def test_a_positional_ratio_follows_the_worlds_own_pool_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], synthetic_world: Path
+) -> None:
+    root = _import(tmp_path, tmp_path / "world")
+    assert cr.World.open(root).ratio_pools() == ("legacy", "support")
+    assert run(["data", "inspect", str(root), "--ratio", "80_20", "--batch-size", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio 80_20, batch size 10" in out and "support" in out.split("ratio 80_20")[1]
+    assert run(["data", "inspect", str(root), "--ratio", "80_30"]) == 2  # still checked: it sums to 110
+    # A world of the default pools reads 75_15_10 as legacy, expansion, organic, in whatever order
+    # mine and expand registered them.
+    world = cr.World.open(synthetic_world)
+    manifest = dict(world.manifest, pools=["legacy", "organic", "expansion"])
+    assert cr.World(world.root, manifest).ratio_pools() == cr.DEFAULT_POOLS

@@ -54,6 +54,7 @@ from crucible_ray.sweeps import (
     write_trial_status,
 )
 from crucible_ray.training import prepare_training
+from crucible_ray.worlds import world_ratio_pools
 
 log = get_logger(__name__)
 
@@ -105,6 +106,8 @@ def sweep(
         KeyboardInterrupt: Ctrl-C (SIGINT) stopped the sweep; Tune saved its state first, and the
             results so far and the manifest (``status: interrupted``) are written.
     """
+    if space is None and not pools:
+        pools = world_ratio_pools(data)  # positional ratios on a world of its own pools: its declared order
     sp = space_with(space, ratios=ratios, seeds=seeds, steps=steps, train=train_options, pools=pools)
     gcfg = guardrails or GuardrailConfig()
     if gcfg.mode == "block":

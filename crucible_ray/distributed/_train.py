@@ -27,6 +27,7 @@ from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
 from crucible_ray.provenance import build_manifest, content_key, write_manifest
 from crucible_ray.scoreboard import Scoreboard
 from crucible_ray.training import TB_DIR, TrainConfig, prepare_training
+from crucible_ray.worlds import world_ratio_pools
 
 log = get_logger(__name__)
 
@@ -96,6 +97,8 @@ def train(
         >>> res = train("worlds/synthetic", output_dir="runs/a", ratio="75_15_10", steps=[200, 400])  # doctest: +SKIP
         >>> res.final.retention  # doctest: +SKIP
     """
+    if isinstance(ratio, str) and not Ratio.is_named(ratio) and "pools" not in options:
+        options["pools"] = world_ratio_pools(data)  # 70_30 on a world of its own pools: in their declared order
     common = dict(ratio=ratio, steps=steps, seed=seed, encoder=encoder, workers=workers)
     given = {k: v for k, v in common.items() if v is not None}
     if config is not None:

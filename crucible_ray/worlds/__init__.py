@@ -73,7 +73,16 @@ def _check_world_folder(out: Path, wordnet_dir: str | Path | None) -> None:
     check_manifest_kind(out, "world", option="--out")
 
 
+def world_ratio_pools(folder: str | Path) -> tuple[str, ...]:
+    """:meth:`World.ratio_pools` of the world in ``folder`` (the default pools where there is none)."""
+    from crucible_ray.config import DEFAULT_POOLS
+
+    world = World.find(folder)
+    return world.ratio_pools() if world is not None else DEFAULT_POOLS
+
+
 __all__ = [
+    "world_ratio_pools",
     "CANDIDATE_FILES",
     "CORPUS_FILE",
     "EVAL_FILES",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crucible_ray.config import DEFAULT_POOLS
 from crucible_ray.data import (
     Bundle,
     Candidate,
@@ -236,3 +237,12 @@ class World:
     def pools(self) -> dict[str, Path]:
         """Training pool files present in this world, by pool name."""
         return {s: self.path(s) for s in self.manifest.get("pools", []) if self.has(s)}
+
+    def ratio_pools(self) -> tuple[str, ...]:
+        """The pools a positional ratio (``70_20_10``) is read against: the world's declared order when it
+        has pools of its own names; the default ``legacy, expansion, organic`` otherwise (whatever order
+        ``mine`` and ``expand`` registered them in)."""
+        declared = tuple(str(p) for p in self.manifest.get("pools", []))
+        if declared and not set(declared) <= set(DEFAULT_POOLS):
+            return declared
+        return DEFAULT_POOLS
