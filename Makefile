@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
-APT_PACKAGES := wordnet-base chromium
+APT_PACKAGES := wordnet-base chromium dict-jargon
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup system-deps install test test-fast lint demo findings bench clean

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from crucible_ray.cli._export import check_export_folder
+from crucible_ray.cli._params import model_option
 from crucible_ray.cli._render import table
 
 from crucible_ray.guardrails import GuardrailConfig
+from crucible_ray.training import TrainConfig
 
 if TYPE_CHECKING:
     from crucible_ray.analysis import ParetoResult
@@ -61,6 +63,8 @@ def _common(f: Any) -> Any:
             click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a crashed trial."),
             click.option("--encoder", "encoder_spec", default=None, help="Encoder spec shared by every trial."),
             click.option("--batch-size", type=int, default=None),
+            model_option("retention_set", TrainConfig),
+            model_option("generalization_set", TrainConfig),
             guardrail_options,
         ]
     ):
@@ -106,6 +110,7 @@ def _run(o: dict[str, Any], **what: Any) -> None:
 
     gcfg = guardrails_from(o)
     train = {"workers": o["workers"], "batch_size": o["batch_size"]}
+    train.update({k: o[k] for k in ("retention_set", "generalization_set")})
     if o["encoder_spec"]:
         train["encoder"] = o["encoder_spec"]
     results = sweep(

@@ -35,6 +35,8 @@ TRAIN_FIELDS = (
     "grad_clip",
     "eval_every",
     "quality_weighting",
+    "retention_set",
+    "generalization_set",
 )
 
 

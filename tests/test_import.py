@@ -302,3 +302,36 @@ def test_a_positional_ratio_follows_the_worlds_own_pool_order(
     world = cr.World.open(synthetic_world)
     manifest = dict(world.manifest, pools=["legacy", "organic", "expansion"])
     assert cr.World(world.root, manifest).ratio_pools() == cr.DEFAULT_POOLS
+
+
+def test_wordnet_as_sentence_transformers_rows_round_trips_to_the_same_batches(
+    wordnet_world: Path, tmp_path: Path
+) -> None:
+    from crucible_ray.training import CurriculumSampler
+    from crucible_ray.worlds import bundle_st_rows
+
+    world = cr.World.open(wordnet_world)
+    files = {}
+    for stem in ("legacy", "frozen_eval", "organic_reference"):
+        rows = bundle_st_rows(cr.read_bundles(world.path(stem)))
+        files[stem] = tmp_path / f"{stem}.jsonl"
+        files[stem].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert "negative_1_tier" in json.loads(files["legacy"].read_text().splitlines()[0])
+    again = cr.World.open(
+        cr.import_world(
+            tmp_path / "again",
+            corpus=world.path("corpus"),
+            legacy=files["legacy"],
+            frozen_eval=files["frozen_eval"],
+            eval_sets={"organic_reference": files["organic_reference"]},
+        )
+    )
+    for stem in files:  # an eval set's bundles are named after it (WordNet's frozen ones keep "legacy")
+        original = [b.model_copy(update={"pool": stem}) for b in cr.read_bundles(world.path(stem))]
+        assert [b.model_copy(update={"pool": stem}) for b in cr.read_bundles(again.path(stem))] == original, stem
+    ratio = cr.Ratio.parse("100", ["legacy"])
+    batches = []
+    for w in (world, again):
+        sampler = CurriculumSampler({"legacy": cr.read_bundles(w.path("legacy"))}, ratio, 32, seed=11)
+        batches.append([sampler.batch(step) for step in range(25)])
+    assert batches[0] == batches[1]

@@ -83,8 +83,8 @@ class TrainConfig(BaseModel):
     workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel)")
     use_gpu: bool = False
     danger_margin: float = DEFAULT_DANGER_MARGIN
-    retention_set: str = RETENTION_SET
-    generalization_set: str = GENERALIZATION_SET
+    retention_set: str = Field(RETENTION_SET, description="the eval set retention is measured on")
+    generalization_set: str = Field(GENERALIZATION_SET, description="the eval set generalization is measured on")
 
     @model_validator(mode="before")
     @classmethod

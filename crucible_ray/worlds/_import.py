@@ -334,11 +334,16 @@ def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
             raise DataError(f"{where}: field 'negatives': must be a list, but got {type(negs).__name__}")
         return [n if isinstance(n, dict) else {"text": n, "tier": 3} for n in negs]
     numbered = sorted((k for k in row if k.startswith("negative_") and k[9:].isdigit()), key=lambda k: int(k[9:]))
-    texts = ([row["negative"]] if "negative" in row else []) + [row[k] for k in numbered]
-    texts = [t for t in texts if t not in (None, "")]
-    if not texts:
-        return None
-    return [{"text": t, "tier": 3} for t in texts]
+    columns = (["negative"] if "negative" in row else []) + numbered
+    out = []
+    for col in columns:
+        if row[col] in (None, ""):
+            continue
+        tier = row.get(f"{col}_tier")  # negative_2_tier: that negative's tier; 3 (a killer) when absent
+        if isinstance(tier, str) and tier.strip().isdigit():  # a CSV cell
+            tier = int(tier)
+        out.append({"text": row[col], "tier": 3 if tier in (None, "") else tier})
+    return out or None
 
 
 _KIND_TARGETS = {
@@ -354,6 +359,23 @@ _REQUIRED = frozenset({"anchor", "positive"})
 def _for(kind: str, columns: Mapping[str, str]) -> dict[str, str]:
     """The part of the column mapping that applies to one kind of file."""
     return {t: s for t, s in columns.items() if t in _KIND_TARGETS[kind]}
+
+
+def bundle_st_rows(bundles: list[Bundle], *, ids: bool = True, tiers: bool = True) -> list[dict[str, Any]]:
+    """Bundles as sentence-transformers rows ``anchor, positive, negative_1..n``, with the bundle's
+    ``id`` and each negative's ``negative_<i>_tier`` unless turned off: what :func:`import_world`
+    reads back into the same bundles (so the same training batches for the same seed).
+    """
+    rows = []
+    for b in bundles:
+        row: dict[str, Any] = {"id": b.bundle_id} if ids else {}
+        row.update(anchor=b.anchor, positive=b.positive)
+        for i, n in enumerate(b.negatives, 1):
+            row[f"negative_{i}"] = n.text
+            if tiers:
+                row[f"negative_{i}_tier"] = n.tier
+        rows.append(row)
+    return rows
 
 
 def _bundles(path: Path, stem: str, columns: Mapping[str, str], miner: _NegativeMiner) -> list[Bundle]:
