@@ -176,7 +176,9 @@ class SentenceTransformerModule(nn.Module):
         self.backbone = _load_sentence_transformer(self.model_path, params.max_seq_length)
         self.max_seq_length = int(self.backbone.max_seq_length)  # the length it truly runs at
         self.prompts = model_prompts(self.backbone, params)
-        backbone_dim = int(self.backbone.get_embedding_dimension())
+        # sentence-transformers >= 6 names it get_embedding_dimension; earlier releases only the long name.
+        dimension = getattr(self.backbone, "get_embedding_dimension", None)
+        backbone_dim = int((dimension or self.backbone.get_sentence_embedding_dimension)())
         self.frozen = params.mode == "frozen-head"
         self.head: nn.Linear | None = None
         self.dim = backbone_dim
