@@ -228,7 +228,10 @@ def test_sigterm_stops_a_sweep_cleanly_and_resume_finishes_it(
     """SIGTERM to ``sweep`` once a trial has reported: Tune saves its state, the command exits 130 with
     one line saying how to continue, and ``--resume`` completes the sweep."""
     out = tmp_path / "sweep"
+    # One trial at a time: when the first has reported step 100 the second has not started, so the stop
+    # always leaves work to resume (two trials at once both finished before Tune stopped them, once).
     args = ["sweep", "ratio", "--data", str(synthetic_world), *SWEEP_CLI, "--output-dir", str(out)]
+    args += ["--max-concurrent-trials", "1"]
     log = tmp_path / "driver.log"
     proc = _driver([EXE, *args], ray_cluster, log)
     code = _signal_when(proc, lambda: any(out.glob("trials/*/scoreboard_step_100.json")), signal.SIGTERM, log)
@@ -277,23 +280,17 @@ def _creator(actor: Any) -> str | None:
     return None
 
 
-@pytest.mark.slow
-def test_a_killed_trial_actor_or_train_controller_retries_its_trial(
-    crashed_in_write: dict[str, Any], synthetic_world: Path, tmp_path: Path
-) -> None:
-    """In one trial the Tune trial actor (``ImplicitFunc``, the actor of a function trainable) is
-    SIGKILLed once the trial has reported, in the other the Ray Train controller. Tune retries each
-    trial (``max_failures``) from its last checkpoint, and the sweep completes with the uninterrupted
-    sweep's results."""
-    out = tmp_path / "sweep"
-    trials = {cr.sweeps.trial_key(r, int(SEEDS), {}) for r in RATIOS.split(",")}
-    kinds = dict(zip(sorted(trials), ("ImplicitFunc", "TrainController"), strict=True))
+def _sweep_with_kills(out: Path, kinds: dict[str, str], **api: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run ``cr.sweep`` and, once each trial of ``kinds`` has reported its step-100 eval (with a recovery
+    checkpoint) and not finished, SIGKILL the actor of the kind given for it: ``ImplicitFunc`` (the Tune
+    trial actor of a function trainable) or ``TrainController`` (the Ray Train controller it started)."""
+    trials = set(kinds)
     result: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            result["value"] = cr.sweep(synthetic_world, output_dir=out, max_failures=2, eval_every=50, **SWEEP_API)
-        except Exception as e:  # surfaced by the assertions below
+            result["value"] = cr.sweep(output_dir=out, max_failures=2, eval_every=50, **api)
+        except Exception as e:  # surfaced by the assertions of the caller
             result["error"] = e
 
     thread = threading.Thread(target=work)
@@ -301,32 +298,68 @@ def test_a_killed_trial_actor_or_train_controller_retries_its_trial(
     killed: dict[str, str] = {}  # trial -> the kind of actor killed
     creators: dict[str, str | None] = {}  # controller actor id -> its creator's
     deadline = time.monotonic() + 300
-    while thread.is_alive() and time.monotonic() < deadline and len(killed) < 2:
-        # A trial has reported a recovery checkpoint once its step-100 eval is written; not finished.
+    while thread.is_alive() and time.monotonic() < deadline and len(killed) < len(kinds):
         ready = {p.parent.name for p in out.glob("trials/*/scoreboard_step_100.json")} - set(killed)
         ready -= {p.parent.name for p in out.glob("trials/*/scoreboard_step_200.json")}
         if ready:
             tune_actors = {a.actor_id: (a, _trial_of(a, trials)) for a in _alive("ImplicitFunc")}
             victims = {t: a for a, t in tune_actors.values() if t is not None and kinds[t] == "ImplicitFunc"}
-            for controller in _alive("TrainController"):
-                if creators.get(controller.actor_id) is None:
-                    creators[controller.actor_id] = _creator(controller)
-                owner = tune_actors.get(creators[controller.actor_id] or "")
-                if owner and owner[1] is not None and kinds[owner[1]] == "TrainController":
-                    victims[owner[1]] = controller
+            if "TrainController" in kinds.values():
+                for controller in _alive("TrainController"):
+                    if creators.get(controller.actor_id) is None:
+                        creators[controller.actor_id] = _creator(controller)
+                    owner = tune_actors.get(creators[controller.actor_id] or "")
+                    if owner and owner[1] is not None and kinds[owner[1]] == "TrainController":
+                        victims[owner[1]] = controller
             for trial in sorted(ready & set(victims)):
                 os.kill(victims[trial].pid, signal.SIGKILL)
                 killed[trial] = kinds[trial]
         time.sleep(0.1)
     thread.join(timeout=400)
-    assert killed == kinds, f"the sweep ended before both kills: {killed}"
-    assert "error" not in result, result.get("error")
+    return result, killed
 
-    table = _complete_table(out)
-    assert table.equals(result["value"].table)
+
+def _resumed_each_trial(out: Path, trials: set[str], table: pd.DataFrame) -> None:
     assert table.groupby("trial_id")["attempts"].first().to_dict() == dict.fromkeys(trials, 2)  # each retried once
     for trial in trials:  # the retry continued from a checkpoint
         assert 0 <= json.loads((out / "trials" / trial / "timing.json").read_text())["steps_run"] < 200
         _each_step_once(out / "trials" / trial / "tensorboard", 200)
+
+
+@pytest.mark.slow
+def test_a_killed_trial_actor_retries_its_trial_from_its_last_checkpoint(
+    crashed_in_write: dict[str, Any], synthetic_world: Path, tmp_path: Path
+) -> None:
+    """A one-worker trial trains in its Tune trial actor (``ImplicitFunc``); SIGKILLed once the trial has
+    reported, Tune retries it (``max_failures``) from its last checkpoint, and the sweep completes with
+    the uninterrupted sweep's results."""
+    out = tmp_path / "sweep"
+    kinds = {cr.sweeps.trial_key(r, int(SEEDS), {}): "ImplicitFunc" for r in RATIOS.split(",")}
+    result, killed = _sweep_with_kills(out, kinds, data=synthetic_world, **SWEEP_API)
+    assert killed == kinds, f"the sweep ended before both kills: {killed}"
+    assert "error" not in result, result.get("error")
+    table = _complete_table(out)
+    assert table.equals(result["value"].table)
+    _resumed_each_trial(out, set(kinds), table)
     _same_results(table, crashed_in_write["table"])
+    _no_partial_files(out)
+
+
+@pytest.mark.slow
+def test_a_killed_train_controller_of_a_two_worker_trial_retries_from_its_last_checkpoint(
+    ray_cluster: Any, synthetic_world: Path, tmp_path: Path
+) -> None:
+    """A trial of two workers runs Ray Train inside its Tune trial; its controller SIGKILLed after the
+    first reported checkpoint, Tune retries the trial and the Ray Train run continues from there."""
+    out = tmp_path / "sweep"
+    ratio = RATIOS.split(",")[0]
+    kinds = {cr.sweeps.trial_key(ratio, int(SEEDS), {}): "TrainController"}
+    api = {**SWEEP_API, "ratios": ratio, "workers": 2}
+    result, killed = _sweep_with_kills(out, kinds, data=synthetic_world, **api)
+    assert killed == kinds, f"the sweep ended before the kill: {killed}"
+    assert "error" not in result, result.get("error")
+    table = pd.read_parquet(out / "results.parquet")
+    assert set(table["status"]) == {"complete"} and sorted(table["step"]) == [100, 200]
+    assert not (out / "ray_train").exists()
+    _resumed_each_trial(out, set(kinds), table)
     _no_partial_files(out)

@@ -27,6 +27,41 @@ _WORKER_OUTPUTS = ("checkpoint_*.pt", "scoreboard_*.json", "timing.json")
 _STAGING = ".recovery-staging-"
 
 
+def recovery_state(checkpoint: Any, run_dir: Path | None) -> dict[str, Any] | None:
+    """The state to resume from: the reported ``checkpoint`` (Ray Train's or Tune's), else the newest
+    one on disk under ``run_dir``; None for a fresh start."""
+    resume = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            resume = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+    elif run_dir is not None:
+        resume = latest_state(run_dir)
+    if resume is not None and resume.get("format") != RECOVERY_FORMAT:
+        raise TrainingError(f"the recovery checkpoint of this run is not a {RECOVERY_FORMAT!r} state")
+    return resume
+
+
+def state_reporter(report: Any, checkpoint_type: Any, output_dir: Path) -> Any:
+    """``report(metrics, state)`` for :class:`WorkerContext`: the metrics (Nones dropped) through
+    ``report`` (``ray.train.report`` or ``ray.tune.report``), a state as a ``checkpoint_type``
+    folder staged in ``output_dir`` and removed once reported (Ray has copied it to its storage)."""
+
+    def send(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        clean = {k: v for k, v in metrics.items() if v is not None}
+        if state is None:
+            report(clean)
+            return
+        output_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_STAGING, dir=output_dir))
+        try:
+            torch.save(state, tmp / STATE_FILE)
+            report(clean, checkpoint=checkpoint_type.from_directory(str(tmp)))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    return send
+
+
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     import ray
     import ray.train
@@ -39,35 +74,13 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     threads = int(loop_config.get("threads") or 0)
     if threads:
         torch.set_num_threads(threads)
-    resume = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            resume = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
-    elif loop_config.get("run_dir"):
-        resume = latest_state(Path(loop_config["run_dir"]))
-    if resume is not None and resume.get("format") != RECOVERY_FORMAT:
-        raise TrainingError(f"the recovery checkpoint of this run is not a {RECOVERY_FORMAT!r} state")
-
-    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
-        clean = {k: v for k, v in metrics.items() if v is not None}
-        if state is None:
-            ray.train.report(clean)
-            return
-        Path(loop_config["output_dir"]).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=_STAGING, dir=loop_config["output_dir"]))
-        try:
-            torch.save(state, tmp / STATE_FILE)
-            ray.train.report(clean, checkpoint=ray.train.Checkpoint.from_directory(str(tmp)))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
+    run_dir = Path(loop_config["run_dir"]) if loop_config.get("run_dir") else None
     worker = WorkerContext(
         rank=ctx.get_world_rank(),
         world_size=ctx.get_world_size(),
         device=ray.train.torch.get_device(),
-        resume=resume,
-        report=report,
+        resume=recovery_state(ray.train.get_checkpoint(), run_dir),
+        report=state_reporter(ray.train.report, ray.train.Checkpoint, Path(loop_config["output_dir"])),
     )
     train_worker(config, data, Path(loop_config["output_dir"]), worker)
 

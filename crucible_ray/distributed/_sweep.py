@@ -1,10 +1,13 @@
 """``sweep``: a grid or an Optuna search of training runs on Ray Tune, Ray Train inside each trial.
 
-A trial is one (ratio, seed, params) run trained to the largest milestone and evaluated at each one
-(the Train V2 pattern: a ``TorchTrainer`` inside a Tune function trainable, ``TuneReportCallback`` in
-its ``RunConfig``). Each trial's Ray Train run is named by the trial's stable id, so a trial Tune
-retries (``tune.FailureConfig``) or a sweep resumed with ``resume=True`` continues from the trial's last
-eval point. ``results.parquet`` is rebuilt from the trial folders on disk after every fit.
+A trial is one (ratio, seed, params) run trained to the largest milestone and evaluated at each one.
+A one-worker trial runs the training loop in the Tune function itself, reporting each eval point and
+its recovery state to Tune (``tune.report`` with a checkpoint): no Ray Train controller or worker to
+start, which was most of a trial's fixed cost. A trial of several workers runs a ``TorchTrainer``
+inside the Tune function (the Train V2 pattern, ``TuneReportCallback`` in its ``RunConfig``), its Ray
+Train run named by the trial's stable id. Either way a trial Tune retries (``tune.FailureConfig``) or a
+sweep resumed with ``resume=True`` continues from the trial's last eval point. ``results.parquet`` is
+rebuilt from the trial folders on disk after every fit.
 
 Only the Tune wiring lives here; what a sweep runs (spaces, trials, the Optuna define-by-run space, the
 trial records and the results table) is :mod:`crucible_ray.sweeps`, testable without Ray.
@@ -24,7 +27,7 @@ from typing import Any
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import check_manifest_kind, check_outputs
-from crucible_ray.distributed._fit import fit_run, root_message
+from crucible_ray.distributed._fit import fit_run, recovery_state, remove_interrupted_work, root_message, state_reporter
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
@@ -145,7 +148,7 @@ def sweep(
         kinds = plugin_kinds(sp.train["encoder"]) if "encoder" in sp.train else ()  # kinds the driver registered
         setup = {"space": sp, "output_dir": str(out), "plan": plan, "kinds": kinds}  # Tune pickles these objects
         trainable = tune.with_resources(
-            tune.with_parameters(_trial, data=[ray.put(prepared.data)], setup=setup), {"cpu": TRIAL_CPU}
+            tune.with_parameters(_trial, data=[ray.put(prepared.data)], setup=setup), _trial_resources(plan)
         )
         if resume and exp.exists() and tune.Tuner.can_restore(str(exp)):
             log.info("resuming the sweep in %s (finished trials are kept)", exp)
@@ -246,6 +249,7 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
             name=EXPERIMENT,
             storage_path=str(out),
             failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest recovery state is enough
             verbose=0,
         ),
     )
@@ -277,6 +281,14 @@ def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> No
     t0 = time.perf_counter()
     cfg = sp.train_config(trial.ratio, trial.seed, trial.params).model_copy(update={"use_gpu": plan.use_gpu})
     storage = out / "ray_train"
+    if plan.workers == 1:
+        try:
+            _train_in_trial(cfg, data[0], trial_dir, plan)
+        except Exception as e:
+            write_trial_status(trial_dir, "failed", root_message(e), round(time.perf_counter() - t0, 2))
+            raise
+        write_trial_status(trial_dir, "complete", None, round(time.perf_counter() - t0, 2))
+        return
     try:
         fit_run(
             cfg,
@@ -295,6 +307,41 @@ def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> No
         raise
     write_trial_status(trial_dir, "complete", None, round(time.perf_counter() - t0, 2))
     shutil.rmtree(storage / key, ignore_errors=True)  # the recovery state is not needed once the trial is done
+
+
+def _trial_resources(plan: TrialPlan) -> dict[str, float]:
+    """What Tune reserves per trial: a one-worker trial trains in the trial itself, so it holds its
+    worker's CPUs (and GPU); a bigger one only a sliver for the function that drives its Ray Train run."""
+    if plan.workers == 1:
+        res = {"cpu": round(TRIAL_CPU + plan.cpus_per_worker, 2)}
+        if plan.use_gpu:
+            res["gpu"] = plan.gpus_per_worker
+        return res
+    return {"cpu": TRIAL_CPU}
+
+
+def _train_in_trial(cfg: Any, data_ref: Any, trial_dir: Path, plan: TrialPlan) -> None:
+    """Run the training loop here, in the Tune trial: each eval point and its recovery state go to Tune,
+    and a retried trial resumes from the last one Tune kept."""
+    import ray
+    import torch
+    from ray import tune
+
+    from crucible_ray.training import WorkerContext, train_worker
+
+    remove_interrupted_work(trial_dir)
+    data = ray.get(data_ref)
+    if not plan.use_gpu and plan.threads:
+        torch.set_num_threads(plan.threads)
+    device = torch.device("cuda" if plan.use_gpu and torch.cuda.is_available() else "cpu")
+    worker = WorkerContext(
+        rank=0,
+        world_size=1,
+        device=device,
+        resume=recovery_state(tune.get_checkpoint(), None),
+        report=state_reporter(tune.report, tune.Checkpoint, trial_dir),
+    )
+    train_worker(cfg, data, trial_dir, worker)
 
 
 def _replay_if_complete(trial_dir: Path, steps: tuple[int, ...]) -> bool:
