@@ -52,8 +52,10 @@ def _import_plugins(modules: Sequence[str]) -> None:
     for name in modules:
         try:
             importlib.import_module(name.strip())
-        except ImportError as e:
-            raise click.UsageError(f"--plugin {name.strip()}: cannot import it ({e})") from None
+        except CrucibleError as e:  # e.g. it registers a kind under a name already taken
+            raise click.UsageError(f"plugin {name.strip()}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - ImportError, SyntaxError, or any error while it runs
+            raise click.UsageError(f"plugin {name.strip()}: cannot import it ({type(e).__name__}: {e})") from None
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -118,7 +118,8 @@ def evaluate_loaded(
     raw: dict[str, BundleScores] = {}
     for name, (bundles, meta) in loaded.items():
         log.info("evaluating %s (%d bundles)", name, len(bundles))
-        scores = score_bundles(bundles, encoder.encode)
+        queries = (lambda t: encoder.encode(t, role="query")) if encoder.query_prompt_differs else None
+        scores = score_bundles(bundles, encoder.encode, queries)  # anchors with the model's query prompt
         raw[name] = scores
         results[name] = {
             **all_tier_metrics(scores.s_pos, scores.s_neg, scores.tiers, danger_margin),

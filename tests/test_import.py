@@ -335,3 +335,57 @@ def test_wordnet_as_sentence_transformers_rows_round_trips_to_the_same_batches(
         sampler = CurriculumSampler({"legacy": cr.read_bundles(w.path("legacy"))}, ratio, 32, seed=11)
         batches.append([sampler.batch(step) for step in range(25)])
     assert batches[0] == batches[1]
+
+
+def test_review_cases_bad_anchor_types_empty_negatives_cross_file_positives_and_float_ids(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    docs = ["vpn reset guide", "vpn token page", "vpn router manual", "badge office hours", "rain"]
+    corpus.write_text("".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(docs)))
+    # A list as anchor: one line naming the row and field, not a traceback.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": ["a"], "answer": "b", "negative": "c"}) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:1: field 'anchor'"):
+        _import(tmp_path, tmp_path / "w0", legacy=bad)
+    # Empty negatives (an empty CSV cell, null, []) make a plain pair, mined from the corpus; an answer
+    # of the same question given in another file (the candidates) is never one of its negatives.
+    plain = tmp_path / "plain.csv"
+    plain.write_text('question,answer,negatives\nreset my vpn,vpn reset guide,\nbadge lost,badge office hours,"[]"\n')
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"question": "reset my vpn", "answer": "vpn token page"}) + "\n")
+    root = _import(
+        tmp_path, tmp_path / "w1", legacy=plain, corpus=corpus, candidates=other, negatives=3, frozen_fraction=0.99
+    )
+    legacy = {b.anchor: b for b in cr.read_bundles(root / "legacy.jsonl")}
+    assert len(legacy["reset my vpn"].negatives) == 3
+    assert "vpn token page" not in {n.text for n in legacy["reset my vpn"].negatives}
+    # Integer ids that pandas made floats (a missing cell) stay integers as text.
+    frame = pd.DataFrame({"anchor": ["x", "y"], "positive": ["p", "q"], "id": [7, None]})
+    from crucible_ray.worlds import read_candidate_table
+
+    cands = read_candidate_table(frame)
+    assert cands[0].candidate_id == "7" and cands[1].candidate_id not in ("nan", "None")
+    with pytest.raises(DataError, match="the DataFrame has no rows"):
+        read_candidate_table(frame.iloc[:0])
+
+
+def test_st_rows_keep_pass_counts_and_csv_tiers_read_back(tmp_path: Path) -> None:
+    from crucible_ray.data import Bundle, Negative
+    from crucible_ray.worlds import bundle_st_rows
+
+    bundles = [
+        Bundle(bundle_id="a", anchor="q1", positive="p1", negatives=[Negative(text="n1", tier=2)], pool="legacy"),
+        Bundle(
+            bundle_id="b",
+            anchor="q2",
+            positive="p2",
+            negatives=[Negative(text="n2", tier=3), Negative(text="n3", tier=1)],
+            pool="legacy",
+            pass_count=7,
+        ),
+    ]
+    path = tmp_path / "rows.csv"
+    pd.DataFrame(bundle_st_rows(bundles)).to_csv(path, index=False)  # ragged rows: pandas writes 2.0, 7.0
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "d", "text": "doc"}) + "\n")
+    root = cr.import_world(tmp_path / "w", corpus=corpus, legacy=path, frozen_fraction=0.99)
+    assert cr.read_bundles(root / "legacy.jsonl") == bundles

@@ -119,3 +119,23 @@ def test_an_exported_model_keeps_the_prompts_and_length_it_was_trained_with(tmp_
     loaded = cr.load_encoder(ckpt, device="cpu")
     np.testing.assert_allclose(model.encode(TEXTS, prompt_name="query"), loaded.encode(TEXTS, role="query"), atol=1e-5)
     np.testing.assert_allclose(model.encode(TEXTS, prompt_name="document"), loaded.encode(TEXTS), atol=1e-5)
+
+
+def test_evaluation_scores_anchors_as_queries_and_the_corpus_cache_keys_prompted_documents(tmp_path: Path) -> None:
+    from crucible_ray.data import Bundle, Negative
+    from crucible_ray.evaluation import evaluate_loaded
+    from crucible_ray.mining import embed_corpus_to_file
+
+    folder = _model_copy(tmp_path / "e5like", prompts={"query": "query: ", "document": "passage: "})
+    enc = cr.build_encoder(f"sentence-transformer:model={folder}", device="cpu")
+    bundle = Bundle(
+        bundle_id="b", anchor=TEXTS[0], positive=TEXTS[1], negatives=[Negative(text=TEXTS[2], tier=3)], pool="x"
+    )
+    _, raw = evaluate_loaded(enc, {"frozen_eval": ([bundle], {})})
+    a, p = enc.encode([TEXTS[0]], role="query")[0], enc.encode([TEXTS[1]])[0]
+    assert raw["frozen_eval"].s_pos[0] == pytest.approx(float(a @ p), abs=1e-5)
+    # A frozen-backbone corpus embedding fills the cache with the prompted texts it then reads.
+    embed_corpus_to_file(TEXTS, enc, tmp_path / "c.npy", feature_cache=tmp_path / "world")
+    table = feature_table(enc, [], tmp_path / "world", encode=False)
+    assert table.rows(enc.prompted(TEXTS, "document")) is not None and table.rows(TEXTS) is None
+    np.testing.assert_allclose(np.load(tmp_path / "c.npy"), enc.encode(TEXTS), atol=1e-5)

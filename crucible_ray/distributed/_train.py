@@ -97,7 +97,7 @@ def train(
         >>> res = train("worlds/synthetic", output_dir="runs/a", ratio="75_15_10", steps=[200, 400])  # doctest: +SKIP
         >>> res.final.retention  # doctest: +SKIP
     """
-    if isinstance(ratio, str) and not Ratio.is_named(ratio) and "pools" not in options:
+    if isinstance(ratio, str) and not Ratio.is_named(ratio) and "pools" not in options and config is None:
         options["pools"] = world_ratio_pools(data)  # 70_30 on a world of its own pools: in their declared order
     common = dict(ratio=ratio, steps=steps, seed=seed, encoder=encoder, workers=workers)
     given = {k: v for k, v in common.items() if v is not None}

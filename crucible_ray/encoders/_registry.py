@@ -77,9 +77,11 @@ def plugin_kinds(spec: str | dict[str, Any]) -> tuple[EncoderKind, ...]:
 
 
 def adopt_kinds(kinds: tuple[EncoderKind, ...] | list[EncoderKind]) -> None:
-    """Register kinds shipped from the driver (:func:`plugin_kinds`) in this process, where absent."""
+    """Register kinds shipped from the driver (:func:`plugin_kinds`) in this process: the driver's
+    version wins over one a reused worker process kept from an earlier job (built-in kinds stay)."""
     for kind in kinds:
-        _KINDS.setdefault(kind.name, kind)
+        if kind.name not in _BUILTIN:
+            _KINDS[kind.name] = kind
 
 
 def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:

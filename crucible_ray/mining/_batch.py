@@ -184,15 +184,16 @@ def mine_batch(
         m_rows: slice | np.ndarray = slice(0, b) if len(mined_rows) == b else np.asarray(mined_rows)
         t_rows: slice | torch.Tensor = m_rows if isinstance(m_rows, slice) else torch.from_numpy(m_rows).to(device)
         pid = [batch.positive_id[i] for i in mined_rows]
-        columns = [
-            text_rows[b : 2 * b][m_rows],  # the positive's row
-            text_rows[:b][m_rows],  # the anchor's row
-            np.array([corpus.row_of_id(p) for p in pid]) if any(p is not None for p in pid) else np.full(len(pid), -1),
-        ]
-        others = [_others(batch, i) for i in mined_rows]
-        for j in range(max((len(o) for o in others), default=0)):  # the rows of the anchor's other positives
-            columns.append(np.array([corpus.row_of_text(o[j]) if j < len(o) else -1 for o in others]))
-        exclude = np.stack(columns, axis=1)
+        exclude = np.stack(
+            [
+                text_rows[b : 2 * b][m_rows],  # the positive's row
+                text_rows[:b][m_rows],  # the anchor's row
+                np.array([corpus.row_of_id(p) for p in pid])
+                if any(p is not None for p in pid)
+                else np.full(len(mined_rows), -1),
+            ],
+            axis=1,
+        )
         source = corpus_tensor if corpus_tensor is not None else corpus.embeddings
         a_mined = anchors[t_rows]
         exclude_t = torch.from_numpy(exclude.astype(np.int64)).to(device)
@@ -206,6 +207,7 @@ def mine_batch(
         settle_near_thresholds(
             scores, idx, a_mined, source, thresholds, tolerance=product_tolerance(device, int(a_mined.shape[1]))
         )
+        scores, idx = _without_other_positives(scores, idx, [_others(batch, i) for i in mined_rows], corpus)
         s_neg[t_rows, : config.window] = scores  # -inf where retrieval found nothing
         valid[t_rows, : config.window] = idx >= 0
         src[m_rows, : config.window] = idx.cpu().numpy()  # -1 where retrieval found nothing
@@ -240,6 +242,26 @@ def mine_batch(
 def _others(batch: CandidateBatch, i: int) -> list[str]:
     """The other positives of row ``i``'s anchor (never negatives)."""
     return (batch.other_positives[i] if batch.other_positives else None) or []
+
+
+def _without_other_positives(
+    scores: torch.Tensor, idx: torch.Tensor, others: list[list[str]], corpus: CorpusIndex
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Retrieved rows minus each anchor's other positives, the rest moved up in order (-inf / -1 after).
+
+    Filtered after retrieval, not excluded in it: the exclusion width (and so the retrieval) then
+    stays the same for every batch, and a row's result depends on that row alone.
+    """
+    banned = [{r for r in (corpus.row_of_text(t) for t in o) if r >= 0} for o in others]
+    if not any(banned):
+        return scores, idx
+    idx_np = idx.cpu().numpy()
+    keep = np.array([[j not in ban for j in row] for row, ban in zip(idx_np, banned, strict=True)]) & (idx_np >= 0)
+    order = torch.from_numpy(np.argsort(~keep, axis=1, kind="stable")).to(idx.device)
+    keep_t = torch.from_numpy(keep).to(idx.device)
+    scores = torch.gather(scores.masked_fill(~keep_t, float("-inf")), 1, order)
+    idx = torch.gather(idx.masked_fill(~keep_t, -1), 1, order)
+    return scores, idx
 
 
 def embed_texts(

@@ -106,7 +106,8 @@ def embed_corpus_to_file(
     from crucible_ray.encoders import CachedFeatureEncoder, Encoder, feature_table, is_frozen_backbone
 
     if feature_cache is not None and isinstance(encoder, Encoder) and is_frozen_backbone(encoder):
-        encoder = CachedFeatureEncoder(encoder, feature_table(encoder, texts, feature_cache))
+        prompted = encoder.prompted(texts, "document")  # what the backbone sees, as the cache keys it
+        encoder = CachedFeatureEncoder(encoder, feature_table(encoder, prompted, feature_cache))
     out = Path(out)
     with atomic_path(out) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))

@@ -98,6 +98,12 @@ def import_world(
         raise ConfigError(f"--negatives must be at least 1, but got {negatives}")
     docs = _corpus(Path(corpus), mapping)
     miner = _NegativeMiner(docs, negatives_model, negatives)
+    sources = [*pool_files.values(), *eval_files.values(), *(Path(p) for p in (frozen_eval, candidates) if p)]
+    for path in sources:  # an anchor's positives in any file are never its negatives in another
+        kind = "candidates" if candidates is not None and path == Path(candidates) else "bundles"
+        for _, row in _pairs(path, mapping, kind):
+            if isinstance(row.get("anchor"), str) and isinstance(row.get("positive"), str):
+                miner.known.setdefault(row["anchor"], set()).add(_norm(row["positive"]))
     bundles = {stem: _bundles(path, stem, mapping, miner) for stem, path in pool_files.items()}
     if frozen_eval is not None:
         bundles[FROZEN_EVAL] = _bundles(Path(frozen_eval), FROZEN_EVAL, mapping, miner)
@@ -191,9 +197,9 @@ def source_rows(
         path = Path(path)
         if not path.exists():
             raise DataError(f"{path}: no such file")
-        raw = _raw_rows(path)
+        raw, label = _raw_rows(path), str(path)
     else:
-        raw = _table_rows(path)
+        raw, label = _table_rows(path), f"the {type(path).__name__}"
     count = 0
     for where, row in raw:
         if count == 0:  # a file that already has the target column needs no mapping
@@ -210,7 +216,7 @@ def source_rows(
                 out[target] = out.pop(src)
         yield where, out
     if count == 0:
-        raise DataError(f"{path}: file is empty (no rows)")
+        raise DataError(f"{label}: file is empty (no rows)" if isinstance(path, Path) else f"{label} has no rows")
 
 
 def _table_rows(table: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -305,7 +311,7 @@ def _row_id(where: str, row: dict[str, Any], field: str, seen: dict[str, str]) -
     raw = row.get(field, row.get("id"))
     if raw in (None, ""):
         raw = hashlib.blake2b(f"{row.get('anchor')}\x00{row.get('positive')}".encode(), digest_size=8).hexdigest()
-    key = str(raw)
+    key = id_text(raw)
     if key in seen:
         raise DataError(f"{where}: field '{field}': duplicate id {key!r} (first at {seen[key]})")
     seen[key] = where
@@ -321,10 +327,34 @@ def _validated(where: str, model: type[Any], row: dict[str, Any]) -> Any:
         raise DataError(f"{where}: field '{field}': {first['msg']}") from None
 
 
+def id_text(raw: Any) -> str:
+    """An id of any type as text: ``7``, ``"7"`` and ``7.0`` (an integer column pandas made float because
+    a cell was missing) all give ``"7"``."""
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    return str(raw)
+
+
+def _tier(raw: Any) -> Any:
+    """A tier cell as an int where it spells one (``3``, ``"3"``, ``3.0``); anything else as it is, for
+    validation to name."""
+    if isinstance(raw, str) and raw.strip():
+        try:
+            raw = float(raw)
+        except ValueError:
+            return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    return raw
+
+
 def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The row's negatives as ``{"text", "tier"}`` items, or ``None`` for a plain pair (none given)."""
+    """The row's negatives as ``{"text", "tier"}`` items, or ``None`` for a plain pair (none given:
+    no column, an empty cell, null or an empty list)."""
     if "negatives" in row:
         negs = row["negatives"]
+        if negs is None or (isinstance(negs, str) and not negs.strip()) or negs == []:
+            return None
         if isinstance(negs, str):  # a CSV cell holding JSON
             try:
                 negs = json.loads(negs)
@@ -332,6 +362,8 @@ def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
                 raise DataError(f"{where}: field 'negatives': not a JSON list") from None
         if not isinstance(negs, list):
             raise DataError(f"{where}: field 'negatives': must be a list, but got {type(negs).__name__}")
+        if not negs:  # "[]" in a CSV cell
+            return None
         return [n if isinstance(n, dict) else {"text": n, "tier": 3} for n in negs]
     numbered = sorted((k for k in row if k.startswith("negative_") and k[9:].isdigit()), key=lambda k: int(k[9:]))
     columns = (["negative"] if "negative" in row else []) + numbered
@@ -339,9 +371,7 @@ def _negatives(where: str, row: dict[str, Any]) -> list[dict[str, Any]] | None:
     for col in columns:
         if row[col] in (None, ""):
             continue
-        tier = row.get(f"{col}_tier")  # negative_2_tier: that negative's tier; 3 (a killer) when absent
-        if isinstance(tier, str) and tier.strip().isdigit():  # a CSV cell
-            tier = int(tier)
+        tier = _tier(row.get(f"{col}_tier"))  # negative_2_tier: that negative's tier; 3 (a killer) when absent
         out.append({"text": row[col], "tier": 3 if tier in (None, "") else tier})
     return out or None
 
@@ -370,6 +400,8 @@ def bundle_st_rows(bundles: list[Bundle], *, ids: bool = True, tiers: bool = Tru
     for b in bundles:
         row: dict[str, Any] = {"id": b.bundle_id} if ids else {}
         row.update(anchor=b.anchor, positive=b.positive)
+        if b.pass_count is not None:
+            row["pass_count"] = b.pass_count
         for i, n in enumerate(b.negatives, 1):
             row[f"negative_{i}"] = n.text
             if tiers:
@@ -409,10 +441,9 @@ def _pairs(path: Path | Any, columns: Mapping[str, str], kind: str) -> list[tupl
         if isinstance(row.get("anchor"), str) and isinstance(row.get("positive"), str):
             by_anchor.setdefault(row["anchor"], []).append(row["positive"])
     for _, row in rows:
-        mine = _norm(row.get("positive"))
-        row["_others"] = list(
-            dict.fromkeys(p for p in by_anchor.get(row.get("anchor"), []) if _norm(p) != mine)  # type: ignore[arg-type]
-        )
+        mine, anchor = _norm(row.get("positive")), row.get("anchor")
+        theirs = by_anchor.get(anchor, []) if isinstance(anchor, str) else []  # a bad anchor fails validation
+        row["_others"] = list(dict.fromkeys(p for p in theirs if _norm(p) != mine))
     return rows
 
 
@@ -426,12 +457,15 @@ def _located_bundles(
     for where, row in _pairs(path, columns, "bundles"):
         bid = _row_id(where, row, "bundle_id", seen)
         data = {"bundle_id": bid, "anchor": row.get("anchor"), "positive": row.get("positive"), "pool": stem}
+        if row.get("pass_count") not in (None, ""):
+            data["pass_count"] = _tier(row["pass_count"])
         given = _negatives(where, row)
         if given is None:
             _validated(where, Bundle, {**data, "negatives": [{"text": "?", "tier": 3}]})  # its own fields first
             plain.append((data, [str(data["positive"]), *row["_others"]]))
         else:
-            banned = {_norm(t) for t in row["_others"]}
+            banned = {_norm(t) for t in row["_others"]} | miner.positives_of(data["anchor"])
+            banned.discard(_norm(data["positive"]))
             data["negatives"] = [n for n in given if _norm(n.get("text")) not in banned]
             if not data["negatives"]:
                 raise DataError(f"{where}: field 'negatives': every negative is another positive of this anchor")
@@ -451,9 +485,10 @@ def _candidates(path: Path | Any, columns: Mapping[str, str]) -> list[Candidate]
         data = {"candidate_id": cid, "anchor": row.get("anchor"), "positive": row.get("positive")}
         if row["_others"]:
             data["other_positives"] = row["_others"]
-        for key in ("negatives", "positive_id"):
-            if row.get(key) not in (None, ""):
-                data[key] = row[key] if key == "negatives" else str(row[key])
+        if row.get("positive_id") not in (None, ""):
+            data["positive_id"] = id_text(row["positive_id"])
+        if isinstance(row.get("negatives"), list) and row["negatives"]:
+            data["negatives"] = row["negatives"]
         out.append(_validated(where, Candidate, data))
     return out
 
@@ -486,8 +521,13 @@ class _NegativeMiner:
 
     def __init__(self, docs: list[CorpusDoc], spec: str | dict[str, Any], per_bundle: int) -> None:
         self.docs, self.spec, self.per_bundle, self.used = docs, spec, per_bundle, 0
+        self.known: dict[str, set[str]] = {}  # anchor -> its positives (normalised) in every input file
         self._encoder: Any = None
         self._corpus: Any = None
+
+    def positives_of(self, anchor: Any) -> set[str]:
+        """Every positive of ``anchor`` in the import's files (normalised), never one of its negatives."""
+        return self.known.get(anchor, set()) if isinstance(anchor, str) else set()
 
     def mine(self, anchors: list[str], positives: list[list[str]], *, where: str) -> list[list[str]]:
         import torch
@@ -501,12 +541,14 @@ class _NegativeMiner:
             self._corpus = torch.from_numpy(self._encoder.encode([d.text for d in self.docs]))
         norms = [_norm(d.text) for d in self.docs]
         queries = torch.from_numpy(self._encoder.encode(anchors, role="query"))
-        k = min(len(self.docs), self.per_bundle + max(len(p) for p in positives) + 1)
+        most = max(len(p) + len(self.positives_of(a)) for a, p in zip(anchors, positives, strict=True))
+        k = min(len(self.docs), self.per_bundle + most + 1)
         out: list[list[str]] = []
         for i in range(0, len(anchors), 1024):
             top = (queries[i : i + 1024] @ self._corpus.T).topk(k, dim=1).indices.tolist()
             for row, idx in enumerate(top):
                 banned = {_norm(anchors[i + row]), *(_norm(p) for p in positives[i + row])}
+                banned |= self.positives_of(anchors[i + row])
                 negs = list(dict.fromkeys(self.docs[j].text for j in idx if norms[j] not in banned))
                 out.append(negs[: self.per_bundle])
         if not all(out):
@@ -522,7 +564,7 @@ def _corpus(path: Path, columns: Mapping[str, str]) -> list[CorpusDoc]:
         raw = row.get("id", row.get("_id"))  # BEIR names it _id
         if raw in (None, ""):
             raise DataError(f"{where}: field 'id': missing (map your id column with --column id=NAME)")
-        doc_id = str(raw)
+        doc_id = id_text(raw)
         if doc_id in seen:
             raise DataError(f"{where}: field 'id': duplicate id {doc_id!r} (first at {seen[doc_id]})")
         seen[doc_id] = where
