@@ -82,13 +82,14 @@ def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
 ) -> None:
     out = tmp_path / "sweep"
 
-    def on_resumable_trial(workers: list[Any]) -> list[Any]:
-        """The train workers of a trial with a recovery checkpoint (the step-200 eval came after it), not
-        finished; Ray Train runs them in a folder named after the trial. The other trial may not have
-        reported a step yet (seen in CI): losing its node would rerun it from step 0."""
+    def on_resumable_trial(actors: list[Any]) -> list[Any]:
+        """The Tune trial actors (a one-worker trial trains in its own) of a trial with a recovery
+        checkpoint (the step-200 eval came after it), not finished; Tune runs each in a folder whose name
+        holds ``trial=<id>_``. The other trial may not have reported a step yet (seen in CI): losing its
+        node would rerun it from step 0."""
         saved = [p.parent for p in (out / "trials").glob("*/scoreboard_step_200.json")]
         names = {d.name for d in saved if not (d / "scoreboard_step_800.json").exists()}
-        return [w for w in workers if _cwd_name(w.pid) in names]
+        return [a for a in actors if any(f"trial={n}_" in (_cwd_name(a.pid) or "") for n in names)]
 
     res = remove_a_node_when(
         ray_cluster,
@@ -103,7 +104,7 @@ def test_a_sweep_spreads_over_nodes_and_a_lost_node_retries_its_trial(
             max_failures=2,
             **SMALL,
         ),
-        actor="RayTrainWorker",
+        actor="ImplicitFunc",
     )
     assert res["removed"], "the sweep ended before a node could be removed"
     assert "error" not in res, res.get("error")

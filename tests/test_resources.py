@@ -41,3 +41,11 @@ def test_two_cpus_run_two_one_worker_trials() -> None:
     assert (gpu.concurrency, gpu.gpus_per_worker, gpu.use_gpu) == (2, 1.0, True)
     with pytest.raises(ConfigError, match="no GPU|GPUs"):
         plan_trials(4, 0, workers=1, use_gpu=True)
+
+
+def test_a_worker_never_asks_for_more_cpus_than_one_node_has() -> None:
+    # One trial at a time on two 1-CPU nodes: a worker of 1.99 CPUs could never be placed (it hung).
+    assert plan_trials(2, 0, workers=1, max_concurrent=1).cpus_per_worker == 1.99
+    capped = plan_trials(2, 0, workers=1, max_concurrent=1, node_cpus=1.0)
+    assert capped.cpus_per_worker == 0.99 and capped.threads == 1
+    assert plan_trials(16, 0, workers=2, max_concurrent=1, node_cpus=8.0).cpus_per_worker == 7.99

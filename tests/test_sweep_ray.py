@@ -40,6 +40,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Pat
             max_failures=0,
             **SMALL,
         ),
+        actor="ImplicitFunc",  # a one-worker trial trains in its Tune trial actor
     )
     assert res["killed"] == 1 and "error" not in res, res.get("error")
     result = res["value"]

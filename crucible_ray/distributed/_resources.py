@@ -97,8 +97,12 @@ def plan_trials(
     workers: int = 1,
     use_gpu: bool | None = None,
     max_concurrent: int | None = None,
+    node_cpus: float | None = None,
 ) -> TrialPlan:
     """Resources of a sweep's trials that cannot deadlock, whatever the number of trials.
+
+    ``node_cpus`` (the largest node's CPUs) caps what one worker asks for: a worker, and a one-worker
+    trial that trains in its own actor, must fit on one node however few trials run at once.
 
     Raises:
         ConfigError: GPUs asked for on a cluster without enough of them, or non-positive counts.
@@ -123,6 +127,8 @@ def plan_trials(
     fit = max(1, int(cluster_cpus // workers))
     n = min(fit, max_concurrent or fit)
     cpus = _floor2((cluster_cpus / n - TRIAL_CPU) / workers)
+    if node_cpus is not None and node_cpus > TRIAL_CPU:
+        cpus = min(cpus, _floor2(node_cpus - TRIAL_CPU))
     return TrialPlan(n, workers, cpus, 0.0, max(1, int(cpus + 0.01)))
 
 

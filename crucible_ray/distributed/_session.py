@@ -306,3 +306,11 @@ def cluster_cpus_gpus() -> tuple[float, float]:
 
     r = ray.cluster_resources()
     return float(r.get("CPU", 0.0)), float(r.get("GPU", 0.0))
+
+
+def largest_node_cpus() -> float | None:
+    """The CPUs of the cluster's largest live node (one actor cannot span nodes); None if unknown."""
+    import ray
+
+    cpus = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
+    return max(cpus) if cpus else None

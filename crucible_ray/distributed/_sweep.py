@@ -30,7 +30,7 @@ from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.distributed._fit import fit_run, recovery_state, remove_interrupted_work, root_message, state_reporter
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
-from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
+from crucible_ray.distributed._session import cluster_cpus_gpus, largest_node_cpus, ray_session
 from crucible_ray.encoders import adopt_kinds, plugin_kinds
 from crucible_ray.errors import ConfigError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
@@ -143,7 +143,14 @@ def sweep(
 
         cpus, gpus = cluster_cpus_gpus()
         workers = int(sp.train.get("workers", 1))
-        plan = plan_trials(cpus, gpus, workers=workers, use_gpu=use_gpu, max_concurrent=max_concurrent_trials)
+        plan = plan_trials(
+            cpus,
+            gpus,
+            workers=workers,
+            use_gpu=use_gpu,
+            max_concurrent=max_concurrent_trials,
+            node_cpus=largest_node_cpus(),
+        )
         log.info("resources: %s", plan.describe())
         kinds = plugin_kinds(sp.train["encoder"]) if "encoder" in sp.train else ()  # kinds the driver registered
         setup = {"space": sp, "output_dir": str(out), "plan": plan, "kinds": kinds}  # Tune pickles these objects
@@ -283,7 +290,7 @@ def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> No
     storage = out / "ray_train"
     if plan.workers == 1:
         try:
-            _train_in_trial(cfg, data[0], trial_dir, plan)
+            _train_in_trial(cfg, data[0], trial_dir, plan, out / EXPERIMENT)
         except Exception as e:
             write_trial_status(trial_dir, "failed", root_message(e), round(time.perf_counter() - t0, 2))
             raise
@@ -320,9 +327,13 @@ def _trial_resources(plan: TrialPlan) -> dict[str, float]:
     return {"cpu": TRIAL_CPU}
 
 
-def _train_in_trial(cfg: Any, data_ref: Any, trial_dir: Path, plan: TrialPlan) -> None:
+def _train_in_trial(cfg: Any, data_ref: Any, trial_dir: Path, plan: TrialPlan, experiment: Path) -> None:
     """Run the training loop here, in the Tune trial: each eval point and its recovery state go to Tune,
-    and a retried trial resumes from the last one Tune kept."""
+    and a retried trial resumes from the last one Tune kept.
+
+    Tune hands back only checkpoints its driver had recorded; one the trial had saved just before a
+    stop (SIGTERM, a killed driver) is still in the trial's folder of the experiment, and the newest
+    loadable one there is taken instead (as Ray Train runs do)."""
     import ray
     import torch
     from ray import tune
@@ -338,7 +349,7 @@ def _train_in_trial(cfg: Any, data_ref: Any, trial_dir: Path, plan: TrialPlan) -
         rank=0,
         world_size=1,
         device=device,
-        resume=recovery_state(tune.get_checkpoint(), None),
+        resume=recovery_state(tune.get_checkpoint(), experiment / Path(tune.get_context().get_trial_dir()).name),
         report=state_reporter(tune.report, tune.Checkpoint, trial_dir),
     )
     train_worker(cfg, data, trial_dir, worker)
