@@ -256,7 +256,8 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
             name=EXPERIMENT,
             storage_path=str(out),
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest recovery state is enough
+            # Every recovery checkpoint is kept: a driver killed between two reports leaves an experiment
+            # snapshot naming an older one, which the resumed sweep loads (num_to_keep=1 had deleted it).
             verbose=0,
         ),
     )
