@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from crucible_ray._logging import get_logger
 from crucible_ray.data import check_manifest_kind, check_outputs
 from crucible_ray.errors import ConfigError, config_error
-from crucible_ray.worlds._import import bundle_st_rows, import_world, read_candidate_table, source_rows
+from crucible_ray.worlds._import import bundle_st_rows, import_world, read_candidate_table
+from crucible_ray.worlds._sources import source_rows
 from crucible_ray.worlds._synthetic import SyntheticWorldConfig, build_synthetic_world
 from crucible_ray.worlds._wordnet import WordNetWorldConfig, build_wordnet_world
 from crucible_ray.worlds._wordnet_db import find_wordnet, read_noun_synsets

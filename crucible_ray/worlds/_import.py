@@ -17,23 +17,20 @@ failed import leaves nothing under ``out``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from crucible_ray._logging import get_logger
 from crucible_ray._rng import stable_fraction
 from crucible_ray.data import Bundle, Candidate, CorpusDoc, atomic_folder, check_new_folder, file_sha256
 from crucible_ray.errors import ConfigError, DataError
+from crucible_ray.worlds._negatives import NegativeMiner, norm_text
+from crucible_ray.worlds._sources import id_text, source_rows
 from crucible_ray.worlds._world import WorldContent, write_world
-
-log = get_logger(__name__)
 
 #: The pool whose share the guardrails protect, and the retention set, in an imported world.
 LEGACY, FROZEN_EVAL, EXPANSION = "legacy", "frozen_eval", "expansion"
@@ -97,13 +94,13 @@ def import_world(
     if negatives < 1:
         raise ConfigError(f"--negatives must be at least 1, but got {negatives}")
     docs = _corpus(Path(corpus), mapping)
-    miner = _NegativeMiner(docs, negatives_model, negatives)
+    miner = NegativeMiner(docs, negatives_model, negatives)
     sources = [*pool_files.values(), *eval_files.values(), *(Path(p) for p in (frozen_eval, candidates) if p)]
     for path in sources:  # an anchor's positives in any file are never its negatives in another
         kind = "candidates" if candidates is not None and path == Path(candidates) else "bundles"
         for _, row in _pairs(path, mapping, kind):
             if isinstance(row.get("anchor"), str) and isinstance(row.get("positive"), str):
-                miner.known.setdefault(row["anchor"], set()).add(_norm(row["positive"]))
+                miner.known.setdefault(row["anchor"], set()).add(norm_text(row["positive"]))
     bundles = {stem: _bundles(path, stem, mapping, miner) for stem, path in pool_files.items()}
     if frozen_eval is not None:
         bundles[FROZEN_EVAL] = _bundles(Path(frozen_eval), FROZEN_EVAL, mapping, miner)
@@ -180,131 +177,6 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
-def source_rows(
-    path: str | Path | Any, columns: Mapping[str, str] | None = None, required: frozenset[str] = frozenset()
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(where, row)`` for each row of a JSONL, CSV, Parquet file or a ``save_to_disk`` folder (or an
-    in-memory pandas ``DataFrame`` or ``datasets.Dataset``), with the columns renamed by ``columns``
-    (target -> source) where the source lacks the target. ``where`` is ``path:line``, ``path:row N``
-    or ``DataFrame row N``. A mapped source column that is missing is an error for the ``required``
-    targets only.
-
-    Raises:
-        DataError: a missing or empty file, an unreadable row, a mapped column that is not there.
-    """
-    mapping = dict(columns or {})
-    if isinstance(path, (str, Path)):
-        path = Path(path)
-        if not path.exists():
-            raise DataError(f"{path}: no such file")
-        raw, label = _raw_rows(path), str(path)
-    else:
-        raw, label = _table_rows(path), f"the {type(path).__name__}"
-    count = 0
-    for where, row in raw:
-        if count == 0:  # a file that already has the target column needs no mapping
-            missing = [t for t, src in mapping.items() if t in required and src not in row and t not in row]
-            if missing:
-                raise DataError(
-                    f"{where}: column {mapping[missing[0]]!r} (mapped to {missing[0]!r}) is not there; "
-                    f"the columns are {sorted(row)}"
-                )
-        count += 1
-        out = dict(row)
-        for target, src in mapping.items():
-            if target not in row and src in row:
-                out[target] = out.pop(src)
-        yield where, out
-    if count == 0:
-        raise DataError(f"{label}: file is empty (no rows)" if isinstance(path, Path) else f"{label} has no rows")
-
-
-def _table_rows(table: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Rows of a pandas ``DataFrame`` or a ``datasets.Dataset`` (any object with ``to_dict`` / rows)."""
-    kind = type(table).__name__
-    if kind == "DataFrame":
-        records = table.to_dict("records")
-    elif kind == "Dataset":
-        records = iter(table)
-    else:
-        raise DataError(f"a {kind} is not a data source; give a file, a pandas DataFrame or a datasets.Dataset")
-    for i, row in enumerate(records):
-        yield f"{kind} row {i}", {str(k): _plain(v) for k, v in dict(row).items()}
-
-
-def _plain(value: Any) -> Any:
-    """A numpy array cell (pandas holds list columns so) as a list; NaN (a missing cell) as None."""
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
-def _raw_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    if path.is_dir():
-        yield from _dataset_rows(path)
-        return
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        with path.open("rb") as f:
-            for lineno, data in enumerate(f, 1):
-                try:
-                    text = data.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: not UTF-8 text: {e.reason}") from None
-                if not text.strip():
-                    continue
-                try:
-                    row = json.loads(text)
-                except (json.JSONDecodeError, RecursionError, ValueError) as e:
-                    raise DataError(f"{path}:{lineno}: invalid JSON: {str(e).split(';')[0][:120]}") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{lineno}: a row must be a JSON object, but got {type(row).__name__}")
-                yield f"{path}:{lineno}", row
-    elif suffix in (".csv", ".tsv"):
-        try:
-            csv.field_size_limit(sys.maxsize)  # a long document in a corpus is not an error
-            with path.open(newline="", encoding="utf-8-sig") as f:  # a BOM (Excel) is not part of the header
-                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-                for row in reader:
-                    yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text: {e.reason}") from None
-        except csv.Error as e:
-            raise DataError(f"{path}: not a CSV file: {e}") from None
-    elif suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a file that is not Parquet
-            raise DataError(f"{path}: cannot read as Parquet: {' '.join(str(e).split())[:160]}") from None
-        for i, row in enumerate(table.to_pylist()):
-            yield f"{path}:row {i}", row
-    else:
-        raise DataError(f"{path}: unknown file type {suffix!r}; use .jsonl, .csv, .parquet or a datasets folder")
-
-
-def _dataset_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        from datasets import load_from_disk
-    except ImportError:
-        raise DataError(
-            f"{path}: a folder is read as a Hugging Face datasets folder, which needs the datasets package "
-            "(pip install 'crucible-ray[datasets]')"
-        ) from None
-    try:
-        ds = load_from_disk(str(path))
-    except Exception as e:  # noqa: BLE001 - datasets raises FileNotFoundError, ValueError...
-        raise DataError(f"{path}: not a datasets folder written by save_to_disk: {str(e)[:160]}") from None
-    if type(ds).__name__ != "Dataset":  # a DatasetDict: one split only
-        splits = list(ds.keys()) if hasattr(ds, "keys") else []
-        raise DataError(f"{path}: a DatasetDict with splits {splits}; save one split (ds['train'])")
-    for i, row in enumerate(ds):
-        yield f"{path}:row {i}", dict(row)
-
-
 def _row_id(where: str, row: dict[str, Any], field: str, seen: dict[str, str]) -> str:
     """The row's ``field`` (or ``id``) as a string, else a stable id from its anchor and positive;
     a repeated one is refused with both locations."""
@@ -325,14 +197,6 @@ def _validated(where: str, model: type[Any], row: dict[str, Any]) -> Any:
         first = e.errors(include_url=False)[0]
         field = ".".join(str(x) for x in first["loc"]) or "row"
         raise DataError(f"{where}: field '{field}': {first['msg']}") from None
-
-
-def id_text(raw: Any) -> str:
-    """An id of any type as text: ``7``, ``"7"`` and ``7.0`` (an integer column pandas made float because
-    a cell was missing) all give ``"7"``."""
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    return str(raw)
 
 
 def _tier(raw: Any) -> Any:
@@ -410,12 +274,8 @@ def bundle_st_rows(bundles: list[Bundle], *, ids: bool = True, tiers: bool = Tru
     return rows
 
 
-def _bundles(path: Path, stem: str, columns: Mapping[str, str], miner: _NegativeMiner) -> list[Bundle]:
+def _bundles(path: Path, stem: str, columns: Mapping[str, str], miner: NegativeMiner) -> list[Bundle]:
     return [b for _, b in _located_bundles(path, stem, columns, miner)]
-
-
-def _norm(text: Any) -> str:
-    return " ".join(str(text).lower().split())
 
 
 def _pairs(path: Path | Any, columns: Mapping[str, str], kind: str) -> list[tuple[str, dict[str, Any]]]:
@@ -441,14 +301,14 @@ def _pairs(path: Path | Any, columns: Mapping[str, str], kind: str) -> list[tupl
         if isinstance(row.get("anchor"), str) and isinstance(row.get("positive"), str):
             by_anchor.setdefault(row["anchor"], []).append(row["positive"])
     for _, row in rows:
-        mine, anchor = _norm(row.get("positive")), row.get("anchor")
+        mine, anchor = norm_text(row.get("positive")), row.get("anchor")
         theirs = by_anchor.get(anchor, []) if isinstance(anchor, str) else []  # a bad anchor fails validation
-        row["_others"] = list(dict.fromkeys(p for p in theirs if _norm(p) != mine))
+        row["_others"] = list(dict.fromkeys(p for p in theirs if norm_text(p) != mine))
     return rows
 
 
 def _located_bundles(
-    path: Path, stem: str, columns: Mapping[str, str], miner: _NegativeMiner
+    path: Path, stem: str, columns: Mapping[str, str], miner: NegativeMiner
 ) -> list[tuple[str, Bundle]]:
     """The bundles of a file, each with where it was read (``path:line`` or ``path:row N``)."""
     pending: list[tuple[str, dict[str, Any]]] = []
@@ -464,9 +324,9 @@ def _located_bundles(
             _validated(where, Bundle, {**data, "negatives": [{"text": "?", "tier": 3}]})  # its own fields first
             plain.append((data, [str(data["positive"]), *row["_others"]]))
         else:
-            banned = {_norm(t) for t in row["_others"]} | miner.positives_of(data["anchor"])
-            banned.discard(_norm(data["positive"]))
-            data["negatives"] = [n for n in given if _norm(n.get("text")) not in banned]
+            banned = {norm_text(t) for t in row["_others"]} | miner.positives_of(data["anchor"])
+            banned.discard(norm_text(data["positive"]))
+            data["negatives"] = [n for n in given if norm_text(n.get("text")) not in banned]
             if not data["negatives"]:
                 raise DataError(f"{where}: field 'negatives': every negative is another positive of this anchor")
         pending.append((where, data))
@@ -513,48 +373,6 @@ def read_candidate_table(table: Any, columns: Mapping[str, str] | None = None) -
     if "candidate_id" not in names and "id" not in names and "_id" in names:
         mapping.setdefault("candidate_id", "_id")
     return _candidates(table, mapping)
-
-
-class _NegativeMiner:
-    """Negatives for plain pairs: the corpus texts nearest each anchor under an encoder, positives and
-    the anchor itself left out. The corpus is embedded once, on first use."""
-
-    def __init__(self, docs: list[CorpusDoc], spec: str | dict[str, Any], per_bundle: int) -> None:
-        self.docs, self.spec, self.per_bundle, self.used = docs, spec, per_bundle, 0
-        self.known: dict[str, set[str]] = {}  # anchor -> its positives (normalised) in every input file
-        self._encoder: Any = None
-        self._corpus: Any = None
-
-    def positives_of(self, anchor: Any) -> set[str]:
-        """Every positive of ``anchor`` in the import's files (normalised), never one of its negatives."""
-        return self.known.get(anchor, set()) if isinstance(anchor, str) else set()
-
-    def mine(self, anchors: list[str], positives: list[list[str]], *, where: str) -> list[list[str]]:
-        import torch
-
-        from crucible_ray.encoders import build_encoder, normalize_spec
-
-        if self._encoder is None:
-            self.spec = normalize_spec(self.spec)
-            log.info("mining negatives for plain pairs from %d corpus texts (%s)", len(self.docs), self.spec["kind"])
-            self._encoder = build_encoder(self.spec, device="cpu")
-            self._corpus = torch.from_numpy(self._encoder.encode([d.text for d in self.docs]))
-        norms = [_norm(d.text) for d in self.docs]
-        queries = torch.from_numpy(self._encoder.encode(anchors, role="query"))
-        most = max(len(p) + len(self.positives_of(a)) for a, p in zip(anchors, positives, strict=True))
-        k = min(len(self.docs), self.per_bundle + most + 1)
-        out: list[list[str]] = []
-        for i in range(0, len(anchors), 1024):
-            top = (queries[i : i + 1024] @ self._corpus.T).topk(k, dim=1).indices.tolist()
-            for row, idx in enumerate(top):
-                banned = {_norm(anchors[i + row]), *(_norm(p) for p in positives[i + row])}
-                banned |= self.positives_of(anchors[i + row])
-                negs = list(dict.fromkeys(self.docs[j].text for j in idx if norms[j] not in banned))
-                out.append(negs[: self.per_bundle])
-        if not all(out):
-            raise DataError(f"{where}: the corpus has no text to use as a negative for some anchors")
-        self.used += len(out)
-        return out
 
 
 def _corpus(path: Path, columns: Mapping[str, str]) -> list[CorpusDoc]:
