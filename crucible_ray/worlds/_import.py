@@ -95,15 +95,16 @@ def import_world(
         raise ConfigError(f"--negatives must be at least 1, but got {negatives}")
     docs = _corpus(Path(corpus), mapping)
     miner = NegativeMiner(docs, negatives_model, negatives)
+    read: dict[Any, Any] = {}  # each file's rows, read once for this pass and the import below
     sources = [*pool_files.values(), *eval_files.values(), *(Path(p) for p in (frozen_eval, candidates) if p)]
     for path in sources:  # an anchor's positives in any file are never its negatives in another
         kind = "candidates" if candidates is not None and path == Path(candidates) else "bundles"
-        for _, row in _pairs(path, mapping, kind):
+        for _, row in _pairs(path, mapping, kind, read):
             if isinstance(row.get("anchor"), str) and isinstance(row.get("positive"), str):
                 miner.known.setdefault(row["anchor"], set()).add(norm_text(row["positive"]))
-    bundles = {stem: _bundles(path, stem, mapping, miner) for stem, path in pool_files.items()}
+    bundles = {stem: _bundles(path, stem, mapping, miner, read) for stem, path in pool_files.items()}
     if frozen_eval is not None:
-        bundles[FROZEN_EVAL] = _bundles(Path(frozen_eval), FROZEN_EVAL, mapping, miner)
+        bundles[FROZEN_EVAL] = _bundles(Path(frozen_eval), FROZEN_EVAL, mapping, miner, read)
     else:
         held = [
             b
@@ -115,7 +116,7 @@ def import_world(
         bundles[FROZEN_EVAL] = [b.model_copy(update={"pool": FROZEN_EVAL}) for b in held]
     trained = {b.anchor: stem for stem in pool_files for b in bundles[stem]}
     for stem, path in eval_files.items():
-        located = _located_bundles(path, stem, mapping, miner)
+        located = _located_bundles(path, stem, mapping, miner, read)
         for where, b in located:
             if b.anchor in trained:
                 raise DataError(
@@ -125,7 +126,7 @@ def import_world(
         bundles[stem] = [b for _, b in located]
     content = WorldContent(
         bundles=bundles,
-        candidates={"candidates": _candidates(Path(candidates), mapping)} if candidates is not None else {},
+        candidates={"candidates": _candidates(Path(candidates), mapping, read)} if candidates is not None else {},
         corpus=docs,
     )
     inputs = {"corpus": corpus, LEGACY: legacy, FROZEN_EVAL: frozen_eval, "candidates": candidates}
@@ -274,14 +275,28 @@ def bundle_st_rows(bundles: list[Bundle], *, ids: bool = True, tiers: bool = Tru
     return rows
 
 
-def _bundles(path: Path, stem: str, columns: Mapping[str, str], miner: NegativeMiner) -> list[Bundle]:
-    return [b for _, b in _located_bundles(path, stem, columns, miner)]
+def _bundles(
+    path: Path, stem: str, columns: Mapping[str, str], miner: NegativeMiner, read: dict[Any, Any] | None = None
+) -> list[Bundle]:
+    return [b for _, b in _located_bundles(path, stem, columns, miner, read)]
 
 
-def _pairs(path: Path | Any, columns: Mapping[str, str], kind: str) -> list[tuple[str, dict[str, Any]]]:
+def _pairs(
+    path: Path | Any, columns: Mapping[str, str], kind: str, cache: dict[Any, Any] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """The rows of a pool, eval or candidates file, one per (anchor, positive): a list of positives is
     split into rows (ids suffixed ``#k``), and each row gets ``_others``: the other positives of its
     anchor anywhere in the file (qrels-style repeated rows included)."""
+    key = (str(path), kind) if isinstance(path, (str, Path)) else None
+    if cache is not None and key in cache:
+        return cache[key]
+    rows = _read_pairs(path, columns, kind)
+    if cache is not None and key is not None:
+        cache[key] = rows
+    return rows
+
+
+def _read_pairs(path: Path | Any, columns: Mapping[str, str], kind: str) -> list[tuple[str, dict[str, Any]]]:
     rows: list[tuple[str, dict[str, Any]]] = []
     for where, row in source_rows(path, _for(kind, columns), _REQUIRED):
         positive = row.get("positive")
@@ -308,13 +323,13 @@ def _pairs(path: Path | Any, columns: Mapping[str, str], kind: str) -> list[tupl
 
 
 def _located_bundles(
-    path: Path, stem: str, columns: Mapping[str, str], miner: NegativeMiner
+    path: Path, stem: str, columns: Mapping[str, str], miner: NegativeMiner, read: dict[Any, Any] | None = None
 ) -> list[tuple[str, Bundle]]:
     """The bundles of a file, each with where it was read (``path:line`` or ``path:row N``)."""
     pending: list[tuple[str, dict[str, Any]]] = []
     seen: dict[str, str] = {}
     plain: list[tuple[dict[str, Any], list[str]]] = []  # (bundle data, every positive of its anchor)
-    for where, row in _pairs(path, columns, "bundles"):
+    for where, row in _pairs(path, columns, "bundles", read):
         bid = _row_id(where, row, "bundle_id", seen)
         data = {"bundle_id": bid, "anchor": row.get("anchor"), "positive": row.get("positive"), "pool": stem}
         if row.get("pass_count") not in (None, ""):
@@ -337,10 +352,10 @@ def _located_bundles(
     return [(where, _validated(where, Bundle, data)) for where, data in pending]
 
 
-def _candidates(path: Path | Any, columns: Mapping[str, str]) -> list[Candidate]:
+def _candidates(path: Path | Any, columns: Mapping[str, str], read: dict[Any, Any] | None = None) -> list[Candidate]:
     out: list[Candidate] = []
     seen: dict[str, str] = {}
-    for where, row in _pairs(path, columns, "candidates"):
+    for where, row in _pairs(path, columns, "candidates", read):
         cid = _row_id(where, row, "candidate_id", seen)
         data = {"candidate_id": cid, "anchor": row.get("anchor"), "positive": row.get("positive")}
         if row["_others"]:
