@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from faults import kill_a_train_worker_when
 
 import crucible_ray as cr
@@ -53,6 +54,30 @@ def test_a_failing_trial_is_recorded_and_the_sweep_finishes(synthetic_world: Pat
     assert json.loads((out / "manifest.json").read_text())["failed_trials"] == list(failed["trial_id"].unique())
     assert result.failed_trials == list(failed["trial_id"].unique()) and result.output_dir == out.resolve()
     assert len(cr.pareto(out, n_bootstrap=10).table) == 2  # the failed trial's milestones are left out
+
+
+def test_a_trial_in_a_reused_actor_gives_what_it_gives_alone(synthetic_world: Path, tmp_path: Path) -> None:
+    """Tune reuses a finished trial's actor for the next one (one at a time here): whichever trial ran
+    second gets exactly the figures and weights it gets in a sweep of its own."""
+    both = cr.sweep(
+        synthetic_world,
+        output_dir=tmp_path / "both",
+        ratios="85_10_5,75_15_10",
+        seeds="5",
+        steps="60",
+        max_concurrent_trials=1,
+        **SMALL,
+    ).table.set_index("ratio")
+    for ratio in ("85_10_5", "75_15_10"):
+        alone = cr.sweep(
+            synthetic_world, output_dir=tmp_path / ratio, ratios=ratio, seeds="5", steps="60", **SMALL
+        ).table.set_index("ratio")
+        for col in ("retention", "generalization"):
+            assert both.loc[ratio, col] == alone.loc[ratio, col], (ratio, col)
+        ours = torch.load(both.loc[ratio, "checkpoint"], weights_only=True)["state_dict"]
+        theirs = torch.load(alone.loc[ratio, "checkpoint"], weights_only=True)["state_dict"]
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), ratio
 
 
 def test_an_optuna_space_searches_the_ratio_simplex(synthetic_world: Path, tmp_path: Path) -> None:

@@ -233,7 +233,7 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
 
     if sp.grid is not None:
         param_space: dict[str, Any] = {GRID_PARAM: tune.grid_search(grid_keys(sp))}
-        tune_config = tune.TuneConfig(max_concurrent_trials=plan.concurrency)
+        tune_config = tune.TuneConfig(max_concurrent_trials=plan.concurrency, reuse_actors=True)
     else:
         from ray.tune.search.optuna import OptunaSearch
 
@@ -246,7 +246,10 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
             sampler=optuna_sampler(sp.optuna.sampler_seed),
         )
         tune_config = tune.TuneConfig(
-            search_alg=searcher, num_samples=sp.optuna.trials, max_concurrent_trials=plan.concurrency
+            search_alg=searcher,
+            num_samples=sp.optuna.trials,
+            max_concurrent_trials=plan.concurrency,
+            reuse_actors=True,
         )
     return tune.Tuner(
         trainable,
