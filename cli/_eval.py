@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from crucible_ray.cli._params import EVAL_SET
+from crucible_ray.cli._params import EVAL_SET, model_option
 from crucible_ray.cli._render import scoreboard_table
 
 from crucible_ray.data import check_outputs
 from crucible_ray.encoders import encoder_kinds
 from crucible_ray.errors import ConfigError
 from crucible_ray.evaluation import eval_set_name, evaluate
+from crucible_ray.mining import MiningExecution
 from crucible_ray.scoreboard import DEFAULT_DANGER_MARGIN, GENERALIZATION_SET, RETENTION_SET
 
 
@@ -62,6 +63,8 @@ def encoder_help() -> str:
     help="Eval set whose tier-3 accuracy is the generalization.",
 )
 @click.option("--device", help="cpu, cuda, cuda:1... (default: CUDA when available).")
+@model_option("embedding_cache", MiningExecution)
+@model_option("embedding_cache_size", MiningExecution)
 def eval_command(
     checkpoint: Path | None,
     encoder_spec: str | None,
@@ -72,6 +75,8 @@ def eval_command(
     generalization_set: str,
     device: str | None,
     data: Path | None,
+    embedding_cache: str | None,
+    embedding_cache_size: str | None,
 ) -> None:
     """Score a model on eval sets and write a scoreboard."""
     if (checkpoint is None) == (encoder_spec is None):
@@ -101,6 +106,8 @@ def eval_command(
         retention_set=retention_set,
         generalization_set=generalization_set,
         device=device,
+        embedding_cache=True if embedding_cache is None else embedding_cache,
+        embedding_cache_size=embedding_cache_size,
     )
     board.write(output)
     click.echo(scoreboard_table(board))

@@ -30,7 +30,15 @@ MINER_FIELDS = (
 
 #: The execution settings offered as options; each option's default and help come from the
 #: MiningExecution field. ``use_gpu`` is ``--gpu/--no-gpu`` and ``resume`` is ``--restart`` (below).
-EXECUTION_FIELDS = ("actors", "batch_size", "gpus_per_actor", "address", "corpus_store")
+EXECUTION_FIELDS = (
+    "actors",
+    "batch_size",
+    "gpus_per_actor",
+    "address",
+    "corpus_store",
+    "embedding_cache",
+    "embedding_cache_size",
+)
 _EXEC = MiningExecution.model_fields
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from crucible_ray._logging import get_logger
 from crucible_ray.data import Bundle, file_sha256, read_bundles
-from crucible_ray.encoders import Encoder, build_encoder, load_encoder
+from crucible_ray.encoders import Encoder, build_encoder, cache_config, load_encoder, with_embedding_cache
 from crucible_ray.errors import ConfigError
 from crucible_ray.metrics import BundleScores, all_tier_metrics, score_bundles
 from crucible_ray.scoreboard import (
@@ -48,6 +48,8 @@ def evaluate(
     generalization_set: str = GENERALIZATION_SET,
     step: int | None = None,
     device: str | None = None,
+    embedding_cache: bool | str | Path = False,
+    embedding_cache_size: str | int | None = None,
 ) -> Scoreboard:
     """Score ``model`` on each eval set at tiers 1, 2, 3 and all.
 
@@ -59,6 +61,11 @@ def evaluate(
             (tier-3 accuracy); by default ``frozen_eval`` and ``organic_holdout``.
         step: the training step, recorded in the scoreboard.
         device: where to encode; default CUDA when available.
+        embedding_cache: look texts up in the embedding cache before encoding them, and add the others
+            (docs/mining.md, "The embedding cache"): ``True`` for the default cache
+            (``$CRUCIBLE_RAY_EMBEDDING_CACHE``, else ``~/.cache/crucible-ray/embeddings``), or a folder;
+            ``False`` (default) or ``"off"``: no cache. ``crucible-ray eval`` uses the default cache.
+        embedding_cache_size: the cache's size limit (e.g. ``"2GB"``; default 8 GB).
 
     Returns:
         A :class:`Scoreboard`; ``.write(path)`` saves it as JSON.
@@ -91,6 +98,9 @@ def evaluate(
         else:
             loaded[name] = (list(source), {"path": None, "sha256": None})
     encoder, checkpoint = resolve_encoder(model, device=device)
+    if embedding_cache is not False:
+        where = None if embedding_cache is True else embedding_cache
+        encoder = with_embedding_cache(encoder, cache_config(where, embedding_cache_size))
     board, _ = evaluate_loaded(
         encoder,
         loaded,

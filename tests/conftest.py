@@ -18,6 +18,9 @@ _OWN_TOKEN = "RAY_AUTH_TOKEN" not in os.environ  # ours alone: it marks the proc
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
+# No embedding cache unless a test names one: every run embeds what it mines and scores (tests that
+# break an encoder on purpose must reach it), and nothing is written to the user's ~/.cache.
+os.environ["CRUCIBLE_RAY_EMBEDDING_CACHE"] = "off"
 
 import crucible_ray as cr  # noqa: E402 - after the environment above
 

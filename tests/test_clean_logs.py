@@ -42,6 +42,8 @@ def test_mine_and_sweep_print_only_their_own_lines(ray_cluster: Any, synthetic_w
             str(world / "corpus.jsonl"),
             "--out",
             str(tmp_path / "mined" / "results.parquet"),
+            "--embedding-cache",
+            str(tmp_path / "cache"),
         ],
         ray_cluster,
         tmp_path,
@@ -49,6 +51,7 @@ def test_mine_and_sweep_print_only_their_own_lines(ray_cluster: Any, synthetic_w
     assert mine.returncode == 0, mine.stderr
     assert "crucible-ray: mined " in mine.stderr  # its own progress lines do reach the terminal
     assert _foreign(mine.stderr) == []
+    assert list((tmp_path / "cache").glob("*/*.npy")), "the run went through the embedding cache"
 
     sweep = _run(
         [

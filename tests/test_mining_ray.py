@@ -113,6 +113,24 @@ def test_corpus_embedded_by_the_driver_gives_the_same_results(
     _same(_results(mined.results), _results(res.results))
 
 
+def test_mining_again_with_other_settings_embeds_nothing(wordnet_world: Path, tmp_path: Path) -> None:
+    """The embedding cache: a second run over the same texts with other miner settings embeds no text
+    (no shard is added) and decides exactly as a run without the cache."""
+    cands = tmp_path / "cands.parquet"
+    write_candidates(cands, read_candidates(wordnet_world / "organic_candidates.jsonl")[:1000])
+    cache = tmp_path / "cache"
+    run = {"corpus": wordnet_world / "corpus.jsonl", "actors": 1, "batch_size": 256}
+    first = cr.mine(cands, out=tmp_path / "a.parquet", embedding_cache=str(cache), **run, **CFG)
+    shards = set(cache.glob("*/*.npy"))
+    assert shards and first.manifest["execution"]["embedding_cache"]["root"] == str(cache.resolve())
+    other = {**CFG, "min_passes": 3, "lineups": 8, "neighbors": 16}
+    again = cr.mine(cands, out=tmp_path / "b.parquet", embedding_cache=str(cache), **run, **other)
+    assert set(cache.glob("*/*.npy")) == shards, "the second run embedded texts again"
+    plain = cr.mine(cands, out=tmp_path / "c.parquet", embedding_cache="off", **run, **other)
+    assert plain.manifest["execution"]["embedding_cache"] is None
+    _same(_results(again.results), _results(plain.results))
+
+
 def test_a_failed_driver_embedding_stops_the_run_with_its_reason(
     wordnet_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,7 @@ from crucible_ray.distributed._corpus import (
 )
 from crucible_ray.distributed._resources import ActorPlan, plan_actors
 from crucible_ray.distributed._session import cluster_cpus_gpus, quiet_ray_environment, ray_session
-from crucible_ray.encoders import feature_table, is_frozen_backbone
+from crucible_ray.encoders import CachingEncoder, feature_table, is_frozen_backbone
 from crucible_ray.mining import ExecutionRecord, MiningInputs, MiningPlan, ModelSource, skip_done
 
 log = get_logger(__name__)
@@ -140,6 +140,11 @@ def _with_cached_features(inputs: MiningInputs, shards: list[pa.Table], *, encod
         if "negatives" in table.column_names:
             negatives = [t for negs in table.column("negatives").to_pylist() if negs for t in negs]
             texts.extend(encoder.prompted(negatives, "document"))
+    if isinstance(encoder, CachingEncoder):  # texts whose embeddings are cached need no backbone features
+        found, _ = encoder.cache.get(texts)
+        texts = [t for t, hit in zip(texts, found, strict=True) if not hit]
+        if not texts:
+            return inputs.model
     root = Path(inputs.corpus["path"]).parent if inputs.corpus else Path(inputs.candidates).parent
     try:
         table = feature_table(encoder, texts, root, encode=encode).subset(texts)

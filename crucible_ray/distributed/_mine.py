@@ -49,6 +49,8 @@ def mine(
     encode_batch_size: int | None = None,
     resume: bool = True,
     part_rows: int = 8192,
+    embedding_cache: str | Path | None = None,
+    embedding_cache_size: str | int | None = None,
     manifest_extra: dict[str, Any] | None = None,
     execution: MiningExecution | None = None,
     columns: dict[str, str] | None = None,
@@ -82,6 +84,11 @@ def mine(
         part_rows: rows per resumable part file (also written every 30 s).
         resume: reuse the finished parts of an interrupted run with the same inputs and settings.
         encode_batch_size: texts per encoder forward pass (default 32 on CPU, 128 on GPU).
+        embedding_cache: the folder of the embedding cache, or ``"off"`` (default:
+            ``$CRUCIBLE_RAY_EMBEDDING_CACHE``, else ``~/.cache/crucible-ray/embeddings``): texts the model
+            embedded in an earlier run (mine, expand, eval) are not embedded again (docs/mining.md).
+        embedding_cache_size: the cache's size limit, e.g. ``"2GB"`` (default 8 GB); the least recently
+            read entries are deleted first.
         manifest_extra: more top-level entries for the manifest (``expand`` records its generator).
         execution: the execution settings as one :class:`~crucible_ray.mining.MiningExecution`
             (``actors`` ... ``part_rows``); instead of their keywords, not with them.
@@ -113,6 +120,8 @@ def mine(
         "encode_batch_size": encode_batch_size,
         "resume": resume,
         "part_rows": part_rows,
+        "embedding_cache": None if embedding_cache is None else str(embedding_cache),
+        "embedding_cache_size": None if embedding_cache_size is None else str(embedding_cache_size),
     }
     execution = _execution(execution, given)
     if not isinstance(candidates, (str, Path)):

@@ -14,6 +14,17 @@ from crucible_ray.encoders._checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from crucible_ray.encoders._embedding_cache import (
+    CachingEncoder,
+    EmbeddingCache,
+    EmbeddingCacheConfig,
+    cache_config,
+    default_cache_dir,
+    evict,
+    model_key,
+    parse_size,
+    with_embedding_cache,
+)
 from crucible_ray.encoders._export import EXPORT_INFO, export_sentence_transformer
 from crucible_ray.encoders._features import (
     CachedFeatureEncoder,
@@ -72,6 +83,15 @@ def _register_builtins() -> None:
 _register_builtins()
 
 __all__ = [
+    "CachingEncoder",
+    "EmbeddingCache",
+    "EmbeddingCacheConfig",
+    "cache_config",
+    "default_cache_dir",
+    "evict",
+    "model_key",
+    "parse_size",
+    "with_embedding_cache",
     "CachedFeatureEncoder",
     "FeatureTable",
     "backbone_key",

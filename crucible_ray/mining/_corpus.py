@@ -94,20 +94,27 @@ def embed_corpus_to_file(
 ) -> Path:
     """Embed ``texts`` chunk by chunk into a ``.npy`` file (atomically), memory bounded by one chunk.
 
-    With a frozen-backbone encoder (``minilm:mode=frozen-head``) and a ``feature_cache`` folder (the
-    world's), the backbone's features come from the cache that training fills (computed there once for
-    texts it has not seen) and only the head runs here: a corpus is encoded once per backbone, not once
-    per ``mine``/``expand``/``train``.
+    An encoder that goes through the embedding cache (:func:`~crucible_ray.encoders.with_embedding_cache`)
+    embeds only the texts the cache lacks. With a frozen-backbone encoder (``minilm:mode=frozen-head``)
+    and a ``feature_cache`` folder (the world's), the backbone's features of those texts come from the
+    cache that training fills (computed there once for texts it has not seen) and only the head runs
+    here: a corpus is encoded once per backbone, not once per ``mine``/``expand``/``train``.
 
     Raises:
         MiningError: ``stop`` was set (checked between chunks); nothing is left under ``out``.
     """
     from crucible_ray.data import atomic_path
-    from crucible_ray.encoders import CachedFeatureEncoder, Encoder, feature_table, is_frozen_backbone
+    from crucible_ray.encoders import CachedFeatureEncoder, CachingEncoder, Encoder, feature_table, is_frozen_backbone
 
     if feature_cache is not None and isinstance(encoder, Encoder) and is_frozen_backbone(encoder):
+        base, cache = (encoder.base, encoder.cache) if isinstance(encoder, CachingEncoder) else (encoder, None)
         prompted = encoder.prompted(texts, "document")  # what the backbone sees, as the cache keys it
-        encoder = CachedFeatureEncoder(encoder, feature_table(encoder, prompted, feature_cache))
+        if cache is not None:  # texts whose embeddings are cached need no backbone features
+            found, _ = cache.get(prompted)
+            prompted = [t for t, hit in zip(prompted, found, strict=True) if not hit]
+        if prompted:
+            featured = CachedFeatureEncoder(base, feature_table(base, prompted, feature_cache))
+            encoder = CachingEncoder(featured, cache) if cache is not None else featured
     out = Path(out)
     with atomic_path(out) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))

@@ -51,6 +51,16 @@ class MiningExecution(BaseModel):
     )
     resume: bool = Field(True, description="reuse the finished parts of an interrupted run with the same key")
     part_rows: int = Field(8192, ge=1, description="rows per resumable part file (also written every 30 s)")
+    embedding_cache: str | None = Field(
+        None,
+        description="folder of the embedding cache, 'off' for none "
+        "(default: $CRUCIBLE_RAY_EMBEDDING_CACHE, else ~/.cache/crucible-ray/embeddings)",
+    )
+    embedding_cache_size: str | None = Field(
+        None,
+        description="size limit of the embedding cache, e.g. 2GB; least recently read entries go first "
+        "(default: $CRUCIBLE_RAY_EMBEDDING_CACHE_SIZE, else 8GB)",
+    )
 
     @classmethod
     def from_options(cls, **options: Any) -> MiningExecution:

@@ -131,6 +131,7 @@ def finalise_mining(plan: MiningPlan, record: ExecutionRecord) -> MiningResult:
             **record.actors,
             "batch_size": plan.execution.batch_size,
             "corpus_embedded_by": record.corpus_embedded_by,
+            "embedding_cache": c.describe() if (c := plan.inputs.model.embedding_cache) and c.enabled else None,
             "resumed_candidates": record.resumed,
             "seconds": round(elapsed, 3),
             "candidates_per_second": round(record.pending / elapsed, 2) if elapsed > 0 else None,

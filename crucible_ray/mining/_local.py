@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from crucible_ray.data import Candidate, CorpusDoc, read_corpus
-from crucible_ray.encoders import DEFAULT_ENCODER, Encoder
+from crucible_ray.encoders import DEFAULT_ENCODER, Encoder, cache_config, with_embedding_cache
 from crucible_ray.mining._batch import RESULT_SCHEMA, CandidateBatch, mine_batch
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import CorpusIndex, dedupe_corpus
@@ -32,6 +32,7 @@ def mine_local(
     config: MinerConfig | None = None,
     batch_size: int = MINE_BATCH,
     encode_batch_size: int | None = None,
+    embedding_cache: bool | str | Path = False,
     **options: Any,
 ) -> pa.Table:
     """Validate candidates in this process, batch by batch, exactly as the Ray actors of ``mine`` do.
@@ -44,6 +45,8 @@ def mine_local(
         config: a :class:`MinerConfig`; or pass its fields as keyword ``options``.
         batch_size: candidates per :func:`~crucible_ray.mining.mine_batch` call.
         encode_batch_size: texts per forward pass (default 32 on CPU, 128 on GPU).
+        embedding_cache: ``True`` (the default cache), a folder, or ``False`` (default): as
+            :func:`~crucible_ray.evaluate`'s (docs/mining.md, "The embedding cache").
 
     Returns:
         One result row per candidate (:data:`~crucible_ray.mining.RESULT_SCHEMA`), in input order:
@@ -69,6 +72,9 @@ def mine_local(
     scan = _scan(candidates, shards, batch_size)
     check_feasible(scan, cfg, has_corpus=corpus is not None)
     encoder = model if isinstance(model, Encoder) else _load(model)
+    if embedding_cache is not False:
+        where = None if embedding_cache is True else embedding_cache
+        encoder = with_embedding_cache(encoder, cache_config(where))
     ebs = encode_batch_size or (GPU_ENCODE_BATCH if encoder.device.type == "cuda" else CPU_ENCODE_BATCH)
     index = None
     if corpus is not None and scan.without_negatives:

@@ -10,6 +10,7 @@ import torch
 
 from crucible_ray.encoders import (
     CachedFeatureEncoder,
+    EmbeddingCacheConfig,
     Encoder,
     EncoderKind,
     FeatureTable,
@@ -19,6 +20,7 @@ from crucible_ray.encoders import (
     load_encoder,
     normalize_spec,
     plugin_kinds,
+    with_embedding_cache,
 )
 
 
@@ -30,6 +32,8 @@ class ModelSource:
     not have to be readable on every node of a cluster. ``features`` (frozen-backbone models only) are
     the cached backbone features of the texts the actors will embed: they travel with the model, and
     the actors run only the head on them (docs/mining.md, "Frozen-backbone models").
+    ``embedding_cache``: where the encoders it builds look texts up before embedding them (docs/mining.md,
+    "The embedding cache"); ``None``: nowhere.
     """
 
     spec: dict[str, Any]
@@ -38,6 +42,7 @@ class ModelSource:
     checkpoint: str | None = None
     features: FeatureTable | None = field(default=None, compare=False, repr=False)
     kinds: tuple[EncoderKind, ...] = field(default=(), compare=False, repr=False)
+    embedding_cache: EmbeddingCacheConfig | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.kinds:  # a kind registered in the driver travels with the model to the actors
@@ -71,12 +76,16 @@ class ModelSource:
             enc.load_trainable_state(self.state)
         enc = enc.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.features is not None and is_frozen_backbone(enc):
-            return CachedFeatureEncoder(enc, self.features)
-        return enc
+            enc = CachedFeatureEncoder(enc, self.features)
+        return with_embedding_cache(enc, self.embedding_cache)
 
     def with_features(self, features: FeatureTable) -> ModelSource:
         """This model, carrying cached backbone features for its actors."""
         return replace(self, features=features)
+
+    def with_cache(self, config: EmbeddingCacheConfig | None) -> ModelSource:
+        """This model, its encoders going through the embedding cache ``config`` describes."""
+        return replace(self, embedding_cache=config)
 
     def describe(self) -> dict[str, Any]:
         """What a manifest records about the model."""

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from crucible_ray.data import check_outputs, file_sha256, read_corpus
-from crucible_ray.encoders import Encoder
+from crucible_ray.encoders import Encoder, cache_config, with_embedding_cache
 from crucible_ray.errors import ConfigError, MiningError
 from crucible_ray.mining._config import MinerConfig
 from crucible_ray.mining._corpus import dedupe_corpus
@@ -169,6 +169,10 @@ def plan_mining(
     # Everything that can be checked is checked before any work: the model, the corpus, every candidate
     # row and whether the options can validate them.
     source, driver_encoder = ModelSource.load(model)
+    cache = cache_config(execution.embedding_cache, execution.embedding_cache_size)
+    source = source.with_cache(cache)
+    if driver_encoder is not None:
+        driver_encoder = with_embedding_cache(driver_encoder, cache)
     corpus_ids: list[str] = []
     corpus_texts: list[str] = []
     corpus_info: dict[str, Any] | None = None
