@@ -68,6 +68,7 @@ bench: setup
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/sweep.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/gpu.py $$($(BIN)/python -c "import torch; print('' if torch.cuda.is_available() else '--cpu')")
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output findings-output
