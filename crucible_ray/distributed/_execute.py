@@ -141,7 +141,7 @@ def _with_cached_features(inputs: MiningInputs, shards: list[pa.Table], *, encod
             negatives = [t for negs in table.column("negatives").to_pylist() if negs for t in negs]
             texts.extend(encoder.prompted(negatives, "document"))
     if isinstance(encoder, CachingEncoder):  # texts whose embeddings are cached need no backbone features
-        found, _ = encoder.cache.get(texts)
+        found = encoder.cache.contains(texts)
         texts = [t for t, hit in zip(texts, found, strict=True) if not hit]
         if not texts:
             return inputs.model

@@ -152,6 +152,11 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._load())
 
+    def contains(self, texts: Sequence[str]) -> np.ndarray:
+        """Which texts are cached (bool ``(n,)``), without reading their vectors."""
+        index = self._load()
+        return np.fromiter((k.tobytes() in index for k in text_keys(texts)), dtype=bool, count=len(texts))
+
     def get(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(found, embeddings)``: which texts are cached (bool ``(n,)``) and a ``(n, d)`` float32
         array holding their vectors (rows of the others are zero)."""

@@ -110,7 +110,7 @@ def embed_corpus_to_file(
         base, cache = (encoder.base, encoder.cache) if isinstance(encoder, CachingEncoder) else (encoder, None)
         prompted = encoder.prompted(texts, "document")  # what the backbone sees, as the cache keys it
         if cache is not None:  # texts whose embeddings are cached need no backbone features
-            found, _ = cache.get(prompted)
+            found = cache.contains(prompted)
             prompted = [t for t, hit in zip(prompted, found, strict=True) if not hit]
         if prompted:
             featured = CachedFeatureEncoder(base, feature_table(base, prompted, feature_cache))
