@@ -3,8 +3,11 @@
     python benchmarks/mining.py                  # every part
     python benchmarks/mining.py --parts st       # one part: pipeline, validation, st, memory
 
-- pipeline:   the Ray Data pipeline vs the same kernel in a plain single-process loop (``mine_local``;
-              default encoder, the WordNet world's 6,000 organic candidates against its 30,000-text corpus).
+- pipeline:   ``crucible_ray.mine`` (the Ray Data pipeline, one actor) vs a plain script that reads the
+              same files, runs the same kernel in its own process (``mine_local``) and writes the
+              results; default encoder, pools of 6,000 and 60,000 candidates (the WordNet world's organic
+              candidates, repeated) against the world's 30,000-text corpus. ``mine`` also writes the
+              bundle files and the manifest; the loop does not.
 - validation: K=10 lineup validation vs encode + retrieve alone (same batches, paired batch by batch,
               each case in several fresh processes): default encoder on the world's corpus and on a
               100k corpus, MiniLM on a slice.
@@ -88,26 +91,81 @@ def accepted_ids(table: pa.Table) -> set[str]:
     return {r["candidate_id"] for r in table.select(["candidate_id", "accepted"]).to_pylist() if r["accepted"]}
 
 
-def part_pipeline(tmp: Path) -> None:
+def write_pool(w: Path, n: int, path: Path) -> None:
+    """``n`` candidates: the world's organic candidates, repeated under new ids with a copy marker."""
+    base = read_candidates(w / "organic_candidates.jsonl")
+    write_candidates(
+        path,
+        (
+            Candidate(candidate_id=f"c{i}", anchor=f"{c.anchor} ({i // len(base)})", positive=c.positive)
+            for i, c in ((i, base[i % len(base)]) for i in range(n))
+        ),
+    )
+
+
+def loop_run(cands: Path, corpus: Path, out: Path) -> tuple[float, float, pa.Table]:
+    """A plain script's run: read both files, mine in this process, write the results. (wall s, CPU-s)."""
+    me = psutil.Process()
+    cpu0 = sum(me.cpu_times()[:2])
+    t0 = time.perf_counter()
+    table = cr.mine_local(read_candidates(cands), model=cr.DEFAULT_ENCODER, corpus=read_corpus(corpus), config=CFG)
+    pq.write_table(table, out)
+    return time.perf_counter() - t0, sum(me.cpu_times()[:2]) - cpu0, table
+
+
+def part_pipeline(tmp: Path, sizes: list[int]) -> None:
+    """Both ways on pools of each size, against the world's corpus; Ray starts once, before the first run.
+
+    The difference between two sizes cancels what a run pays once (actors starting, imports, the
+    corpus): the ratio of those differences is the pipeline's cost per candidate against the loop's."""
     import ray
 
     w = world(tmp)
-    cands = read_candidates(w / "organic_candidates.jsonl")
-    corpus = read_corpus(w / "corpus.jsonl")
-    t_loop, local = local_loop(cands, corpus, cr.DEFAULT_ENCODER)
+    corpus = w / "corpus.jsonl"
+    pools = {n: tmp / f"pipeline_{n}.parquet" for n in sizes}
+    for n, path in pools.items():
+        write_pool(w, n, path)
+    loops = {n: loop_run(path, corpus, tmp / f"loop_{n}.parquet") for n, path in pools.items()}
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level=logging.WARNING)
     t_start = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = cr.mine(w / "organic_candidates.jsonl", corpus=w / "corpus.jsonl", out=tmp / "p.parquet", config=CFG)
-    t_ray = time.perf_counter() - t0
+    runs: dict[int, tuple[float, ProcessTree, pa.Table]] = {}
+    for n, path in pools.items():
+        with ProcessTree() as tree:
+            t0 = time.perf_counter()
+            res = cr.mine(path, corpus=corpus, out=tmp / f"ray_{n}" / "mined.parquet", config=CFG, resume=False)
+            elapsed = time.perf_counter() - t0
+        runs[n] = (elapsed, tree, pq.read_table(res.results))
     ray.shutdown()
-    same = accepted_ids(pq.read_table(res.results)) == accepted_ids(local)
-    n = len(cands)
-    row("pipeline", f"plain loop, {n} candidates x {len(corpus)} corpus", f"{t_loop:.1f} s ({n / t_loop:.0f}/s)")
-    row("pipeline", "Ray Data pipeline, after start-up", f"{t_ray:.1f} s ({n / t_ray:.0f}/s)")
-    row("pipeline", "Ray start-up (ray.init)", f"{t_start:.1f} s")
-    row("pipeline", "Ray / loop (after start-up)", f"{t_ray / t_loop:.2f}x, same accepted set: {same}")
+    row("pipeline", "Ray start-up (ray.init), once", f"{t_start:.1f} s")
+    for n in sizes:
+        (t_loop, cpu_loop, local), (t_ray, tree, mined) = loops[n], runs[n]
+        same = accepted_ids(mined) == accepted_ids(local)
+        row(
+            "pipeline",
+            f"plain loop: read, mine {n:,} x the world's corpus, write",
+            f"{t_loop:.1f} s ({n / t_loop:,.0f}/s)",
+        )
+        row(
+            "pipeline",
+            f"crucible_ray.mine, same {n:,} (1 actor, after start-up)",
+            f"{t_ray:.1f} s ({n / t_ray:,.0f}/s): {t_ray / t_loop:.2f}x the loop, same accepted set: {same}",
+        )
+        groups = " / ".join(f"{tree.cpu[g]:.0f}" for g in ("driver", "miners", "ray"))
+        row(
+            "pipeline",
+            f"CPU-s at {n:,}: loop / pipeline driver / miner actor / Ray's processes",
+            f"{cpu_loop:.0f} / {groups}",
+        )
+    if len(sizes) > 1:
+        small, big = min(sizes), max(sizes)
+        d_loop = loops[big][0] - loops[small][0]
+        d_ray = runs[big][0] - runs[small][0]
+        row(
+            "pipeline",
+            f"per extra candidate ({small:,} -> {big:,}): pipeline / loop (target <= 1.5x)",
+            f"{d_ray / d_loop:.2f}x ({1e6 * d_ray / (big - small):.0f} vs {1e6 * d_loop / (big - small):.0f} us)",
+        )
 
 
 # (encoder, candidates (None: all), corpus texts (None: the world's), encode batch, repeats, mine batch).
@@ -338,6 +396,7 @@ def part_memory(tmp: Path, n: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default="pipeline,validation,st,memory")
+    ap.add_argument("--pipeline-sizes", default="6000,60000", help="candidate pools of the pipeline part")
     ap.add_argument("--st-candidates", type=int, default=6000)
     ap.add_argument("--st-corpus", type=int, default=30000)
     ap.add_argument("--memory-rows", type=int, default=100_000)
@@ -356,7 +415,7 @@ def main() -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         for part in args.parts.split(","):
             if part == "pipeline":
-                part_pipeline(tmp)
+                part_pipeline(tmp, [int(x) for x in args.pipeline_sizes.split(",")])
             elif part == "validation":
                 part_validation(tmp, args.validation_processes)
             elif part == "st":

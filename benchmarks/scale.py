@@ -32,11 +32,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import psutil  # noqa: E402
-from mining import ProcessTree, suffixed_corpus  # noqa: E402  (benchmarks/mining.py)
+from mining import ProcessTree, suffixed_corpus, write_pool  # noqa: E402  (benchmarks/mining.py)
 from mining import world as wordnet  # noqa: E402  (the WordNet world, built once per workdir)
 
 import crucible_ray as cr  # noqa: E402
-from crucible_ray.data import Candidate, read_candidates, read_corpus, write_candidates, write_corpus  # noqa: E402
+from crucible_ray.data import read_corpus, write_corpus  # noqa: E402
 from crucible_ray.mining import MinerConfig  # noqa: E402
 
 CFG = MinerConfig(lineups=10, lineup_size=4, min_passes=3, neighbors=16)
@@ -45,18 +45,6 @@ TINY = "hashed-ngram:buckets=4096,dim=32"
 
 def row(part: str, what: str, value: str) -> None:
     print(f"  {part:<8} {what:<62} {value}", flush=True)
-
-
-def write_pool(w: Path, n: int, path: Path) -> None:
-    """``n`` candidates: the world's organic candidates, repeated under new ids with a copy marker."""
-    base = read_candidates(w / "organic_candidates.jsonl")
-    write_candidates(
-        path,
-        (
-            Candidate(candidate_id=f"c{i}", anchor=f"{c.anchor} ({i // len(base)})", positive=c.positive)
-            for i, c in ((i, base[i % len(base)]) for i in range(n))
-        ),
-    )
 
 
 def write_big_corpus(w: Path, n: int, path: Path) -> None:
@@ -119,24 +107,32 @@ def _cluster(nodes: int) -> Any:
     return cluster
 
 
-def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, what: set[str]) -> None:
+def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, what: set[str]) -> None:
+    import hashlib
+
     import ray
 
     w = wordnet(tmp)
     cands, corpus = tmp / "nodes_pool.parquet", tmp / "nodes_corpus.parquet"
     write_pool(w, mine_n, cands)
-    write_big_corpus(w, mine_n, corpus)
+    write_big_corpus(w, corpus_n, corpus)
     synth = cr.build_world("synthetic", tmp / "synthetic")
     base_mine = base_sweep = None
+    digests: dict[int, str] = {}
     for nodes in node_counts:
         cluster = _cluster(nodes)
         t_mine = t_sweep = 0.0
         try:
             if "mine" in what:
-                t0 = time.perf_counter()
-                out = tmp / f"nodes_{nodes}.parquet"
-                cr.mine(cands, corpus=corpus, out=out, config=CFG, actors=nodes, holdout_pool=None, resume=False)
-                t_mine = time.perf_counter() - t0
+                out = tmp / f"nodes_{nodes}" / "mined.parquet"
+                with ProcessTree() as tree:
+                    t0 = time.perf_counter()
+                    cr.mine(cands, corpus=corpus, out=out, config=CFG, actors=nodes, holdout_pool=None, resume=False)
+                    t_mine = time.perf_counter() - t0
+                busy = sum(tree.cpu.values()) / t_mine
+                # The results and the bundles, byte for byte (the manifest records times and hosts).
+                produced = out.read_bytes() + (out.parent / "organic.jsonl").read_bytes()
+                digests[nodes] = hashlib.sha256(produced).hexdigest()
             if "sweep" in what:
                 t0 = time.perf_counter()
                 table = cr.sweep(
@@ -156,8 +152,16 @@ def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, what: set[str]) -
             base_mine = base_mine or t_mine
             row(
                 "nodes",
-                f"{nodes} node(s): mine {mine_n:,} x {mine_n:,} ({nodes} actor(s))",
-                f"{t_mine:.0f} s, {mine_n / t_mine:,.0f} candidates/s, {base_mine / t_mine:.2f}x of 1 node",
+                f"{nodes} node(s): mine {mine_n:,} x {corpus_n:,} ({nodes} actor(s))",
+                f"{t_mine:.0f} s, {mine_n / t_mine:,.0f} candidates/s, {base_mine / t_mine:.2f}x of 1 node, "
+                f"output {'byte-identical to' if digests[nodes] == digests[node_counts[0]] else 'DIFFERS from'} "
+                f"{node_counts[0]} node(s)'s",
+            )
+            row(
+                "nodes",
+                f"{nodes} node(s): cores busy on average (CPU-s of all processes / wall s)",
+                f"{busy:.2f} of {os.cpu_count()}; CPU-s driver / miners / Ray: "
+                + " / ".join(f"{tree.cpu[g]:.0f}" for g in ("driver", "miners", "ray")),
             )
         if t_sweep:
             base_sweep = base_sweep or t_sweep
@@ -202,7 +206,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--corpus", type=int, default=100_000)
     ap.add_argument("--nodes", default="1,2,3")
-    ap.add_argument("--nodes-mine", type=int, default=20_000)
+    ap.add_argument("--nodes-mine", type=int, default=100_000, help="candidates the nodes part mines")
+    ap.add_argument("--nodes-corpus", type=int, default=20_000, help="corpus texts of the nodes part")
     ap.add_argument("--nodes-what", default="mine,sweep", help="What the nodes part runs: mine, sweep or both.")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
@@ -220,7 +225,7 @@ def main() -> None:
                 part_pool(tmp, [int(s) for s in args.sizes.split(",")], args.corpus)
             elif part == "nodes":
                 what = set(args.nodes_what.split(","))
-                part_nodes(tmp, [int(s) for s in args.nodes.split(",")], args.nodes_mine, what)
+                part_nodes(tmp, [int(s) for s in args.nodes.split(",")], args.nodes_mine, args.nodes_corpus, what)
             elif part == "sweep27":
                 part_sweep27(tmp)
             else:

@@ -145,6 +145,29 @@ def test_importing_the_package_does_not_import_ray(module: str) -> None:
     assert out.stdout.strip() == "[]", f"import {module} pulled in Ray: {out.stdout.strip()[:300]}"
 
 
+def test_a_miner_actor_loads_only_what_mining_needs() -> None:
+    """A Ray worker starting a miner actor imports its module: not the analysis stack, Ray Tune or Ray Train
+    (each public name of ``crucible_ray`` is imported on first use)."""
+    code = (
+        "import sys, crucible_ray.distributed._actors, crucible_ray as cr; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy' or m.startswith(('ray.tune', 'ray.train'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    assert out.stdout.strip() == "[]", out.stdout[:300]
+
+
+def test_every_public_name_is_found_where_it_lives() -> None:
+    import crucible_ray
+    import crucible_ray.distributed
+
+    for module in (crucible_ray, crucible_ray.distributed):
+        names = set(module.__all__) - {"__version__"}
+        assert names == set(module._HOMES), module.__name__
+        assert set(dir(module)) >= names
+        with pytest.raises(AttributeError):
+            module.no_such_name  # noqa: B018
+
+
 def test_the_ray_entry_points_are_importable_from_their_domains() -> None:
     import crucible_ray
     from crucible_ray.mining import expand, mine

@@ -44,6 +44,8 @@ def test_mine_and_sweep_print_only_their_own_lines(ray_cluster: Any, synthetic_w
             str(tmp_path / "mined" / "results.parquet"),
             "--embedding-cache",
             str(tmp_path / "cache"),
+            "--actors",  # more than the pool has blocks: Ray Data would warn of idle actors
+            "4",
         ],
         ray_cluster,
         tmp_path,

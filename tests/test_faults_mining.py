@@ -105,13 +105,13 @@ KILL_WHILE_ASSEMBLING = """
 import os, signal, sys, json
 import crucible_ray as cr
 import crucible_ray.mining._outputs as outputs
-real, calls = outputs.row_to_bundle, [0]
+real, calls = outputs.bundle_line, [0]
 def dying(row, pool):
     calls[0] += 1
     if calls[0] == 5:  # the results file and the bundle files are half-written under temporary names
         os.kill(os.getpid(), signal.SIGKILL)
     return real(row, pool)
-outputs.row_to_bundle = dying
+outputs.bundle_line = dying
 args = json.loads(sys.argv[1])
 cr.mine(args.pop("candidates"), **args)
 """

@@ -114,11 +114,13 @@ def _map(ds: Any, actor: type, **kwargs: Any) -> Any:
         return ds.map_batches(actor, **kwargs)
 
 
-def _map_args(plan: ActorPlan) -> dict[str, Any]:
+def _map_args(plan: ActorPlan, blocks: int) -> dict[str, Any]:
+    """The actor pool's arguments; no more actors than input blocks (an actor without a block to take
+    would only start, load its model and stop; Ray Data warns about such a pool)."""
     from ray.data import ActorPoolStrategy
 
     args: dict[str, Any] = {
-        "compute": ActorPoolStrategy(size=plan.actors),
+        "compute": ActorPoolStrategy(size=max(1, min(plan.actors, blocks))),
         "num_cpus": plan.num_cpus,
         "max_restarts": 0,  # the driver replaces lost actors (module docstring)
     }
@@ -156,7 +158,7 @@ def embed_corpus(
                     "use_gpu": plan.use_gpu,
                     "encode_batch_size": encode_batch_size,
                 },
-                **_map_args(plan),
+                **_map_args(plan, len(shards)),
             )
             for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
                 emb = np.asarray(batch["embedding"], dtype=np.float32)
@@ -215,7 +217,7 @@ def run_miner(
                     "encode_batch_size": encode_batch_size,
                     "run_id": run_id,
                 },
-                **_map_args(plan),
+                **_map_args(plan, len(left)),
             )
             for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
                 on_rows(batch)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crucible_ray._rng import stable_fraction
@@ -39,10 +40,33 @@ def row_to_bundle(row: dict[str, Any], pool: str) -> Bundle:
     )
 
 
+def bundle_line(row: dict[str, Any], pool: str) -> str:
+    """``row_to_bundle(row, pool).model_dump_json(exclude_none=True)``, the same bytes, without building
+    the models: a mined row's texts were validated when its inputs were read. ``killers`` and
+    ``near_misses`` may hold the texts alone (``str``) or their result structs."""
+    negatives = [{"text": _text(k), "tier": 3} for k in row["killers"]]
+    negatives += [{"text": _text(n), "tier": 2} for n in row["near_misses"]]
+    if not negatives:  # not a valid bundle: the model says why
+        return row_to_bundle(row, pool).model_dump_json(exclude_none=True)
+    out: dict[str, Any] = {
+        "bundle_id": row["candidate_id"],
+        "anchor": row["anchor"],
+        "positive": row["positive"],
+        "negatives": negatives,
+        "pool": pool,
+        "pass_count": int(row["pass_count"]),
+    }
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def _text(negative: str | dict[str, Any]) -> str:
+    return negative if isinstance(negative, str) else negative["text"]
+
+
 def st_row(row: dict[str, Any], n: int) -> dict[str, str] | None:
     """A sentence-transformers n-tuple row (``anchor``, ``positive``, ``negative_1..n``), killers first;
     ``None`` when the row has fewer than ``n`` negatives to offer."""
-    texts = [k["text"] for k in row["killers"]] + [m["text"] for m in row["near_misses"]]
+    texts = [_text(k) for k in row["killers"]] + [_text(m) for m in row["near_misses"]]
     if len(texts) < n:
         return None
     out = {"anchor": row["anchor"], "positive": row["positive"]}
@@ -144,27 +168,31 @@ def assemble(
         st_file = stack.enter_context(atomic_write(st_export)) if st_export is not None else None
         for batch in iter_parts(parts):
             table = pa.Table.from_batches([batch], schema=RESULT_SCHEMA)
-            rows = table.to_pylist()
-            keep = [r["candidate_id"] not in seen for r in rows]
+            ids = table.column("candidate_id").to_pylist()
+            keep = [i not in seen for i in ids]
             if not all(keep):  # a part re-delivered by a retried task: keep the first copy
                 table = table.filter(pa.array(keep))
-                rows = [r for r, k in zip(rows, keep, strict=True) if k]
+                ids = [i for i, k in zip(ids, keep, strict=True) if k]
+            seen.update(ids)
             writer.write_table(table)
+            _count(table, tally)
+            # Only accepted rows go on, as plain values, and only the negatives' texts of them.
+            accepted = table.filter(table.column("accepted"))
+            rows = pa.table(
+                {
+                    "candidate_id": accepted.column("candidate_id"),
+                    "anchor": accepted.column("anchor"),
+                    "positive": accepted.column("positive"),
+                    "pass_count": accepted.column("pass_count"),
+                    "killers": _list_texts(accepted.column("killers")),
+                    "near_misses": _list_texts(accepted.column("near_misses")),
+                }
+            ).to_pylist()
             for r in rows:
-                seen.add(r["candidate_id"])
-                tally.rows += 1
-                tally.status[r["status"]] += 1
-                tally.dropped_false_negatives += r["n_dropped_false_negatives"]
-                tally.dropped_duplicates += r["n_dropped_duplicates"]
-                if r["status"] != "insufficient":
-                    tally.pass_counts[r["pass_count"]] += 1
-                if not r["accepted"]:
-                    continue
-                tally.killers += len(r["killers"])
                 role = "holdout" if in_holdout(r["candidate_id"], holdout_fraction) else "train"
                 if role in bundle_files:
                     f, pool = bundle_files[role]
-                    f.write(row_to_bundle(r, pool).model_dump_json(exclude_none=True) + "\n")
+                    f.write(bundle_line(r, pool) + "\n")
                     tally.bundles[pool] += 1
                 if st_file is not None:
                     st = st_row(r, st_negatives)
@@ -174,3 +202,26 @@ def assemble(
                         st_file.write(json.dumps(st, ensure_ascii=False) + "\n")
                         tally.st_rows += 1
     return tally
+
+
+def _count(table: pa.Table, tally: MiningTally) -> None:
+    """Add a batch of result rows to the tally (Arrow kernels: no row becomes a Python object)."""
+    tally.rows += table.num_rows
+    for item in pc.value_counts(table.column("status")).to_pylist():
+        tally.status[item["values"]] += item["counts"]
+    tally.dropped_false_negatives += pc.sum(table.column("n_dropped_false_negatives")).as_py() or 0
+    tally.dropped_duplicates += pc.sum(table.column("n_dropped_duplicates")).as_py() or 0
+    judged = table.filter(pc.not_equal(table.column("status"), "insufficient"))
+    for item in pc.value_counts(judged.column("pass_count")).to_pylist():
+        tally.pass_counts[item["values"]] += item["counts"]
+    killers = table.filter(table.column("accepted")).column("killers")
+    tally.killers += pc.sum(pc.list_value_length(killers)).as_py() or 0
+
+
+def _list_texts(column: pa.ChunkedArray) -> pa.Array:
+    """A ``list<struct<text, ...>>`` column as ``list<string>`` of its texts."""
+    lists = column.combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(lists), 0)
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths).cast(pa.int32())])
+    texts = pc.struct_field(pc.list_flatten(lists), "text")
+    return pa.ListArray.from_arrays(offsets, texts)
