@@ -328,7 +328,9 @@ class ProcessTree:
         self._stop = threading.Event()
         self._me = psutil.Process()
 
-    def _sample(self) -> None:
+    def _sample(self, *, prime: bool = False) -> None:
+        """``prime``: only note what each process already used (processes from before the block, such
+        as a Ray started earlier, count from here on; processes started later count in full)."""
         total = 0
         for p in [self._me, *self._me.children(recursive=True)]:
             try:
@@ -342,7 +344,8 @@ class ProcessTree:
             if mine:
                 self.peak_driver = max(self.peak_driver, rss)
             group = "driver" if mine else "miners" if "Crucible" in title else "ray"
-            self.cpu[group] += used - self._used.get(p.pid, used if mine else 0.0)  # new children: all of it
+            if not prime:
+                self.cpu[group] += used - self._used.get(p.pid, used if mine else 0.0)  # new children: all of it
             self._used[p.pid] = used
         self.peak_total = max(self.peak_total, total)
 
@@ -351,7 +354,7 @@ class ProcessTree:
             self._sample()
 
     def __enter__(self) -> ProcessTree:
-        self._sample()
+        self._sample(prime=True)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self

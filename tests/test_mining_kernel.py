@@ -239,6 +239,26 @@ def test_retrieve_pads_when_the_corpus_is_small() -> None:
     assert torch.isinf(s[0, 2:]).all()
 
 
+def test_retrieve_outside_inference_mode_after_mining_in_it() -> None:
+    """Mining runs in inference mode and retrieval reuses a per-thread block of scores: a later caller
+    outside inference mode (an evaluation in the same process) can still write into that block."""
+    import threading
+
+    gen = torch.Generator().manual_seed(0)
+    corpus = torch.nn.functional.normalize(torch.randn(500, 8, generator=gen), dim=-1)
+    got: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def in_a_fresh_thread() -> None:  # a thread whose block does not exist yet
+        with torch.inference_mode():
+            got.append(retrieve(corpus[:3], corpus, k=4))
+        got.append(retrieve(corpus[:3], corpus, k=4))
+
+    t = threading.Thread(target=in_a_fresh_thread)
+    t.start()
+    t.join()
+    assert len(got) == 2 and torch.equal(got[0][1], got[1][1])
+
+
 def test_retrieve_reads_a_memory_mapped_corpus(tmp_path: Path) -> None:
     gen = np.random.default_rng(0)
     emb = gen.normal(size=(1000, 16)).astype(np.float32)

@@ -100,7 +100,7 @@ class Encoder:
         out = self._impl.forward(features)  # (n, d)
         return nn.functional.normalize(out, dim=-1)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping at all (as sentence-transformers encodes): numpy out
     def encode(self, texts: Sequence[str], *, batch_size: int = 256, role: Role | None = "document") -> np.ndarray:
         """Encode ``texts`` in eval mode; returns float32 (n, d), rows L2-normalised, in input order.
 

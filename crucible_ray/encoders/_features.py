@@ -114,7 +114,7 @@ def feature_table(
     return FeatureTable(keys, feats if feats is not None else np.zeros((0, 0), dtype=np.float32))
 
 
-@torch.no_grad()
+@torch.inference_mode()  # numpy out: nothing here is ever differentiated
 def _backbone_features(encoder: Encoder, texts: list[str], batch_size: int) -> np.ndarray:
     module = encoder.module
     module.eval()

@@ -109,7 +109,10 @@ def _scores(tile: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
     n = tile.shape[0] * chunk.shape[0]
     block: torch.Tensor | None = getattr(_WORKSPACE, "scores", None)
     if block is None or block.numel() < n:
-        block = _WORKSPACE.scores = torch.empty(max(n, CPU_QUERY_TILE * CPU_CHUNK))
+        # A normal tensor even when the first caller runs in inference mode (mining does): a later
+        # caller outside it may write into the block too.
+        with torch.inference_mode(False):
+            block = _WORKSPACE.scores = torch.empty(max(n, CPU_QUERY_TILE * CPU_CHUNK))
     return torch.mm(tile, chunk.T, out=block[:n].view(tile.shape[0], chunk.shape[0]))
 
 
