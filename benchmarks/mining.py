@@ -35,6 +35,9 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# What `import crucible_ray` sets (docs/mining.md), here before torch is imported below; both sides of
+# every comparison run in this process and share it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # No embedding cache unless a part names one: a second run of this script must not find a warm cache.
 os.environ["CRUCIBLE_RAY_EMBEDDING_CACHE"] = "off"  # sentence-transformers' progress bars would flood the table
 
@@ -258,7 +261,9 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
     w = world(tmp)
     cands = read_candidates(w / "organic_candidates.jsonl")[:n_cand]
     corpus = read_corpus(w / "corpus.jsonl")[:n_corpus]
-    cpath, kpath = tmp / "st_cands.jsonl", tmp / "st_corpus.jsonl"
+    run = tmp / f"st-{time.time_ns()}"  # a new folder: no embedding or feature cache from an earlier run
+    run.mkdir()
+    cpath, kpath = run / "st_cands.jsonl", run / "st_corpus.jsonl"
     write_candidates(cpath, cands)
     write_corpus(kpath, corpus)
     model_path = cr.build_encoder("minilm", device="cpu").module.model_path  # the same packaged weights
@@ -281,17 +286,17 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
     )
     t_st = time.perf_counter() - t0
     cpu_st = sum(me.cpu_times()[:2]) - cpu0
-    cache = tmp / "embedding-cache"  # empty: the first run is cold
+    cache = run / "embedding-cache"  # empty: the first run is cold
     t0 = time.perf_counter()
     with ProcessTree() as tree:
         res = cr.mine(
-            cpath, corpus=kpath, out=tmp / "st_ours.parquet", model="minilm", config=CFG, embedding_cache=str(cache)
+            cpath, corpus=kpath, out=run / "st_ours.parquet", model="minilm", config=CFG, embedding_cache=str(cache)
         )
     t_ours = time.perf_counter() - t0
     other = CFG.model_copy(update={"lineups": 8, "min_passes": 4, "neighbors": 24})
     t0 = time.perf_counter()
     again = cr.mine(
-        cpath, corpus=kpath, out=tmp / "st_again.parquet", model="minilm", config=other, embedding_cache=str(cache)
+        cpath, corpus=kpath, out=run / "st_again.parquet", model="minilm", config=other, embedding_cache=str(cache)
     )
     t_again = time.perf_counter() - t0
     row("st", f"sentence-transformers mine_hard_negatives ({n_cand} x {n_corpus})", f"{t_st:.1f} s, {len(mined)} rows")

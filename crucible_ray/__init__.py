@@ -16,7 +16,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# OpenMP threads (torch's) that wait at a barrier sleep instead of spinning, unless the user chose
+# otherwise. A crucible-ray process shares its cores with Ray's processes, actors and often a second
+# torch process; spinning threads burned their cores' time without progress (docs/mining.md,
+# "Running it on Ray"). It takes effect where torch is imported after this package: in the CLI and
+# in every Ray worker that loads crucible-ray's actors or trials.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from crucible_ray.analysis import ParetoResult, pareto
