@@ -259,8 +259,19 @@ def part_st(tmp: Path, n_cand: int, n_corpus: int) -> None:
     from sentence_transformers.util import mine_hard_negatives
 
     w = world(tmp)
-    cands = read_candidates(w / "organic_candidates.jsonl")[:n_cand]
-    corpus = read_corpus(w / "corpus.jsonl")[:n_corpus]
+    base_c = read_candidates(w / "organic_candidates.jsonl")
+    base_k = read_corpus(w / "corpus.jsonl")
+    # Beyond the world's 6,000 x 30,000 its texts repeat, each copy marked with its number (new texts
+    # for both sides' encoders, so nothing is embedded once for several copies).
+    cands = (
+        base_c[:n_cand]
+        if n_cand <= len(base_c)
+        else [
+            Candidate(candidate_id=f"c{i}", anchor=f"{c.anchor} ({i // len(base_c)})", positive=c.positive)
+            for i, c in ((i, base_c[i % len(base_c)]) for i in range(n_cand))
+        ]
+    )
+    corpus = base_k[:n_corpus] if n_corpus <= len(base_k) else suffixed_corpus(base_k, n_corpus)
     run = tmp / f"st-{time.time_ns()}"  # a new folder: no embedding or feature cache from an earlier run
     run.mkdir()
     cpath, kpath = run / "st_cands.jsonl", run / "st_corpus.jsonl"
