@@ -111,3 +111,50 @@ def _tune_metric_names(experiment: Path) -> set[str]:
             if line.strip():
                 names |= set(json.loads(line))
     return names
+
+
+def test_tune_callbacks_see_every_report_and_the_result_holds_tunes_results(
+    synthetic_world: Path, tmp_path: Path
+) -> None:
+    from ray import tune
+
+    class Seen(tune.Callback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.results: list[dict[str, Any]] = []
+
+        def on_trial_result(
+            self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+        ) -> None:
+            self.results.append(dict(result))
+
+    seen = Seen()
+    res = cr.sweep(
+        synthetic_world,
+        output_dir=tmp_path / "cb",
+        ratios="85_10_5,75_15_10",
+        seeds="5",
+        steps="30,60",
+        callbacks=[seen],
+        **SMALL,
+    )
+    by_step = {s: sorted(r["retention"] for r in seen.results if r.get("step") == s) for s in (30, 60)}
+    for step, values in by_step.items():
+        assert values == sorted(res.table.loc[res.table["step"] == step, "retention"]), step
+    grid = res.tune_results
+    assert grid is not None and len(grid) == 2 and grid.num_errors == 0
+    frame = grid.get_dataframe()
+    assert len(frame) == 2 and set(frame["step"]) == {60}
+    # The experiment on disk opens with Tune's own API, as docs/sweeps.md shows.
+    analysis = tune.ExperimentAnalysis(str(tmp_path / "cb" / "tune"))
+    assert len(analysis.dataframe()) == 2
+    with pytest.raises(cr.ConfigError, match="callbacks"):
+        cr.sweep(
+            synthetic_world,
+            output_dir=tmp_path / "cb",
+            ratios="85_10_5",
+            seeds="5",
+            steps="30",
+            resume=True,
+            callbacks=[seen],
+            **SMALL,
+        )

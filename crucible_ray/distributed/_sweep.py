@@ -79,6 +79,7 @@ def sweep(
     max_failures: int = 2,
     guardrails: GuardrailConfig | None = None,
     pools: Sequence[str] | None = None,
+    callbacks: Sequence[Any] | None = None,
     **train_options: Any,
 ) -> SweepResult:
     """Run a sweep and return its results (the table is also written to ``output_dir/results.parquet``).
@@ -97,11 +98,15 @@ def sweep(
         guardrails: in ``block`` mode, a ratio below the dilution floor stops the sweep before it starts.
         pools: the pool names a ratio grid's ratios are read against, in order (for worlds with their
             own pools, e.g. ``["legacy", "support", "organic"]``); a space file names its own.
+        callbacks: Ray Tune callbacks (``ray.tune.Callback``, e.g. Ray's MLflow or W&B logger callbacks),
+            added to the Tune run's ``RunConfig``: each trial's reports reach them as Tune's own do
+            (docs/sweeps.md "Tune's own view"). A resumed sweep keeps the callbacks it started with.
         train_options: training options shared by every trial (``workers``, ``batch_size``, ...).
 
     Returns:
         A :class:`~crucible_ray.sweeps.SweepResult`: ``table`` (one row per (trial, milestone step), see
-        :mod:`crucible_ray.analysis`), ``output_dir`` and ``manifest``.
+        :mod:`crucible_ray.analysis`), ``output_dir``, ``manifest`` and ``tune_results`` (Tune's
+        ``ResultGrid`` of this run).
 
     Raises:
         ConfigError / DataError: a bad space, options or inputs (before Ray starts); an existing sweep in
@@ -121,6 +126,10 @@ def sweep(
     exp = out / EXPERIMENT
     if exp.exists() and not resume:
         raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --output-dir")
+    if exp.exists() and callbacks:
+        raise ConfigError(
+            "callbacks= apply to a new sweep: a resumed sweep keeps the callbacks it started with (Tune restores them)"
+        )
     prepared = prepare_training(data, union_config(sp))
     if gcfg.mode == "warn":
         _check_floor(sp, gcfg)  # warn once the inputs are known to be good
@@ -163,7 +172,7 @@ def sweep(
         else:
             if resume:
                 log.info("nothing to resume in %s; starting the sweep", out)
-            tuner = _new_tuner(trainable, sp, plan, out, max_failures)
+            tuner = _new_tuner(trainable, sp, plan, out, max_failures, callbacks or ())
         watcher = ProgressWatcher(out / TRIALS_DIR, sp.steps[-1], pattern="*/scoreboard_step_*.json")
         watcher.start()
         sigint = signal.getsignal(signal.SIGINT)
@@ -201,7 +210,7 @@ def sweep(
         raise KeyboardInterrupt(
             f"the sweep stopped with {finished} of {expected} trials finished; continue it with resume=True (--resume)"
         )
-    return SweepResult(table=table, output_dir=out, manifest=manifest)
+    return SweepResult(table=table, output_dir=out, manifest=manifest, tune_results=grid)
 
 
 def _tune_was_interrupted(previous: Any) -> bool:
@@ -228,7 +237,9 @@ def _check_floor(sp: SweepSpace, cfg: GuardrailConfig) -> None:
         enforce_dilution_floor(ratio, cfg)
 
 
-def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_failures: int) -> Any:
+def _new_tuner(
+    trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_failures: int, callbacks: Sequence[Any]
+) -> Any:
     from ray import tune
 
     if sp.grid is not None:
@@ -259,6 +270,7 @@ def _new_tuner(trainable: Any, sp: SweepSpace, plan: TrialPlan, out: Path, max_f
             name=EXPERIMENT,
             storage_path=str(out),
             failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=list(callbacks),
             # Every recovery checkpoint is kept: a driver killed between two reports leaves an experiment
             # snapshot naming an older one, which the resumed sweep loads (num_to_keep=1 had deleted it).
             verbose=0,

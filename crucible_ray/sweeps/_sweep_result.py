@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,9 @@ class SweepResult:
             :mod:`crucible_ray.analysis`).
         output_dir: the sweep folder (``results.parquet``, ``manifest.json``, ``trials/``, ``tune/``).
         manifest: the sweep's ``manifest.json`` (space, pools, inputs, plan, status, failed trials...).
+        tune_results: Ray Tune's ``ResultGrid`` of the run that returned this (each trial's config,
+            last reported metrics, errors, ``get_dataframe()``); ``None`` where the result was not
+            returned by :func:`crucible_ray.sweep` itself.
 
     ``crucible_ray.pareto(result)`` analyses it (with the baseline its space names).
     """
@@ -25,6 +28,7 @@ class SweepResult:
     table: pd.DataFrame
     output_dir: Path
     manifest: dict[str, Any]
+    tune_results: Any = field(default=None, repr=False)  # a ray.tune.ResultGrid (typed loosely: no Ray here)
 
     @property
     def failed_trials(self) -> list[str]:

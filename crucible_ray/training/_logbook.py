@@ -70,6 +70,37 @@ class Logbook:
                     w.add_histogram(f"{name}/margins_tier{tier}", m, step)
         w.flush()
 
+    def hparams(self, config: dict[str, Any], board: Scoreboard) -> None:
+        """The run's settings and final figures for TensorBoard's HParams table (one row per run, so the
+        trials of a sweep, under ``tensorboard --logdir <sweep>/trials``, compare side by side).
+
+        Settings are the training config's fields (nested ones as ``a.b``; lists as text); figures are
+        ``hparam/retention``, ``hparam/generalization`` and ``hparam/<set>_tier<k>_accuracy``.
+        """
+        if self.writer is None:
+            return
+        settings = {k: _hparam_value(v) for k, v in _flatten(config).items() if v is not None}
+        figures = {f"hparam/{k}": float(v) for k, v in board.flat_metrics().items() if v is not None}
+        # "." writes into this run's own folder (by default torch makes a sub-run per call).
+        self.writer.add_hparams(settings, figures, run_name=".", global_step=board.step)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _hparam_value(value: Any) -> bool | int | float | str:
+    """What the HParams plugin holds: a number, a bool or text (lists and the rest as text)."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

@@ -230,6 +230,8 @@ def _eval_point(
             final = dataclasses.replace(board, checkpoint=str(output_dir / "checkpoint_final.pt"))
             final.write(output_dir / "scoreboard_final.json")
         book.eval_scalars(step, board, raw)
+        if step == config.max_step:
+            book.hparams(plain, board)
         metrics.update(board.flat_metrics())
         state = {
             "format": RECOVERY_FORMAT,
