@@ -195,14 +195,33 @@ def _delta(r: Any) -> str:
     help="Also write the recommended config's model (its best seed's checkpoint at that step) as a "
     "sentence-transformers model folder.",
 )
+@click.option(
+    "--optuna-storage",
+    default=None,
+    help="Also write the configs as an Optuna study (two objectives, seed means) to this storage, e.g. "
+    "sqlite:///sweep.db, for optuna-dashboard and Optuna's plots.",
+)
+@click.option("--optuna-study", default=None, help="The study's name (default: crucible-ray/<results dir name>).")
 def pareto_command(
-    results_dir: Path, baseline: str | None, n_bootstrap: int, as_json: bool, export_recommended: Path | None
+    results_dir: Path,
+    baseline: str | None,
+    n_bootstrap: int,
+    as_json: bool,
+    export_recommended: Path | None,
+    optuna_storage: str | None,
+    optuna_study: str | None,
 ) -> None:
     """Per-config seed statistics, the retention/generalization frontier and a recommended config."""
     from crucible_ray.analysis import pareto
 
     check_export_folder(export_recommended)
     front = pareto(results_dir, baseline=baseline, n_bootstrap=n_bootstrap)
+    if optuna_storage is not None:
+        from crucible_ray.sweeps import write_optuna_study
+
+        study = write_optuna_study(front, optuna_storage, source=results_dir, study_name=optuna_study)
+        wrote = f"wrote {len(study.trials)} configs as Optuna study {study.study_name!r} in {optuna_storage}"
+        click.echo(wrote, err=True)
     if as_json:
         rows = json.loads(front.table.to_json(orient="records"))
         click.echo(json.dumps({"rows": rows, **front.summary()}, indent=2, default=str))

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from crucible_ray._shell import shell_entry_points
 from crucible_ray.sweeps._optuna import OptunaSearchSpace, optuna_ratio, optuna_sampler, sampled_pools
+from crucible_ray.sweeps._optuna_study import write_optuna_study
 from crucible_ray.sweeps._plan import GRID_PARAM, expected_trials, floor_ratios, grid_keys, resolve_trial, union_config
 from crucible_ray.sweeps._recommended import recommended_checkpoint
 from crucible_ray.sweeps._results import (
@@ -27,6 +28,7 @@ from crucible_ray.sweeps._sweep_result import SweepResult
 from crucible_ray.sweeps._trial import Trial, trial_key
 
 __all__ = [
+    "write_optuna_study",
     "sweep",
     "GRID_PARAM",
     "STATUS_FILE",
