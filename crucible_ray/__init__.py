@@ -15,9 +15,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from crucible_ray._shell import lazy_names
 
 # OpenMP threads (torch's) that wait at a barrier sleep instead of spinning, unless the user chose
 # otherwise. A crucible-ray process shares its cores with Ray's processes, actors and often a second
@@ -125,18 +126,7 @@ _HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'crucible_ray' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # found once; later lookups do not come here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
 __all__ = [
     "DEFAULT_ENCODER",
