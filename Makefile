@@ -29,7 +29,7 @@ $(BIN)/python:
 $(DEPS_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q ".[st,test,datasets]"
+	$(BIN)/pip install -q ".[st,test,datasets,mlflow,wandb]"
 	touch $@
 
 # The project itself is installed (not editable) so that tests run against what users get;

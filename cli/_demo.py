@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import click
+from crucible_ray.cli._params import mlflow_options
 from crucible_ray.cli._render import table
 
 
@@ -23,14 +24,29 @@ from crucible_ray.cli._render import table
 )
 @click.option("--quick", is_flag=True, help="A smaller run: fewer steps, trials and expansion candidates.")
 @click.option("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance).")
-def demo(output_dir: Path, world_name: str, quick: bool, address: str | None) -> None:
+@mlflow_options
+def demo(
+    output_dir: Path,
+    world_name: str,
+    quick: bool,
+    address: str | None,
+    mlflow_uri: str | None,
+    mlflow_experiment: str | None,
+) -> None:
     """Build the world, train a base model, mine and vet killers with it, sweep ratio x seed x steps,
     analyse (Pareto, guardrails) and write the HTML report."""
     from crucible_ray.analysis import mining_lines
     from crucible_ray.demo import run_demo
 
     start = time.monotonic()
-    res = run_demo(output_dir, world=world_name, quick=quick, address=address)
+    res = run_demo(
+        output_dir,
+        world=world_name,
+        quick=quick,
+        address=address,
+        mlflow_uri=mlflow_uri,
+        mlflow_experiment=mlflow_experiment,
+    )
     c, e = res.organic.counts, res.expansion.counts
     base = res.base.final
     click.echo(f"\nworld: {res.world_name} ({res.world})")

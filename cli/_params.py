@@ -102,3 +102,19 @@ def model_option(name: str, model: type[BaseModel]) -> Callable[[Callable[..., A
         show_default=field.default is not None,
         help=model_help(field.description),
     )
+
+
+def mlflow_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--mlflow-uri`` and ``--mlflow-experiment`` (docs/tracking.md)."""
+    f = click.option(
+        "--mlflow-experiment",
+        default=None,
+        help="The MLflow experiment (default crucible-ray); created when it is new.",
+    )(f)
+    return click.option(
+        "--mlflow-uri",
+        default=None,
+        metavar="URI",
+        help="Also log to MLflow at this tracking URI, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000 "
+        "(needs the mlflow extra).",
+    )(f)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from crucible_ray.cli._export import check_export_folder
-from crucible_ray.cli._params import model_option
+from crucible_ray.cli._params import mlflow_options, model_option
 from crucible_ray.cli._render import table
 
 from crucible_ray.guardrails import GuardrailConfig
@@ -66,6 +66,7 @@ def _common(f: Any) -> Any:
             model_option("retention_set", TrainConfig),
             model_option("generalization_set", TrainConfig),
             guardrail_options,
+            mlflow_options,
         ]
     ):
         f = opt(f)
@@ -122,6 +123,9 @@ def _run(o: dict[str, Any], **what: Any) -> None:
         max_concurrent_trials=o["max_concurrent_trials"],
         max_failures=o["max_failures"],
         guardrails=gcfg,
+        mlflow_uri=o["mlflow_uri"],
+        mlflow_experiment=o["mlflow_experiment"],
+        baseline=o.get("baseline"),
         **what,
         **train,
     )

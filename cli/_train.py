@@ -9,7 +9,7 @@ from typing import Any
 import click
 from crucible_ray.cli._eval import encoder_help
 from crucible_ray.cli._export import check_export_folder
-from crucible_ray.cli._params import RATIO, model_option
+from crucible_ray.cli._params import RATIO, mlflow_options, model_option
 from crucible_ray.cli._render import table
 from crucible_ray.cli._sweep import guardrail_options, guardrails_from
 
@@ -76,6 +76,7 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="Also write the final model as a sentence-transformers model folder (sentence-transformer encoders).",
 )
 @guardrail_options
+@mlflow_options
 def train_command(**o: Any) -> None:
     """Train an encoder on a world's pools by a ratio; checkpoints, scoreboards and TensorBoard per milestone."""
     from crucible_ray.distributed import train
@@ -102,6 +103,8 @@ def train_command(**o: Any) -> None:
         max_failures=o["max_failures"],
         restart=o["restart"],
         guardrails=guardrails_from(o),
+        mlflow_uri=o["mlflow_uri"],
+        mlflow_experiment=o["mlflow_experiment"],
         **options,
     )
     rows = [[step, b.retention, b.generalization] for step, b in sorted(res.milestones.items())]

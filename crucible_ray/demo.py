@@ -20,6 +20,7 @@ from crucible_ray.errors import DataError
 from crucible_ray.guardrails import GuardrailReport, check_guardrails
 from crucible_ray.reporting import report
 from crucible_ray.sweeps import SweepResult
+from crucible_ray.tracking import MlflowTarget
 from crucible_ray.worlds import MINED_ORIGIN, World, build_world, find_wordnet
 
 log = get_logger(__name__)
@@ -95,7 +96,13 @@ def recommendation_lines(front: ParetoResult, guardrails: GuardrailReport, found
 
 
 def run_demo(
-    output_dir: str | Path, *, world: str = "auto", quick: bool = False, address: str | None = None
+    output_dir: str | Path,
+    *,
+    world: str = "auto",
+    quick: bool = False,
+    address: str | None = None,
+    mlflow_uri: str | None = None,
+    mlflow_experiment: str | None = None,
 ) -> DemoResult:
     """Run every stage into ``output_dir`` (``world/``, ``base/``, ``sweep/``, ``dashboard.html``).
 
@@ -103,7 +110,11 @@ def run_demo(
         world: ``wordnet``, ``synthetic``, or ``auto`` (WordNet when installed, else synthetic).
         quick: a smaller run (fewer steps, trials and expansion candidates).
         address: a Ray cluster (default: ``RAY_ADDRESS`` or a local instance).
+        mlflow_uri, mlflow_experiment: also log the base model's run and the sweep (its trials nested
+            under it) to MLflow (docs/tracking.md).
     """
+    tracking: dict[str, Any] = {"mlflow_uri": mlflow_uri, "mlflow_experiment": mlflow_experiment}
+    MlflowTarget.from_options(mlflow_uri, mlflow_experiment)  # a flag error before any work
     out = Path(output_dir).resolve()
     pick = 1 if quick else 0
     s = {k: v[pick] for k, v in _SETTINGS.items()}
@@ -131,7 +142,13 @@ def run_demo(
     with ray_session(address):
         log.info("[2/7] training a base model (%s) on the legacy pool (%d steps)", s["encoder"], s["base_steps"])
         base = train(
-            wdir, output_dir=out / "base", ratio="100_0_0", steps=[s["base_steps"]], seed=0, encoder=s["encoder"]
+            wdir,
+            output_dir=out / "base",
+            ratio="100_0_0",
+            steps=[s["base_steps"]],
+            seed=0,
+            encoder=s["encoder"],
+            **tracking,
         )
         stage("base model")
         log.info("[3/7] mining organic killers with the base model (10 lineups each)")
@@ -161,6 +178,7 @@ def run_demo(
             steps=s["steps"],
             resume=sweep_dir.exists(),
             encoder=s["encoder"],
+            **tracking,
         )
         stage("sweep")
     log.info("[6/7] Pareto analysis and guardrails")

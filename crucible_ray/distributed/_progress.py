@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from crucible_ray._logging import get_logger
@@ -17,10 +18,20 @@ class ProgressWatcher:
     """Polls ``root`` for new ``pattern`` files (scoreboards) and logs retention and generalization.
 
     With ``pattern="*/scoreboard_step_*.json"`` (a sweep's trials), each line names the trial folder.
+    ``on_board`` is also called with each new scoreboard (a run's live MLflow metrics); an error there is
+    logged once and the watcher goes on.
     """
 
-    def __init__(self, root: Path, total: int, pattern: str = "scoreboard_step_*.json") -> None:
+    def __init__(
+        self,
+        root: Path,
+        total: int,
+        pattern: str = "scoreboard_step_*.json",
+        on_board: Callable[[Scoreboard], None] | None = None,
+    ) -> None:
         self.root, self.total, self.pattern = root, total, pattern
+        self.on_board = on_board
+        self._hook_failed = False
         self.seen: set[Path] = set(root.glob(pattern))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -51,6 +62,17 @@ class ProgressWatcher:
                     _fmt(b.retention),
                     _fmt(b.generalization),
                 )
+                if self.on_board is not None:
+                    self._call_hook(b)
+
+    def _call_hook(self, board: Scoreboard) -> None:
+        assert self.on_board is not None
+        try:
+            self.on_board(board)
+        except Exception as e:  # a tracker that is down must not stop the run's own logging
+            if not self._hook_failed:
+                log.warning("could not log step %s to the tracker: %s", board.step, e)
+            self._hook_failed = True
 
 
 def _fmt(v: float | None) -> str:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from crucible_ray._logging import get_logger
-from crucible_ray.data import check_manifest_kind, check_outputs
+from crucible_ray.analysis import RESULTS_FILE
+from crucible_ray.data import check_manifest_kind, check_outputs, read_json_object
 from crucible_ray.distributed._fit import fit_run, recovery_state, remove_interrupted_work, root_message, state_reporter
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
@@ -56,6 +57,7 @@ from crucible_ray.sweeps import (
     write_results,
     write_trial_status,
 )
+from crucible_ray.tracking import TAG_KIND, TAG_OUTPUT, MlflowRuns, MlflowTarget, log_sweep_outcome, sweep_params
 from crucible_ray.training import prepare_training
 from crucible_ray.worlds import world_ratio_pools
 
@@ -80,6 +82,9 @@ def sweep(
     guardrails: GuardrailConfig | None = None,
     pools: Sequence[str] | None = None,
     callbacks: Sequence[Any] | None = None,
+    mlflow_uri: str | None = None,
+    mlflow_experiment: str | None = None,
+    baseline: str | None = None,
     **train_options: Any,
 ) -> SweepResult:
     """Run a sweep and return its results (the table is also written to ``output_dir/results.parquet``).
@@ -101,6 +106,12 @@ def sweep(
         callbacks: Ray Tune callbacks (``ray.tune.Callback``, e.g. Ray's MLflow or W&B logger callbacks),
             added to the Tune run's ``RunConfig``: each trial's reports reach them as Tune's own do
             (docs/sweeps.md "Tune's own view"). A resumed sweep keeps the callbacks it started with.
+        mlflow_uri, mlflow_experiment: also log the sweep to MLflow (docs/tracking.md): a parent run with
+            the space as params, one nested run per trial (logged live through Ray Tune's MLflow
+            callback), and at the end the results, Pareto table, guardrail report and HTML report, with
+            the recommended config tagged. A resumed sweep logs where it started. Needs the ``mlflow`` extra.
+        baseline: the Pareto baseline of what is logged to MLflow (default: the space's, else the most
+            legacy ratio).
         train_options: training options shared by every trial (``workers``, ``batch_size``, ...).
 
     Returns:
@@ -130,9 +141,15 @@ def sweep(
         raise ConfigError(
             "callbacks= apply to a new sweep: a resumed sweep keeps the callbacks it started with (Tune restores them)"
         )
+    tracker, parent = _tracking_of(out, MlflowTarget.from_options(mlflow_uri, mlflow_experiment), resume=exp.exists())
     prepared = prepare_training(data, union_config(sp))
     if gcfg.mode == "warn":
         _check_floor(sp, gcfg)  # warn once the inputs are known to be good
+    runs = tracker.open() if tracker is not None else None  # a bad URI fails here, before Ray starts
+    if runs is not None:
+        if parent is None or not runs.reopen(parent):
+            parent = runs.start(out.name, params=sweep_params(sp), tags={TAG_KIND: "sweep", TAG_OUTPUT: str(out)})
+        callbacks = [*(callbacks or ()), _trial_logger(runs, parent, sp, out, Path(data))]
     out.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(
         "sweep",
@@ -143,8 +160,40 @@ def sweep(
         inputs=prepared.inputs,
         guardrails=gcfg.model_dump(),
     )
+    if runs is not None:
+        manifest["mlflow"] = {**runs.target.to_dict(), "run_id": parent}
     write_manifest(out, manifest)  # also removes the temporary a driver killed while writing it left
     log.info("sweep %s", sp.describe())
+    try:
+        result = _run(
+            sp, prepared, out, manifest, resume, address, use_gpu, max_concurrent_trials, max_failures, callbacks
+        )
+    except BaseException as e:
+        if runs is not None and parent is not None:
+            runs.log_files(parent, [out / RESULTS_FILE, out / "manifest.json"])
+            runs.end(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    if runs is not None and parent is not None:
+        log_sweep_outcome(runs, parent, out, data=Path(data), guardrails=gcfg, baseline=baseline)
+        runs.end(parent, "FINISHED")
+        log.info("logged to MLflow: %s", runs.run_url(parent))
+    return result
+
+
+def _run(
+    sp: SweepSpace,
+    prepared: Any,
+    out: Path,
+    manifest: dict[str, Any],
+    resume: bool,
+    address: str | None,
+    use_gpu: bool | None,
+    max_concurrent_trials: int | None,
+    max_failures: int,
+    callbacks: Sequence[Any] | None,
+) -> SweepResult:
+    """The Tune run of a validated sweep, and its results written."""
+    exp = out / EXPERIMENT
     t0 = time.perf_counter()
     with ray_session(address):
         import ray
@@ -211,6 +260,38 @@ def sweep(
             f"the sweep stopped with {finished} of {expected} trials finished; continue it with resume=True (--resume)"
         )
     return SweepResult(table=table, output_dir=out, manifest=manifest, tune_results=grid)
+
+
+def _tracking_of(out: Path, given: MlflowTarget | None, *, resume: bool) -> tuple[MlflowTarget | None, str | None]:
+    """Where the sweep logs to MLflow, and its parent run when a resumed sweep already has one.
+
+    A resumed sweep logs where it started (Tune restores its callbacks): it needs no flags, and flags
+    naming another store or experiment, or a store for a sweep that started without one, are refused."""
+    if not resume:
+        return given, None
+    manifest = out / "manifest.json"
+    prev = read_json_object(manifest).get("mlflow") if manifest.is_file() else None
+    if not isinstance(prev, dict):
+        if given is not None:
+            raise ConfigError(
+                f"{out} is a sweep started without MLflow; a resumed sweep keeps how it logs "
+                "(start a new sweep with --mlflow-uri)"
+            )
+        return None, None
+    started = MlflowTarget(str(prev.get("uri", "")), str(prev.get("experiment", "")))
+    if given is not None and given != started:
+        raise ConfigError(
+            f"{out} logs to MLflow at {started.uri} (experiment {started.experiment!r}); "
+            "a resumed sweep keeps where it logs"
+        )
+    run_id = prev.get("run_id")
+    return started, str(run_id) if run_id else None
+
+
+def _trial_logger(runs: MlflowRuns, parent: str, sp: SweepSpace, out: Path, data: Path) -> Any:
+    from crucible_ray.distributed._tracking import TrialRunLogger
+
+    return TrialRunLogger(runs.target, parent, sp, out, data.resolve())
 
 
 def _tune_was_interrupted(previous: Any) -> bool:

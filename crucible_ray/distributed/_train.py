@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from crucible_ray.errors import ConfigError, TrainingError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
 from crucible_ray.provenance import build_manifest, content_key, write_manifest
 from crucible_ray.scoreboard import Scoreboard
+from crucible_ray.tracking import TAG_KIND, TAG_OUTPUT, MlflowTarget, log_training_outputs, mlflow_run, run_params
 from crucible_ray.training import TB_DIR, TrainConfig, prepare_training
 from crucible_ray.worlds import world_ratio_pools
 
@@ -67,6 +69,8 @@ def train(
     max_failures: int = 3,
     restart: bool = False,
     guardrails: GuardrailConfig | None = None,
+    mlflow_uri: str | None = None,
+    mlflow_experiment: str | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train an encoder on a world's pools by a ratio, evaluating at every milestone.
@@ -84,6 +88,9 @@ def train(
         restart: discard an interrupted run's recovery state instead of continuing from it.
         guardrails: in ``block`` mode a ratio below the dilution floor is refused before anything starts
             (``warn``, the default, logs it).
+        mlflow_uri, mlflow_experiment: also log the run to MLflow (docs/tracking.md): its config and the
+            world's miner settings as params, every milestone's figures at their step, the final
+            checkpoint, scoreboards and manifest as artifacts. Needs the ``mlflow`` extra.
 
     Returns:
         A :class:`TrainResult` with the final and per-milestone scoreboards.
@@ -108,6 +115,7 @@ def train(
     gcfg = guardrails or GuardrailConfig()
     if gcfg.mode == "block":
         enforce_dilution_floor(cfg.ratio, gcfg)  # refuse before any work
+    tracker = MlflowTarget.from_options(mlflow_uri, mlflow_experiment)
     check_outputs(outputs={}, output_dirs={"--output-dir": output_dir}, folders={"--data": data})
     check_manifest_kind(output_dir, "train", option="--output-dir")
     prepared = prepare_training(data, cfg)
@@ -123,6 +131,7 @@ def train(
         _clear_outputs(out)  # a fresh run: nothing from an earlier run may be mistaken for this one's
     else:
         log.info("continuing the interrupted run %s from its last eval point (--restart starts over)", key)
+    runs = tracker.open() if tracker is not None else None  # a bad URI fails here, before Ray starts
     manifest = build_manifest(
         "train",
         status="running",
@@ -133,8 +142,41 @@ def train(
         inputs=prepared.inputs,
         feature_cache=len(prepared.data.features) if prepared.data.features is not None else None,
     )
-    write_manifest(out, manifest)  # also removes the temporary a driver killed while writing it left
     t0 = time.perf_counter()
+    if runs is None:
+        write_manifest(out, manifest)  # also removes the temporary a driver killed while writing it left
+        gpu = _fit(cfg, prepared.data, out, key, storage, address, use_gpu, max_failures)
+        return _finish(out, cfg, manifest, t0, storage, key, gpu)
+    params = run_params(manifest["config"], Path(data))
+    tags = {TAG_KIND: "train", TAG_OUTPUT: str(out), "crucible.run_key": key}
+    with mlflow_run(runs, out.name, params=params, tags=tags) as run_id:
+        manifest["mlflow"] = {**runs.target.to_dict(), "run_id": run_id}
+        write_manifest(out, manifest)
+        logged: set[int] = set()
+
+        def log_board(board: Scoreboard) -> None:
+            runs.log_board(run_id, board)
+            logged.add(board.step or 0)
+
+        gpu = _fit(cfg, prepared.data, out, key, storage, address, use_gpu, max_failures, on_board=log_board)
+        result = _finish(out, cfg, manifest, t0, storage, key, gpu)
+        log_training_outputs(runs, run_id, out, logged_steps=logged)
+    log.info("logged to MLflow: %s", runs.run_url(run_id))
+    return result
+
+
+def _fit(
+    cfg: TrainConfig,
+    data: Any,
+    out: Path,
+    key: str,
+    storage: Path,
+    address: str | None,
+    use_gpu: bool | None,
+    max_failures: int,
+    on_board: Callable[[Scoreboard], None] | None = None,
+) -> bool:
+    """Run the training on Ray; returns whether it used GPUs."""
     with ray_session(address):
         import ray
 
@@ -143,12 +185,12 @@ def train(
         if gpu and gpus < cfg.workers:
             raise ConfigError(f"{cfg.workers} GPU workers asked for but the Ray cluster has {gpus:g} GPUs")
         per_worker = max(1.0, (cpus - 1) // cfg.workers) if cpus > cfg.workers else max(0.1, cpus / (cfg.workers + 1))
-        watcher = ProgressWatcher(out, cfg.max_step)
+        watcher = ProgressWatcher(out, cfg.max_step, on_board=on_board)
         watcher.start()
         try:
             fit_run(
                 cfg,
-                ray.put(prepared.data),
+                ray.put(data),
                 out,
                 name=key,
                 storage=storage,
@@ -159,6 +201,12 @@ def train(
             )
         finally:
             watcher.stop()
+    return gpu
+
+
+def _finish(
+    out: Path, cfg: TrainConfig, manifest: dict[str, Any], t0: float, storage: Path, key: str, gpu: bool
+) -> TrainResult:
     final_path = out / "scoreboard_final.json"
     if not final_path.is_file():
         raise TrainingError(f"training ended without {final_path}")

@@ -8,7 +8,7 @@ from crucible_ray._shell import shell_entry_points
 from crucible_ray.sweeps._optuna import OptunaSearchSpace, optuna_ratio, optuna_sampler, sampled_pools
 from crucible_ray.sweeps._optuna_study import write_optuna_study
 from crucible_ray.sweeps._plan import GRID_PARAM, expected_trials, floor_ratios, grid_keys, resolve_trial, union_config
-from crucible_ray.sweeps._recommended import recommended_checkpoint
+from crucible_ray.sweeps._recommended import recommended_checkpoint, recommended_trials
 from crucible_ray.sweeps._results import (
     STATUS_FILE,
     TRIAL_FILE,
@@ -42,6 +42,7 @@ __all__ = [
     "Trial",
     "collect_results",
     "recommended_checkpoint",
+    "recommended_trials",
     "completed_boards",
     "expected_trials",
     "floor_ratios",

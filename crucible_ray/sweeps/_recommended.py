@@ -24,14 +24,7 @@ def recommended_checkpoint(results_dir: str | Path, front: ParetoResult) -> tupl
     """
     rdir = Path(results_dir)
     rec = front.recommended_row
-    table = load_results(rdir)
-    mask = pd.Series(True, index=table.index)
-    for column in config_columns(table):  # ratio, step and every swept parameter
-        value = rec.get(column)
-        mask &= table[column].isna() if pd.isna(value) else table[column] == value
-    rows = table[mask]
-    if "status" in rows:
-        rows = rows[rows["status"] == "complete"]
+    rows = _recommended_rows(load_results(rdir), rec)
     if rows.empty or "trial_id" not in rows:
         raise DataError(f"{rdir}: no complete trial of the recommended config {rec['config']}")
     best = rows.assign(_sum=rows["retention"] + rows["generalization"]).sort_values(
@@ -42,3 +35,18 @@ def recommended_checkpoint(results_dir: str | Path, front: ParetoResult) -> tupl
     if path is None or not path.is_file():
         raise DataError(f"{rdir}: the checkpoint of trial {trial} at step {int(rec['step'])} is missing")
     return path, trial
+
+
+def recommended_trials(table: pd.DataFrame, front: ParetoResult) -> list[str]:
+    """The ids of the complete trials (every seed) of the recommended config, in the table's order."""
+    rows = _recommended_rows(table, front.recommended_row)
+    return list(dict.fromkeys(rows["trial_id"].astype(str))) if "trial_id" in rows else []
+
+
+def _recommended_rows(table: pd.DataFrame, rec: pd.Series) -> pd.DataFrame:
+    mask = pd.Series(True, index=table.index)
+    for column in config_columns(table):  # ratio, step and every swept parameter
+        value = rec.get(column)
+        mask &= table[column].isna() if pd.isna(value) else table[column] == value
+    rows = table[mask]
+    return rows[rows["status"] == "complete"] if "status" in rows else rows
