@@ -18,15 +18,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from crucible_ray.cli._main import run
+from mlflow import MlflowClient  # the `mlflow` extra, which make test installs
 
 import crucible_ray as cr
-from crucible_ray.cli._main import run
 from crucible_ray.sweeps import recommended_trials
 from crucible_ray.tracking import MlflowTarget, miner_params, run_params
-
-pytest.importorskip("mlflow")  # the `mlflow` extra: make test installs it, so this runs in CI
-
-from mlflow import MlflowClient  # noqa: E402
 
 TINY = "hashed-ngram:buckets=4096,dim=32"
 
