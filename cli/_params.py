@@ -118,3 +118,13 @@ def mlflow_options(f: Callable[..., Any]) -> Callable[..., Any]:
         help="Also log to MLflow at this tracking URI, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000 "
         "(needs the mlflow extra).",
     )(f)
+
+
+def wandb_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--wandb-project`` (docs/tracking.md)."""
+    return click.option(
+        "--wandb-project",
+        default=None,
+        help="Also log each trial to Weights & Biases in this project, one run per trial under "
+        "<output-dir>/wandb/ (WANDB_MODE=offline keeps them there; needs the wandb extra).",
+    )(f)

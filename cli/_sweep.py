@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from crucible_ray.cli._export import check_export_folder
-from crucible_ray.cli._params import mlflow_options, model_option
+from crucible_ray.cli._params import mlflow_options, model_option, wandb_option
 from crucible_ray.cli._render import table
 
 from crucible_ray.guardrails import GuardrailConfig
@@ -67,6 +67,7 @@ def _common(f: Any) -> Any:
             model_option("generalization_set", TrainConfig),
             guardrail_options,
             mlflow_options,
+            wandb_option,
         ]
     ):
         f = opt(f)
@@ -126,6 +127,7 @@ def _run(o: dict[str, Any], **what: Any) -> None:
         mlflow_uri=o["mlflow_uri"],
         mlflow_experiment=o["mlflow_experiment"],
         baseline=o.get("baseline"),
+        wandb_project=o["wandb_project"],
         **what,
         **train,
     )

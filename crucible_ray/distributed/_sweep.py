@@ -85,6 +85,7 @@ def sweep(
     mlflow_uri: str | None = None,
     mlflow_experiment: str | None = None,
     baseline: str | None = None,
+    wandb_project: str | None = None,
     **train_options: Any,
 ) -> SweepResult:
     """Run a sweep and return its results (the table is also written to ``output_dir/results.parquet``).
@@ -112,6 +113,9 @@ def sweep(
             the recommended config tagged. A resumed sweep logs where it started. Needs the ``mlflow`` extra.
         baseline: the Pareto baseline of what is logged to MLflow (default: the space's, else the most
             legacy ratio).
+        wandb_project: also log each trial to Weights & Biases through Ray Tune's W&B callback, one run
+            per trial grouped by the sweep, under ``output_dir/wandb/``; ``WANDB_MODE=offline`` keeps it
+            there for ``wandb sync``. Needs the ``wandb`` extra.
         train_options: training options shared by every trial (``workers``, ``batch_size``, ...).
 
     Returns:
@@ -137,14 +141,17 @@ def sweep(
     exp = out / EXPERIMENT
     if exp.exists() and not resume:
         raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --output-dir")
-    if exp.exists() and callbacks:
+    if exp.exists() and (callbacks or wandb_project):
         raise ConfigError(
-            "callbacks= apply to a new sweep: a resumed sweep keeps the callbacks it started with (Tune restores them)"
+            "callbacks= and --wandb-project apply to a new sweep: a resumed sweep keeps the callbacks it "
+            "started with (Tune restores them)"
         )
     tracker, parent = _tracking_of(out, MlflowTarget.from_options(mlflow_uri, mlflow_experiment), resume=exp.exists())
     prepared = prepare_training(data, union_config(sp))
     if gcfg.mode == "warn":
         _check_floor(sp, gcfg)  # warn once the inputs are known to be good
+    if wandb_project:
+        callbacks = [*(callbacks or ()), _wandb_logger(wandb_project, sp, out, Path(data))]
     runs = tracker.open() if tracker is not None else None  # a bad URI fails here, before Ray starts
     if runs is not None:
         if parent is None or not runs.reopen(parent):
@@ -292,6 +299,12 @@ def _trial_logger(runs: MlflowRuns, parent: str, sp: SweepSpace, out: Path, data
     from crucible_ray.distributed._tracking import TrialRunLogger
 
     return TrialRunLogger(runs.target, parent, sp, out, data.resolve())
+
+
+def _wandb_logger(project: str, sp: SweepSpace, out: Path, data: Path) -> Any:
+    from crucible_ray.distributed._wandb import trial_wandb_logger
+
+    return trial_wandb_logger(project, sp, out, data.resolve(), mode=os.environ.get("WANDB_MODE"))
 
 
 def _tune_was_interrupted(previous: Any) -> bool:
