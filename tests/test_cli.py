@@ -206,7 +206,10 @@ def test_installed_command_runs_as_subprocess(synthetic_world: Path, tmp_path: P
 @pytest.mark.slow
 def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "d"
-    code, out, err = _run(["demo", "--output-dir", str(out_dir), "--world", "synthetic", "--quick"], capsys)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code, out, err = _run(
+        ["demo", "--output-dir", str(out_dir), "--world", "synthetic", "--quick", "--mlflow-uri", uri], capsys
+    )
     assert code == 0, err
     for stage in ("[1/7]", "[3/7]", "[5/7]", "[7/7]"):
         assert stage in err  # progress at every stage
@@ -223,6 +226,20 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.Captu
     assert mined["model"]["checkpoint"] == str(
         out_dir.resolve() / "base" / "checkpoint_final.pt"
     )  # mined with the base model
+    # --mlflow-uri: the base model's run, the sweep's run and its trials' runs (docs/tracking.md)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("crucible-ray")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    kinds = sorted(r.data.tags["crucible.kind"] for r in runs)
+    assert kinds == ["sweep", "train"] + ["trial"] * results["trial_id"].nunique()
+    assert all(r.info.status == "FINISHED" for r in runs)
+    trials = [r for r in runs if r.data.tags["crucible.kind"] == "trial"]
+    # the trials trained on the pools the base model mined: the miner's settings are their params
+    assert all(r.data.params["miner.organic_mined.lineups"] == str(mined["config"]["lineups"]) for r in trials)
+    assert "INFO mlflow" not in err and "Creating initial MLflow database tables" not in err  # MLflow kept quiet
 
 
 def test_miner_options_come_from_the_miner_config() -> None:
