@@ -197,3 +197,17 @@ def test_the_checks_catch_what_they_guard_against(tmp_path: Path) -> None:
     assert [n for _, n in _imports(lazy, "crucible_ray.x", lazy=False)] == ["c"]
     assert _package_of("crucible_ray.mining._inputs") == "crucible_ray.mining"
     assert _package_of("crucible_ray._rng") == "crucible_ray"
+
+
+def test_the_trackers_are_imported_only_when_named() -> None:
+    """Without --mlflow-uri or --wandb-project nothing of MLflow or W&B is imported: not by the package,
+    the tracking helpers, the Ray shell's train and sweep, nor the CLI; a sweep's MLflow callback (loaded
+    only with a URI) does not pull in W&B."""
+    found = "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'wandb'}))"
+    code = (
+        "import sys, crucible_ray, crucible_ray.tracking, crucible_ray.distributed._sweep, "
+        f"crucible_ray.distributed._train, crucible_ray.cli._main; {found}; "
+        f"import crucible_ray.distributed._tracking; {found}"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["[]", "['mlflow']"]
