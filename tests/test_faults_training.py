@@ -226,14 +226,16 @@ def test_sigterm_stops_a_sweep_cleanly_and_resume_finishes_it(
     ray_cluster: Any, crashed_in_write: dict[str, Any], synthetic_world: Path, tmp_path: Path
 ) -> None:
     """SIGTERM to ``sweep`` once a trial has reported: Tune saves its state, the command exits 130 with
-    one line saying how to continue, and ``--resume`` completes the sweep."""
+    one line saying how to continue, and ``--resume`` completes the sweep; the sweep logs to MLflow, and
+    the resumed run goes on logging into the same parent run (docs/tracking.md)."""
     out = tmp_path / "sweep"
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # One trial at a time: when the first has reported step 100 the second has not started, so the stop
     # always leaves work to resume (two trials at once both finished before Tune stopped them, once).
     args = ["sweep", "ratio", "--data", str(synthetic_world), *SWEEP_CLI, "--output-dir", str(out)]
     args += ["--max-concurrent-trials", "1"]
     log = tmp_path / "driver.log"
-    proc = _driver([EXE, *args], ray_cluster, log)
+    proc = _driver([EXE, *args, "--mlflow-uri", mlflow_uri], ray_cluster, log)
     code = _signal_when(proc, lambda: any(out.glob("trials/*/scoreboard_step_100.json")), signal.SIGTERM, log)
     printed = log.read_text()
     assert code == 130, printed[-3000:]
@@ -249,6 +251,27 @@ def test_sigterm_stops_a_sweep_cleanly_and_resume_finishes_it(
     _no_partial_files(out)
     for trial in table["trial_id"].unique():
         _each_step_once(out / "trials" / trial / "tensorboard", 200)
+    _resumed_into_the_same_mlflow_run(mlflow_uri, table)
+
+
+def _resumed_into_the_same_mlflow_run(uri: str, table: pd.DataFrame) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("crucible-ray")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    [parent] = [r for r in runs if r.data.tags["crucible.kind"] == "sweep"]
+    assert parent.info.status == "FINISHED" and parent.data.tags.get("crucible.recommended")
+    trials = [r for r in runs if r.data.tags["crucible.kind"] == "trial"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
+    # Every trial has a finished run (whether it ran before the stop or after); a trial the stop cut
+    # short has a KILLED one too; nothing is left RUNNING.
+    assert {r.info.status for r in trials} <= {"FINISHED", "KILLED"}
+    finished = [r for r in trials if r.info.status == "FINISHED"]
+    assert sorted(r.info.run_name for r in finished) == sorted(table["trial_id"].unique())
+    for r in finished:
+        assert max(m.step for m in client.get_metric_history(r.info.run_id, "retention")) == 200
 
 
 def _alive(kind: str) -> list[Any]:

@@ -176,9 +176,11 @@ def sweep(
             sp, prepared, out, manifest, resume, address, use_gpu, max_concurrent_trials, max_failures, callbacks
         )
     except BaseException as e:
-        if runs is not None and parent is not None:
+        if runs is not None and parent is not None:  # the results so far; trials cut short end KILLED
+            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
             runs.log_files(parent, [out / RESULTS_FILE, out / "manifest.json"])
-            runs.end(parent, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            runs.end_children(parent, "KILLED")
+            runs.end(parent, status)
         raise
     if runs is not None and parent is not None:
         log_sweep_outcome(runs, parent, out, data=Path(data), guardrails=gcfg, baseline=baseline)

@@ -139,6 +139,18 @@ class MlflowRuns:
         """``FINISHED``, ``FAILED`` or ``KILLED`` (an interrupted run)."""
         self.client.set_terminated(run_id, status=status)
 
+    def end_children(self, parent_id: str, status: str) -> int:
+        """End the still-running runs nested under ``parent_id`` (trials a stopped sweep cut short);
+        returns how many."""
+        open_runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'",
+            max_results=10000,
+        )
+        for run in open_runs:
+            self.end(run.info.run_id, status)
+        return len(open_runs)
+
     def reopen(self, run_id: str) -> bool:
         """Mark an existing run RUNNING again (a resumed sweep's parent run); False if it is gone."""
         try:
