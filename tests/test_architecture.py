@@ -209,5 +209,5 @@ def test_the_trackers_are_imported_only_when_named() -> None:
         f"crucible_ray.distributed._train, crucible_ray.cli._main; {found}; "
         f"import crucible_ray.distributed._tracking; {found}"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True, timeout=120)
     assert out.stdout.split() == ["[]", "['mlflow']"]
