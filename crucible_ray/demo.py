@@ -114,7 +114,9 @@ def run_demo(
             under it) to MLflow (docs/tracking.md).
     """
     tracking: dict[str, Any] = {"mlflow_uri": mlflow_uri, "mlflow_experiment": mlflow_experiment}
-    MlflowTarget.from_options(mlflow_uri, mlflow_experiment)  # a flag error before any work
+    target = MlflowTarget.from_options(mlflow_uri, mlflow_experiment)
+    if target is not None:
+        target.open()  # a flag error or a store that cannot be opened stops the demo before any work
     out = Path(output_dir).resolve()
     pick = 1 if quick else 0
     s = {k: v[pick] for k, v in _SETTINGS.items()}

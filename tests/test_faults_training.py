@@ -126,14 +126,16 @@ def test_a_killed_train_driver_continues_where_it_stopped(
     ray_cluster: Any, synthetic_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``train`` SIGKILLed after its first milestone; the same command continues it (from its last
-    recovery checkpoint) to the uninterrupted run's scoreboards."""
+    recovery checkpoint) to the uninterrupted run's scoreboards, and in the same MLflow run."""
     args = ["train", "--data", str(synthetic_world), "--ratio", "75_15_10", "--steps", "200,400"]
     args += ["--seed", "9", "--eval-every", "100", "--batch-size", "16", "--encoder", TINY]
     straight = tmp_path / "straight"
     assert run([*args, "--output-dir", str(straight)]) == 0
     out = tmp_path / "killed"
     log = tmp_path / "driver.log"
-    proc = _driver([EXE, *args, "--output-dir", str(out)], ray_cluster, log)
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args_killed = [*args, "--output-dir", str(out), "--mlflow-uri", mlflow_uri]
+    proc = _driver([EXE, *args_killed], ray_cluster, log)
     code = _signal_when(
         proc,
         lambda: (out / "scoreboard_step_200.json").exists() and not (out / "scoreboard_step_400.json").exists(),
@@ -151,7 +153,7 @@ def test_a_killed_train_driver_continues_where_it_stopped(
     (out / ".recovery-staging-k1ll3d" / "state.pt").write_bytes(b"PK\x03\x04 cut short")
     capsys.readouterr()
 
-    assert run([*args, "--output-dir", str(out)]) == 0
+    assert run(args_killed) == 0
     assert "continuing the interrupted run" in capsys.readouterr().err
     for step in (100, 200, 300, 400):
         assert _board(out / f"scoreboard_step_{step}.json") == _board(straight / f"scoreboard_step_{step}.json")
@@ -162,6 +164,24 @@ def test_a_killed_train_driver_continues_where_it_stopped(
     assert not (out / "ray_train").exists()
     _no_partial_files(out)
     _each_step_once(out / "tensorboard", 400)
+    _continued_in_the_same_mlflow_run(mlflow_uri, manifest, out)
+
+
+def _continued_in_the_same_mlflow_run(uri: str, manifest: dict[str, Any], out: Path) -> None:
+    """One MLflow run for the killed run and its continuation, FINISHED, each milestone once."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("crucible-ray")
+    assert exp is not None
+    [run_] = client.search_runs([exp.experiment_id])
+    assert run_.info.status == "FINISHED" and run_.info.run_id == manifest["mlflow"]["run_id"]
+    for key in ("retention", "generalization"):
+        history = client.get_metric_history(run_.info.run_id, key)
+        assert sorted(m.step for m in history) == [200, 400], key
+        for m in history:
+            board = cr.Scoreboard.read(out / f"scoreboard_step_{m.step}.json")
+            assert m.value == pytest.approx(board.flat_metrics()[key])
 
 
 # A driver whose process dies (SIGKILL: no cleanup, no handler) the moment it writes the results
@@ -265,13 +285,13 @@ def _resumed_into_the_same_mlflow_run(uri: str, table: pd.DataFrame) -> None:
     assert parent.info.status == "FINISHED" and parent.data.tags.get("crucible.recommended")
     trials = [r for r in runs if r.data.tags["crucible.kind"] == "trial"]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
-    # Every trial has a finished run (whether it ran before the stop or after); a trial the stop cut
-    # short has a KILLED one too; nothing is left RUNNING.
-    assert {r.info.status for r in trials} <= {"FINISHED", "KILLED"}
-    finished = [r for r in trials if r.info.status == "FINISHED"]
-    assert sorted(r.info.run_name for r in finished) == sorted(table["trial_id"].unique())
-    for r in finished:
-        assert max(m.step for m in client.get_metric_history(r.info.run_id, "retention")) == 200
+    # One run per trial, FINISHED, whether the trial ran before the stop or after: a trial the stop cut
+    # short went on in its own run, which holds every milestone once (the one logged before the stop too).
+    assert sorted(r.info.run_name for r in trials) == sorted(table["trial_id"].unique())
+    assert {r.info.status for r in trials} == {"FINISHED"}
+    for r in trials:
+        steps = sorted(m.step for m in client.get_metric_history(r.info.run_id, "retention"))
+        assert steps == [100, 200], (r.info.run_name, steps)
 
 
 def _alive(kind: str) -> list[Any]:

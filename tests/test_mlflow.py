@@ -7,6 +7,7 @@ A SQLite store (the file store is closed in MLflow 3) and an ``mlflow server`` t
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -20,10 +21,13 @@ import pandas as pd
 import pytest
 from crucible_ray.cli._main import run
 from mlflow import MlflowClient  # the `mlflow` extra, which make test installs
+from ray import cloudpickle  # how Tune saves a run's callbacks (tuner.pkl)
 
 import crucible_ray as cr
-from crucible_ray.sweeps import recommended_trials
-from crucible_ray.tracking import MlflowTarget, miner_params, run_params
+from crucible_ray.distributed._tracking import TrialRunLogger
+from crucible_ray.sweeps import GRID_PARAM, SweepSpace, recommended_trials
+from crucible_ray.tracking import TAG_KIND, MlflowTarget, best_effort, miner_params, mlflow_run, redact_uri, run_params
+from crucible_ray.tracking._mlflow import _artifact_root
 
 TINY = "hashed-ngram:buckets=4096,dim=32"
 
@@ -267,8 +271,123 @@ def test_params_flatten_the_config_and_name_the_miner_settings(tmp_path: Path) -
     assert params["encoder.mode"] == "frozen-head" and params["miner.organic_mined.lineups"] == 10
 
 
-def test_targets_and_artifact_locations() -> None:
+def test_targets_and_artifact_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert MlflowTarget.from_options(None) is None
-    assert MlflowTarget.from_options("sqlite:///x.db") == MlflowTarget("sqlite:///x.db", "crucible-ray")
+    # A relative SQLite path is made absolute: a run resumed from another folder finds the same database.
+    assert MlflowTarget.from_options("sqlite:///x.db") == MlflowTarget(f"sqlite:///{tmp_path}/x.db", "crucible-ray")
+    assert MlflowTarget.from_options("sqlite:///d/x.db?timeout=5", "e").uri == f"sqlite:///{tmp_path}/d/x.db?timeout=5"
+    for kept in ("sqlite:////abs/x.db", "sqlite:///:memory:", "http://127.0.0.1:5000", "databricks"):
+        assert MlflowTarget.from_options(kept).uri == kept  # type: ignore[union-attr]
     with pytest.raises(cr.ConfigError, match="empty"):
         MlflowTarget.from_options(" ")
+    # A password in the URI is not shown in logs nor kept in manifests.
+    secret = MlflowTarget("https://me:s3cret@mlflow.example.com:8443/path", "e")
+    assert secret.to_dict() == {"uri": "https://me:***@mlflow.example.com:8443/path", "experiment": "e"}
+    assert redact_uri("http://127.0.0.1:5000/x") == "http://127.0.0.1:5000/x"
+    assert redact_uri("https://token@host/x") == "https://token@host/x"
+    # Artifacts of a SQLite store go beside the database, by experiment; other stores keep their default.
+    assert _artifact_root(MlflowTarget("sqlite:////a/b/runs.db", "my exp/1")) == "file:///a/b/mlartifacts/my_exp_1"
+    assert _artifact_root(MlflowTarget("sqlite:///:memory:")) is None
+    assert _artifact_root(MlflowTarget("http://127.0.0.1:5000")) is None
+
+
+def test_a_deleted_experiment_or_run_is_named_not_used(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 's.db'}"
+    runs = MlflowTarget(uri, "gone").open()
+    run_id = runs.start("r", params={"odd key!": 1, "miner.my pool.lineups": 10, "none": None})
+    client = _client(uri)
+    assert client.get_run(run_id).data.params == {"odd key_": "1", "miner.my pool.lineups": "10"}
+    runs.end(run_id)
+    assert runs.reopen(run_id) and client.get_run(run_id).info.status == "RUNNING"
+    client.delete_run(run_id)
+    assert not runs.reopen(run_id) and not runs.reopen("no-such-run")
+    client.delete_experiment(runs.experiment_id)
+    with pytest.raises(cr.ConfigError, match=r"'gone' is deleted in sqlite:.*mlflow experiments restore"):
+        MlflowTarget(uri, "gone").open()
+
+
+class _TuneTrial:
+    """What the trial logger reads of a Ray Tune trial: its config and its name (Tune's side)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def __str__(self) -> str:
+        return f"_trial_{self.config[GRID_PARAM]}"
+
+
+def _result(step: int, retention: float) -> dict[str, Any]:
+    return {"step": step, "retention": retention, "generalization": retention / 2, "done": False, "trial_id": "t"}
+
+
+def test_a_resumed_trial_goes_on_in_its_own_run_and_logs_each_milestone_once(tmp_path: Path) -> None:
+    """Tune restores the callback of a sweep whose driver died: the trial it runs again continues in its
+    earlier MLflow run (which the resumed sweep had ended KILLED), and a milestone it reports again is
+    not logged twice."""
+    uri = f"sqlite:///{tmp_path / 's.db'}"
+    runs = MlflowTarget(uri, "resume").open()
+    parent = runs.start("sweep", tags={TAG_KIND: "sweep"})
+    space = SweepSpace(grid={"ratio": ["85_10_5"], "seed": [1]}, steps=[40, 80], train={"encoder": TINY})
+    [t] = space.trials()
+    first = TrialRunLogger(runs.target, parent, space, tmp_path / "out", tmp_path)
+    first.setup()
+    trial = _TuneTrial({GRID_PARAM: t.key})
+    first.log_trial_start(trial)
+    first.log_trial_result(1, trial, _result(40, 0.5))
+    # The driver dies here. The resumed sweep reopens its parent run and ends what was left RUNNING...
+    assert runs.reopen(parent) and runs.end_children(parent, "KILLED") == 1
+    second = cloudpickle.loads(cloudpickle.dumps(first))  # ... and Tune restores the callbacks it saved
+    second.setup()
+    again = _TuneTrial({GRID_PARAM: t.key})
+    second.log_trial_start(again)
+    second.log_trial_result(1, again, _result(40, 0.5))  # a trial that restarts reports step 40 again
+    second.log_trial_result(2, again, _result(80, 0.75))
+    second.log_trial_end(again)
+    client = _client(uri)
+    [run_] = [r for r in _runs(client, "resume") if r.data.tags.get(TAG_KIND) == "trial"]
+    assert run_.info.run_name == t.key and run_.info.status == "FINISHED"
+    assert run_.data.params["ratio"] == "85_10_5" and run_.data.params["encoder.kind"] == "hashed-ngram"
+    history = client.get_metric_history(run_.info.run_id, "retention")
+    assert sorted((m.step, m.value) for m in history) == [(40, 0.5), (80, 0.75)]
+    assert "trial_id" not in run_.data.metrics and "done" not in run_.data.metrics
+
+
+def test_a_store_that_breaks_mid_sweep_costs_a_warning_not_a_trial(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "s.db"
+    runs = MlflowTarget(f"sqlite:///{db}", "broken").open()
+    parent = runs.start("sweep", tags={TAG_KIND: "sweep"})
+    space = SweepSpace(grid={"ratio": ["85_10_5", "70_20_10"], "seed": [1]}, steps=[40], train={"encoder": TINY})
+    logger = TrialRunLogger(runs.target, parent, space, tmp_path / "out", tmp_path)
+    logger.setup()
+    a, b = (_TuneTrial({GRID_PARAM: t.key}) for t in space.trials())
+    logger.log_trial_start(a)
+    db.write_bytes(b"not a database" * 1000)  # the store breaks
+    with caplog.at_level(logging.WARNING, logger="crucible_ray"):
+        logger.log_trial_result(1, a, _result(40, 0.5))
+        logger.log_trial_result(2, a, _result(40, 0.5))
+        logger.log_trial_end(a)
+        logger.log_trial_start(b)
+        logger.log_trial_result(1, b, _result(40, 0.5))
+        logger.log_trial_end(b, failed=True)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # One line per kind of call, naming what was not logged; no exception reaches Tune.
+    assert len(warned) == len(set(warned)) >= 3, warned
+    assert all(w.startswith("MLflow: could not ") and "the run goes on without it" in w for w in warned), warned
+    assert any("log a trial's milestone" in w for w in warned) and any("start a trial's run" in w for w in warned)
+
+
+def test_logging_after_the_work_never_changes_its_outcome(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``mlflow_run``: the block's own error is what propagates, even when ending the run fails too."""
+    db = tmp_path / "s.db"
+    runs = MlflowTarget(f"sqlite:///{db}").open()
+    with pytest.raises(ValueError, match="the run's own error"):
+        with mlflow_run(runs, "r", params={}, tags={}):
+            db.write_bytes(b"not a database" * 1000)
+            raise ValueError("the run's own error")
+    with caplog.at_level(logging.WARNING, logger="crucible_ray"), best_effort("log a thing"):
+        runs.log_metrics("no-run", {"x": 1.0}, 1)
+    warned = [r.getMessage().split(" (")[0] for r in caplog.records]
+    assert warned == ["MLflow: could not end the run", "MLflow: could not log a thing"]

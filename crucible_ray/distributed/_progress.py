@@ -18,8 +18,8 @@ class ProgressWatcher:
     """Polls ``root`` for new ``pattern`` files (scoreboards) and logs retention and generalization.
 
     With ``pattern="*/scoreboard_step_*.json"`` (a sweep's trials), each line names the trial folder.
-    ``on_board`` is also called with each new scoreboard (a run's live MLflow metrics); an error there is
-    logged once and the watcher goes on.
+    ``on_board`` is also called with each new scoreboard (a run's live MLflow metrics); after an error
+    there it is logged once and not called again (the run logs what is left when it ends).
     """
 
     def __init__(
@@ -40,8 +40,11 @@ class ProgressWatcher:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling. With a hook, wait for a call in flight to end (the caller then logs what is left
+        and must not race it)."""
         self._stop.set()
-        self._thread.join(timeout=2)
+        if self._thread.is_alive():
+            self._thread.join(timeout=None if self.on_board is not None else 2)
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
@@ -62,7 +65,7 @@ class ProgressWatcher:
                     _fmt(b.retention),
                     _fmt(b.generalization),
                 )
-                if self.on_board is not None:
+                if self.on_board is not None and not self._hook_failed:
                     self._call_hook(b)
 
     def _call_hook(self, board: Scoreboard) -> None:

@@ -57,7 +57,15 @@ from crucible_ray.sweeps import (
     write_results,
     write_trial_status,
 )
-from crucible_ray.tracking import TAG_KIND, TAG_OUTPUT, MlflowRuns, MlflowTarget, log_sweep_outcome, sweep_params
+from crucible_ray.tracking import (
+    TAG_KIND,
+    TAG_OUTPUT,
+    MlflowRuns,
+    MlflowTarget,
+    best_effort,
+    log_sweep_outcome,
+    sweep_params,
+)
 from crucible_ray.training import prepare_training
 from crucible_ray.worlds import world_ratio_pools
 
@@ -154,8 +162,15 @@ def sweep(
         callbacks = [*(callbacks or ()), _wandb_logger(wandb_project, sp, out, Path(data))]
     runs = tracker.open() if tracker is not None else None  # a bad URI fails here, before Ray starts
     if runs is not None:
-        if parent is None or not runs.reopen(parent):
+        if parent is None:
             parent = runs.start(out.name, params=sweep_params(sp), tags={TAG_KIND: "sweep", TAG_OUTPUT: str(out)})
+        elif runs.reopen(parent):
+            runs.end_children(parent, "KILLED")  # what a driver that died left RUNNING; resumed trials reopen theirs
+        else:
+            raise ConfigError(
+                f"{out} logs to MLflow run {parent} in {runs.target.shown_uri}, which is gone or deleted: restore "
+                f"it (mlflow runs restore --run-id {parent}) or start a new sweep"
+            )
         callbacks = [*(callbacks or ()), _trial_logger(runs, parent, sp, out, Path(data))]
     out.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(
@@ -178,13 +193,17 @@ def sweep(
     except BaseException as e:
         if runs is not None and parent is not None:  # the results so far; trials cut short end KILLED
             status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
-            runs.log_files(parent, [out / RESULTS_FILE, out / "manifest.json"])
-            runs.end_children(parent, "KILLED")
-            runs.end(parent, status)
+            with best_effort("log the sweep's results so far"):
+                runs.log_files(parent, [out / RESULTS_FILE, out / "manifest.json"])
+            with best_effort("end the sweep's runs"):
+                runs.end_children(parent, "KILLED")
+                runs.end(parent, status)
         raise
-    if runs is not None and parent is not None:
-        log_sweep_outcome(runs, parent, out, data=Path(data), guardrails=gcfg, baseline=baseline)
-        runs.end(parent, "FINISHED")
+    if runs is not None and parent is not None:  # the sweep is done: logging its outcome cannot undo that
+        with best_effort("log the sweep's outcome"):
+            log_sweep_outcome(runs, parent, out, data=Path(data), guardrails=gcfg, baseline=baseline)
+        with best_effort("end the sweep's run"):
+            runs.end(parent, "FINISHED")
         log.info("logged to MLflow: %s", runs.run_url(parent))
     return result
 
@@ -287,14 +306,20 @@ def _tracking_of(out: Path, given: MlflowTarget | None, *, resume: bool) -> tupl
                 "(start a new sweep with --mlflow-uri)"
             )
         return None, None
-    started = MlflowTarget(str(prev.get("uri", "")), str(prev.get("experiment", "")))
-    if given is not None and given != started:
+    uri, experiment = str(prev.get("uri", "")), str(prev.get("experiment", ""))
+    run_id = str(prev["run_id"]) if prev.get("run_id") else None
+    if given is not None:  # the manifest holds the URI without its password: compare it so
+        if (given.shown_uri, given.experiment) != (uri, experiment):
+            raise ConfigError(
+                f"{out} logs to MLflow at {uri} (experiment {experiment!r}); a resumed sweep keeps where it logs"
+            )
+        return given, run_id
+    if ":***@" in uri:
         raise ConfigError(
-            f"{out} logs to MLflow at {started.uri} (experiment {started.experiment!r}); "
-            "a resumed sweep keeps where it logs"
+            f"{out} logs to MLflow at {uri}, whose password is not kept: pass the same --mlflow-uri to resume "
+            "(or keep credentials in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
         )
-    run_id = prev.get("run_id")
-    return started, str(run_id) if run_id else None
+    return MlflowTarget(uri, experiment), run_id
 
 
 def _trial_logger(runs: MlflowRuns, parent: str, sp: SweepSpace, out: Path, data: Path) -> Any:

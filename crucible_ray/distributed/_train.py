@@ -19,15 +19,24 @@ from typing import Any
 
 from crucible_ray._logging import get_logger
 from crucible_ray.config import Ratio
-from crucible_ray.data import check_manifest_kind, check_outputs
+from crucible_ray.data import check_manifest_kind, check_outputs, read_json_object
 from crucible_ray.distributed._fit import fit_run
 from crucible_ray.distributed._progress import ProgressWatcher
 from crucible_ray.distributed._session import cluster_cpus_gpus, ray_session
-from crucible_ray.errors import ConfigError, TrainingError
+from crucible_ray.errors import ConfigError, CrucibleError, TrainingError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
 from crucible_ray.provenance import build_manifest, content_key, write_manifest
 from crucible_ray.scoreboard import Scoreboard
-from crucible_ray.tracking import TAG_KIND, TAG_OUTPUT, MlflowTarget, log_training_outputs, mlflow_run, run_params
+from crucible_ray.tracking import (
+    TAG_KIND,
+    TAG_OUTPUT,
+    MlflowRuns,
+    MlflowTarget,
+    best_effort,
+    log_training_outputs,
+    mlflow_run,
+    run_params,
+)
 from crucible_ray.training import TB_DIR, TrainConfig, prepare_training
 from crucible_ray.worlds import world_ratio_pools
 
@@ -121,17 +130,18 @@ def train(
     prepared = prepare_training(data, cfg)
     if gcfg.mode == "warn":
         enforce_dilution_floor(cfg.ratio, gcfg)  # warn once the inputs are known to be good
+    runs = tracker.open() if tracker is not None else None  # a bad URI fails here, before anything is touched
     out = Path(output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     key = run_key(cfg, prepared.inputs)
     storage = out / "ray_train"
+    earlier = _earlier_run(out, runs) if runs is not None and not restart and (storage / key).exists() else None
+    out.mkdir(parents=True, exist_ok=True)
     if restart:
         shutil.rmtree(storage / key, ignore_errors=True)
     if not (storage / key).exists():
         _clear_outputs(out)  # a fresh run: nothing from an earlier run may be mistaken for this one's
     else:
         log.info("continuing the interrupted run %s from its last eval point (--restart starts over)", key)
-    runs = tracker.open() if tracker is not None else None  # a bad URI fails here, before Ray starts
     manifest = build_manifest(
         "train",
         status="running",
@@ -149,20 +159,41 @@ def train(
         return _finish(out, cfg, manifest, t0, storage, key, gpu)
     params = run_params(manifest["config"], Path(data))
     tags = {TAG_KIND: "train", TAG_OUTPUT: str(out), "crucible.run_key": key}
-    with mlflow_run(runs, out.name, params=params, tags=tags) as run_id:
+    with mlflow_run(runs, out.name, params=params, tags=tags, resume_id=earlier) as run_id:
         manifest["mlflow"] = {**runs.target.to_dict(), "run_id": run_id}
         write_manifest(out, manifest)
         logged: set[int] = set()
+        if run_id == earlier:  # the continued run's MLflow run: what it logged before stays, once
+            with best_effort("read the continued run's milestones"):
+                logged |= runs.logged_steps(run_id)
+            log.info("continuing MLflow run %s", run_id)
 
         def log_board(board: Scoreboard) -> None:
-            runs.log_board(run_id, board)
-            logged.add(board.step or 0)
+            if (board.step or 0) not in logged:
+                runs.log_board(run_id, board)
+                logged.add(board.step or 0)
 
         gpu = _fit(cfg, prepared.data, out, key, storage, address, use_gpu, max_failures, on_board=log_board)
         result = _finish(out, cfg, manifest, t0, storage, key, gpu)
-        log_training_outputs(runs, run_id, out, logged_steps=logged)
+        with best_effort("log the run's checkpoint and scoreboards"):  # the run is done: this cannot undo it
+            log_training_outputs(runs, run_id, out, logged_steps=logged)
     log.info("logged to MLflow: %s", runs.run_url(run_id))
     return result
+
+
+def _earlier_run(out: Path, runs: MlflowRuns) -> str | None:
+    """The MLflow run an interrupted run in ``out`` logged to, when it logged to the same store and
+    experiment (a continued run goes on in it)."""
+    manifest = out / "manifest.json"
+    try:
+        prev = read_json_object(manifest).get("mlflow") if manifest.is_file() else None
+    except CrucibleError:
+        return None
+    if not isinstance(prev, dict) or not prev.get("run_id"):
+        return None
+    if (prev.get("uri"), prev.get("experiment")) != (runs.target.shown_uri, runs.target.experiment):
+        return None
+    return str(prev["run_id"])
 
 
 def _fit(

@@ -26,7 +26,29 @@ def trial_wandb_logger(project: str, space: SweepSpace, output_dir: Path, world:
         raise ConfigError(
             "--wandb-project needs Weights & Biases: pip install 'crucible-ray[wandb]' (or pip install wandb)"
         ) from e
+    if (mode or "online") not in _LOCAL_MODES and not _wandb_has_key():
+        raise ConfigError(
+            "--wandb-project logs online and W&B has no API key here: run `wandb login`, set WANDB_API_KEY, "
+            "or set WANDB_MODE=offline (upload later with `wandb sync`)"
+        )
     return TrialWandbLogger(project, space, output_dir, world, mode=mode)
+
+
+_LOCAL_MODES = frozenset({"offline", "dryrun", "disabled"})
+
+
+def _wandb_has_key() -> bool:
+    """Whether W&B can log in: ``WANDB_API_KEY``, or a key ``wandb login`` saved."""
+    import os
+
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        import wandb
+
+        return bool(wandb.login(prompt=False, verify=False))
+    except Exception:  # W&B's own check failed: let its callback say why
+        return True
 
 
 class TrialWandbLogger(WandbLoggerCallback):

@@ -52,15 +52,22 @@ class MlflowTarget:
 
     @classmethod
     def from_options(cls, uri: str | None, experiment: str | None = None) -> MlflowTarget | None:
-        """The target of ``--mlflow-uri``/``--mlflow-experiment`` (None without a URI)."""
+        """The target of ``--mlflow-uri``/``--mlflow-experiment`` (None without a URI). A relative SQLite
+        path is made absolute, so a run resumed from another folder logs to the same database."""
         if uri is None:
             if experiment is not None:
                 raise ConfigError("--mlflow-experiment needs --mlflow-uri")
             return None
-        return cls(uri, experiment or DEFAULT_EXPERIMENT)
+        return cls(_absolute_sqlite(uri), experiment or DEFAULT_EXPERIMENT)
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI without a password it may carry (``https://user:secret@host`` -> ``https://user:***@host``),
+        for logs and manifests. Credentials belong in ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``."""
+        return redact_uri(self.uri)
 
     def to_dict(self) -> dict[str, str]:
-        return {"uri": self.uri, "experiment": self.experiment}
+        return {"uri": self.shown_uri, "experiment": self.experiment}
 
     def open(self) -> MlflowRuns:
         """Connect (creating the experiment if it is new)."""
@@ -81,29 +88,49 @@ class MlflowRuns:
         self.target = target
         try:
             self.client = MlflowClient(tracking_uri=target.uri)
-            found = self.client.get_experiment_by_name(target.experiment)
-            if found is not None:
-                self.experiment_id = str(found.experiment_id)
-            else:
-                self.experiment_id = str(
-                    self.client.create_experiment(target.experiment, artifact_location=_artifact_root(target))
-                )
+            self.experiment_id = self._experiment_id()
+        except ConfigError:
+            raise
         except Exception as e:  # a bad URI, a store that is down, a refused request
-            raise ConfigError(f"--mlflow-uri {target.uri}: {_first_line(e)}") from e
+            raise ConfigError(f"--mlflow-uri {target.shown_uri}: {_first_line(e)}") from e
+
+    def _experiment_id(self) -> str:
+        name = self.target.experiment
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                return str(self.client.create_experiment(name, artifact_location=_artifact_root(self.target)))
+            except Exception:  # another driver created it meanwhile
+                found = self.client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"--mlflow-experiment {name!r} is deleted in {self.target.shown_uri}: restore it "
+                f"(mlflow experiments restore --experiment-id {found.experiment_id}) or name another"
+            )
+        return str(found.experiment_id)
 
     def start(
         self, name: str, *, params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None
     ) -> str:
-        """A new run (status RUNNING) with its params and tags; returns its id."""
+        """A new run (status RUNNING) with its params and tags; returns its id. A param the store refuses
+        ends the run FAILED and raises ConfigError."""
         run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags or {}))
         run_id = str(run.info.run_id)
-        self.log_params(run_id, params or {})
+        try:
+            self.log_params(run_id, params or {})
+        except Exception as e:
+            with best_effort("end the run"):
+                self.end(run_id, "FAILED")
+            raise ConfigError(f"MLflow refused the params of run {name!r}: {_first_line(e)}") from e
         return run_id
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Params by name (characters MLflow does not take in a key become ``_``); None is left out."""
         from mlflow.entities import Param
 
-        items = [Param(k, _param_text(v)) for k, v in sorted(params.items()) if v is not None]
+        items = [Param(_metric_key(k), _param_text(v)) for k, v in sorted(params.items()) if v is not None]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(run_id, params=items[i : i + 100])
 
@@ -152,33 +179,76 @@ class MlflowRuns:
         return len(open_runs)
 
     def reopen(self, run_id: str) -> bool:
-        """Mark an existing run RUNNING again (a resumed sweep's parent run); False if it is gone."""
+        """Mark an existing run of this experiment RUNNING again (a resumed run); False if it is gone or
+        deleted."""
         try:
+            run = self.client.get_run(run_id)
+            if run.info.lifecycle_stage != "active" or str(run.info.experiment_id) != self.experiment_id:
+                return False
             self.client.update_run(run_id, status="RUNNING")
         except Exception:
             return False
         return True
 
+    def find_trial(self, parent_id: str, trial_key: str) -> str | None:
+        """The latest run of the trial ``trial_key`` under ``parent_id`` (a trial a resumed sweep goes on
+        with), or None."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{TAG_TRIAL}` = '{trial_key}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return str(found[0].info.run_id) if found else None
+
+    def logged_steps(self, run_id: str, key: str = "retention") -> set[int]:
+        """The steps at which ``key`` was logged (what a resumed run need not log again)."""
+        return {int(m.step) for m in self.client.get_metric_history(run_id, key)}
+
     def run_url(self, run_id: str) -> str:
         """Where the run is shown: the UI page for a server URI, else the store and the run id."""
-        if self.target.uri.startswith(("http://", "https://")):
-            return f"{self.target.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
-        return f"{self.target.uri} (experiment {self.target.experiment!r}, run {run_id})"
+        uri = self.target.shown_uri
+        if uri.startswith(("http://", "https://")):
+            return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return f"{uri} (experiment {self.target.experiment!r}, run {run_id})"
 
 
 @contextmanager
-def mlflow_run(runs: MlflowRuns, name: str, *, params: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator[str]:
-    """A run for the block: FINISHED when it ends, KILLED on Ctrl-C (or SIGTERM), FAILED on an error."""
-    run_id = runs.start(name, params=params, tags=tags)
+def best_effort(what: str, warned: set[str] | None = None) -> Iterator[None]:
+    """For logging that must not change how a run ends: an error in the block (a store that went down, a
+    refused request) becomes one warning (once per ``what`` when ``warned`` is given) and the run goes on."""
+    try:
+        yield
+    except Exception as e:
+        if warned is None or what not in warned:
+            log.warning("MLflow: could not %s (%s); the run goes on without it", what, _first_line(e))
+        if warned is not None:
+            warned.add(what)
+
+
+@contextmanager
+def mlflow_run(
+    runs: MlflowRuns, name: str, *, params: Mapping[str, Any], tags: Mapping[str, str], resume_id: str | None = None
+) -> Iterator[str]:
+    """A run for the block: FINISHED when it ends, KILLED on Ctrl-C (or SIGTERM), FAILED on an error; an
+    error ending it is a warning, never in the way of the block's own outcome. ``resume_id``: an earlier
+    run to go on with (a continued run), when the store still has it; else a new run."""
+    if resume_id is not None and runs.reopen(resume_id):
+        run_id = resume_id
+    else:
+        run_id = runs.start(name, params=params, tags=tags)
     try:
         yield run_id
     except KeyboardInterrupt:
-        runs.end(run_id, "KILLED")
+        with best_effort("end the run"):
+            runs.end(run_id, "KILLED")
         raise
     except BaseException:
-        runs.end(run_id, "FAILED")
+        with best_effort("end the run"):
+            runs.end(run_id, "FAILED")
         raise
-    runs.end(run_id, "FINISHED")
+    with best_effort("end the run"):
+        runs.end(run_id, "FINISHED")
 
 
 def run_params(config: Mapping[str, Any], world: Path | None = None) -> dict[str, Any]:
@@ -271,6 +341,22 @@ def _compact(value: Any) -> str:
 def _metric_key(key: str) -> str:
     """MLflow keys hold letters, digits, ``_ - . / `` and spaces; anything else becomes ``_``."""
     return re.sub(r"[^\w\-./ ]", "_", key)
+
+
+def redact_uri(uri: str) -> str:
+    """``scheme://user:password@host...`` with the password replaced by ``***``."""
+    return re.sub(r"^([A-Za-z][\w+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", uri)
+
+
+def _absolute_sqlite(uri: str) -> str:
+    """``sqlite:///runs.db`` (relative to the current folder) as ``sqlite:////abs/runs.db``."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    rest, _, query = uri[len(prefix) :].partition("?")
+    if not rest or rest == ":memory:" or rest.startswith("/"):
+        return uri
+    return prefix + str(Path(rest).resolve()) + (f"?{query}" if query else "")
 
 
 def _artifact_root(target: MlflowTarget) -> str | None:

@@ -3,7 +3,8 @@
 The trials' own runs are logged live by the Ray shell (Tune's MLflow callback, nested under the parent
 with MLflow's ``mlflow.parentRunId`` tag). When the sweep ends, the parent run gets the results table,
 the Pareto table, the guardrail report and the HTML report as artifacts, the frontier's figures as
-metrics, and the recommended config as a tag, which is also set on each of that config's trial runs.
+metrics, and the recommended config as a tag, which is also set on each of that config's finished trial
+runs.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ def log_sweep_outcome(
     """Log a finished sweep's outcome to its parent run; returns the recommended config (None when no
     trial completed: then only the results table and the manifest are logged)."""
     runs.log_files(parent_id, [out / RESULTS_FILE, out / "manifest.json"])
+    gcfg = guardrails or GuardrailConfig()
     try:
-        front = pareto(out, baseline=baseline)
+        front = pareto(out, baseline=baseline, legacy_pool=gcfg.legacy_pool)
     except CrucibleError as e:  # no complete trial, one seed only...: nothing to analyse
         log.warning("MLflow: no Pareto analysis to log (%s)", e)
         return None
-    guard = check_guardrails(results_dir=out, config=guardrails)  # writes guardrails.json beside the results
+    guard = check_guardrails(results_dir=out, config=gcfg, baseline_config=baseline)  # writes guardrails.json
     with tempfile.TemporaryDirectory(prefix="crucible-mlflow-") as tmp:
         t = Path(tmp)
         front.table.to_csv(t / "pareto.csv", index=False)
@@ -72,6 +74,6 @@ def log_sweep_outcome(
     for run in runs.client.search_runs(
         [runs.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'", max_results=10000
     ):
-        if run.data.tags.get(TAG_TRIAL) in trials:
+        if run.data.tags.get(TAG_TRIAL) in trials and run.info.status == "FINISHED":
             runs.set_tags(run.info.run_id, {TAG_RECOMMENDED: front.recommended})
     return front.recommended
