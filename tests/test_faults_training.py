@@ -168,7 +168,7 @@ def test_a_killed_train_driver_continues_where_it_stopped(
 
 
 def _continued_in_the_same_mlflow_run(uri: str, manifest: dict[str, Any], out: Path) -> None:
-    """One MLflow run for the killed run and its continuation, FINISHED, each milestone once."""
+    """One MLflow run for the killed run and its continuation, FINISHED, each eval point once."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -178,7 +178,7 @@ def _continued_in_the_same_mlflow_run(uri: str, manifest: dict[str, Any], out: P
     assert run_.info.status == "FINISHED" and run_.info.run_id == manifest["mlflow"]["run_id"]
     for key in ("retention", "generalization"):
         history = client.get_metric_history(run_.info.run_id, key)
-        assert sorted(m.step for m in history) == [200, 400], key
+        assert sorted(m.step for m in history) == [100, 200, 300, 400], key  # each eval point, once
         for m in history:
             board = cr.Scoreboard.read(out / f"scoreboard_step_{m.step}.json")
             assert m.value == pytest.approx(board.flat_metrics()[key])

@@ -59,3 +59,25 @@ def test_a_resumed_sweep_cannot_add_wandb(synthetic_world: Path, tmp_path: Path)
     with pytest.raises(cr.ConfigError, match="apply to a new sweep"):
         cr.sweep(synthetic_world, output_dir=out, ratios="85_10_5", seeds="1", steps="20", resume=True,
                  wandb_project="p")  # fmt: skip
+
+
+def test_online_without_a_key_stops_before_the_sweep(
+    synthetic_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """W&B online with no API key and no saved login: one line, exit 2, before Ray starts or anything
+    is written (Ray's callback would fail only once the sweep had started)."""
+    from crucible_ray.cli._main import run
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no saved login
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    out = tmp_path / "s"
+    code = run(
+        ["sweep", "ratio", "--data", str(synthetic_world), "--ratios", "85_10_5", "--seeds", "1", "--steps", "20"]
+        + ["--output-dir", str(out), "--wandb-project", "p"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("crucible-ray: error: --wandb-project logs online and W&B has no API key"), err
+    assert not out.exists()
