@@ -59,16 +59,14 @@ def log_sweep_outcome(
         report(out, t / REPORT_ARTIFACT, data=data)
         runs.log_files(parent_id, [t / "pareto.csv", t / "pareto.json", t / REPORT_ARTIFACT, out / GUARDRAILS_FILE])
     rec = front.recommended_row
-    runs.log_metrics(
-        parent_id,
-        {
-            "hypervolume": front.hypervolume,
-            "recommended_retention": float(rec["retention_mean"]),
-            "recommended_generalization": float(rec["generalization_mean"]),
-            "guardrail_violations": float(len(guard.violations)),
-        },
-        step=int(rec["step"]),
-    )
+    outcome = {
+        "hypervolume": front.hypervolume,
+        "recommended_retention": float(rec["retention_mean"]),
+        "recommended_generalization": float(rec["generalization_mean"]),
+        "guardrail_violations": float(len(guard.violations)),
+    }
+    if runs.client.get_run(parent_id).data.metrics != outcome:  # resuming a finished sweep logs nothing twice
+        runs.log_metrics(parent_id, outcome, step=int(rec["step"]))
     runs.set_tags(parent_id, {TAG_RECOMMENDED: front.recommended})
     trials = set(recommended_trials(load_results(out), front))
     for run in runs.client.search_runs(
