@@ -225,3 +225,35 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
     torch.save({"hello": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(cr.EncoderError, match="not a crucible-ray checkpoint"):
         cr.load_encoder(tmp_path / "other.pt")
+
+
+@pytest.mark.st
+@pytest.mark.parametrize("spec", ["minilm:mode=full", "minilm:mode=frozen-head"])
+def test_cpu_streams_give_the_one_thread_vectors_in_input_order(spec: str, tmp_path: Path) -> None:
+    """On a CPU a MiniLM encoder runs its batches in single-threaded streams (one per torch thread):
+    each batch is computed on one thread, so 2 or 3 streams give exactly the bits of encoding with one
+    torch thread, rows in input order; the caller's torch thread count is left as it was."""
+    from crucible_ray.encoders import feature_table
+
+    enc = cr.build_encoder(spec, device="cpu")
+    texts = [f"{w} number {i}" + " long" * (i % 7) for i, w in enumerate(["dog", "cat", "quark", "café"] * 9)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert enc.encode_streams() == 1
+        single = enc.encode(texts, batch_size=4)
+        torch.set_num_threads(1)
+        single_features = feature_table(enc, texts, tmp_path / "one", batch_size=4).features
+        for n in (2, 3):
+            torch.set_num_threads(n)
+            assert enc.encode_streams() == n
+            np.testing.assert_array_equal(enc.encode(texts, batch_size=4), single)
+            assert torch.get_num_threads() == n  # restored after the streams
+            if "frozen" in spec:
+                table = feature_table(enc, texts, tmp_path / f"s{n}", batch_size=4)
+                np.testing.assert_array_equal(table.features, single_features)
+        one_by_one = np.concatenate([enc.encode([t]) for t in texts[:5]])
+        np.testing.assert_allclose(single[:5], one_by_one, atol=1e-5)  # in input order
+    finally:
+        torch.set_num_threads(threads)
+    assert cr.build_encoder("hashed-ngram", device="cpu").encode_streams() == 1  # a kind that does not ask

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from crucible_ray.encoders._streams import encode_sorted
+
 Role = Literal["query", "document"]
 """What a text is to the model: an anchor (``query``) or a positive, negative or corpus text (``document``)."""
 
@@ -23,7 +25,9 @@ class EncoderModule(Protocol):
     no gradient flows through it); ``forward`` maps features to unnormalised embeddings (n, d).
     ``trainable_state`` is what a checkpoint stores (for a frozen backbone, only the head).
     A kind may also set ``prompts`` (``{"query": ..., "document": ...}``), the text put before each
-    role's texts (sentence-transformers models declare them); none by default.
+    role's texts (sentence-transformers models declare them); none by default; and
+    ``stream_encoding = True`` when :meth:`Encoder.encode` on a CPU should run its batches in
+    single-threaded streams (crucible_ray/encoders/_streams.py); off by default.
     """
 
     dim: int
@@ -108,22 +112,25 @@ class Encoder:
         model's prompt. Texts are batched longest first, so a padded (transformer) batch holds texts of
         similar length; the result does not depend on that order beyond float rounding.
         """
-        texts = self.prompted(texts, role)
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
         was_training = self.module.training
         self.module.eval()
         try:
-            chunks = [
-                self.embed([texts[j] for j in order[i : i + batch_size]], role=None).float().cpu().numpy()
-                for i in range(0, len(texts), batch_size)
-            ]
+            return encode_sorted(
+                self.prompted(texts, role),
+                lambda batch: self.embed(batch, role=None).float().cpu().numpy(),
+                batch_size=batch_size,
+                dim=self.dim,
+                streams=self.encode_streams(),
+            )
         finally:
             self.module.train(was_training)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        out[order] = np.concatenate(chunks)
-        return out
+
+    def encode_streams(self) -> int:
+        """How many single-threaded streams :meth:`encode` runs batches in: on a CPU, one per torch
+        thread of the caller for a kind that asks for it (``stream_encoding``); else 1."""
+        if self.device.type != "cpu" or not getattr(self.module, "stream_encoding", False):
+            return 1
+        return torch.get_num_threads()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint stores, detached and on the CPU."""

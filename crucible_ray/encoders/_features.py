@@ -23,10 +23,14 @@ from torch import nn
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path
 from crucible_ray.encoders._base import Encoder, Role
+from crucible_ray.encoders._streams import encode_sorted
 
 log = get_logger(__name__)
 
 CACHE_DIR = Path(".cache") / "features"
+#: Texts per backbone batch: sentence-transformers' default on a CPU (where streams share the cores), more on a GPU.
+CPU_FEATURE_BATCH = 32
+GPU_FEATURE_BATCH = 128
 
 
 def text_key(text: str) -> bytes:
@@ -83,14 +87,20 @@ def backbone_key(encoder: Encoder) -> str:
 
 
 def feature_table(
-    encoder: Encoder, texts: Iterable[str], cache_root: str | Path, *, batch_size: int = 128, encode: bool = True
+    encoder: Encoder,
+    texts: Iterable[str],
+    cache_root: str | Path,
+    *,
+    batch_size: int | None = None,
+    encode: bool = True,
 ) -> FeatureTable:
     """Backbone features for ``texts``, read from and added to the cache under ``cache_root``.
 
     ``texts`` are as the backbone sees them: put a model's prompts on first (:meth:`Encoder.prompted`).
 
     With ``encode=False`` nothing is embedded: the table holds what the cache already has (possibly
-    every cached text, not only ``texts``).
+    every cached text, not only ``texts``). ``batch_size``: texts per backbone batch (default 32 on a
+    CPU, 128 on a GPU).
     """
     path = Path(cache_root) / CACHE_DIR / f"{backbone_key(encoder)}.npz"
     keys, feats = np.zeros((0, 16), dtype=np.uint8), None
@@ -114,18 +124,16 @@ def feature_table(
     return FeatureTable(keys, feats if feats is not None else np.zeros((0, 0), dtype=np.float32))
 
 
-@torch.inference_mode()  # numpy out: nothing here is ever differentiated
-def _backbone_features(encoder: Encoder, texts: list[str], batch_size: int) -> np.ndarray:
+def _backbone_features(encoder: Encoder, texts: list[str], batch_size: int | None) -> np.ndarray:
     module = encoder.module
     module.eval()
-    order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a padded batch
-    chunks = [
-        module.backbone_embed([texts[j] for j in order[i : i + batch_size]], encoder.device).float().cpu().numpy()  # type: ignore[operator]
-        for i in range(0, len(texts), batch_size)
-    ]
-    out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
-    out[order] = np.concatenate(chunks)
-    return out
+    cpu = encoder.device.type == "cpu"
+    return encode_sorted(
+        texts,
+        lambda batch: module.backbone_embed(batch, encoder.device).float().cpu().numpy(),  # type: ignore[operator]
+        batch_size=batch_size or (CPU_FEATURE_BATCH if cpu else GPU_FEATURE_BATCH),
+        streams=encoder.encode_streams(),
+    )
 
 
 class CachedFeatureEncoder(Encoder):

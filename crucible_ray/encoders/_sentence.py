@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,8 @@ from crucible_ray.errors import EncoderError
 
 MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 _INSTALL_HINT = "install the st extra: pip install 'crucible-ray[st]'"
+#: Encoding streams (crucible_ray/encoders/_streams.py) share a model: they tokenise one at a time.
+_TOKENIZER_LOCK = threading.Lock()
 
 
 class SentenceTransformerParams(BaseModel):
@@ -168,6 +171,7 @@ class SentenceTransformerModule(nn.Module):
     """A sentence-transformers backbone with an optional trainable linear head."""
 
     backbone: Any  # a SentenceTransformer (typed loosely: the extra may not be installed)
+    stream_encoding = True  # a small transformer: on a CPU, encode in single-threaded streams
 
     def __init__(self, params: SentenceTransformerParams) -> None:
         super().__init__()
@@ -217,7 +221,8 @@ class SentenceTransformerModule(nn.Module):
     def _tokenize(self, texts: Sequence[str], device: torch.device) -> dict[str, Any]:
         # sentence-transformers >= 5.x names it `preprocess`; older releases `tokenize`.
         prepare = getattr(self.backbone, "preprocess", None) or self.backbone.tokenize
-        features = prepare(list(texts))
+        with _TOKENIZER_LOCK:  # a fast tokenizer sets its padding/truncation on a call: one thread at a time
+            features = prepare(list(texts))
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
 
     def forward(self, features: Any) -> torch.Tensor:

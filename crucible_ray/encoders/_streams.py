@@ -1,0 +1,67 @@
+"""Encoding many texts: length-sorted batches, spread over single-threaded streams on a CPU.
+
+A small transformer such as MiniLM keeps a CPU's cores poorly busy when one batch at a time runs
+on all of them: its matrices are small, so the threads spend much of each operation waiting at
+OpenMP's barriers. Two batches at a time, each on one thread, keep the same cores busier for
+fewer CPU-seconds (measured in docs/mining.md, "Encoding on a CPU"). :func:`encode_sorted` does
+that when the caller runs with more than one torch thread: each stream is a Python thread with
+one torch thread, taking the next batch in length order.
+
+With streams, every batch is computed on one thread, so the vectors do not depend on how many
+streams there were (two or eight give the same bits); against one multi-threaded stream they
+differ by float rounding only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+__all__ = ["encode_sorted"]
+
+
+def encode_sorted(
+    texts: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+    *,
+    batch_size: int,
+    dim: int = 0,
+    streams: int = 1,
+) -> np.ndarray:
+    """``embed`` over ``texts`` in batches of similar length; returns (n, d) float32 in input order
+    (``dim``: the width returned for no texts).
+
+    Texts are batched longest first, so a padded (transformer) batch holds texts of similar length.
+    With ``streams > 1`` the batches run on that many threads, each with one torch thread (inference
+    mode on in each); the caller's torch thread count is restored afterwards.
+    """
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    batches = [[texts[j] for j in order[i : i + batch_size]] for i in range(0, len(texts), batch_size)]
+    streams = min(streams, len(batches))
+    if streams <= 1:
+        with torch.inference_mode():
+            chunks = [embed(b) for b in batches]
+    else:
+        threads = torch.get_num_threads()
+
+        def run(batch: list[str]) -> np.ndarray:
+            with torch.inference_mode():  # thread-local: each stream turns it on for itself
+                return embed(batch)
+
+        try:
+            with ThreadPoolExecutor(streams, thread_name_prefix="crucible-encode", initializer=_one_thread) as pool:
+                chunks = list(pool.map(run, batches))  # in submission order: longest batches first
+        finally:
+            torch.set_num_threads(threads)  # the MKL setting is process-wide: put the caller's back
+    out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
+    out[order] = np.concatenate(chunks)
+    return out
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
