@@ -1,7 +1,7 @@
 """Mining benchmarks, side by side in one run (ratios matter; absolute times depend on the machine).
 
     python benchmarks/mining.py                  # every part
-    python benchmarks/mining.py --parts st       # one part: pipeline, validation, st, memory
+    python benchmarks/mining.py --parts st       # one part: pipeline, validation, st, encode, memory
 
 - pipeline:   ``crucible_ray.mine`` (the Ray Data pipeline, one actor) vs a plain script that reads the
               same files, runs the same kernel in its own process (``mine_local``) and writes the
@@ -16,6 +16,9 @@
               then the same pool mined again with other miner settings, every vector from the embedding
               cache the first run filled (``mine_hard_negatives`` encodes everything every time).
 - memory:     peak memory (driver and all Ray processes) mining 100k candidates against a 100k corpus.
+- encode:     MiniLM backbone on the world's candidate texts, in this process with all its torch threads:
+              one batch at a time on every thread vs batches in single-threaded streams (one per torch
+              thread; the default on a CPU), rounds alternating; and whether both give the one-thread bits.
 """
 
 from __future__ import annotations
@@ -412,13 +415,54 @@ def part_memory(tmp: Path, n: int) -> None:
     row("memory", "peak RSS, driver + Ray processes (shared pages counted twice)", f"{tree.peak_total / 2**20:.0f} MiB")
 
 
+def part_encode(tmp: Path, n: int, rounds: int) -> None:
+    from crucible_ray.encoders._features import CPU_FEATURE_BATCH
+    from crucible_ray.encoders._streams import encode_sorted
+
+    w = world(tmp)
+    cands = read_candidates(w / "organic_candidates.jsonl")
+    texts = list(dict.fromkeys([c.anchor for c in cands] + [c.positive for c in cands]))[:n]
+    enc = cr.build_encoder("minilm", device="cpu")
+    module, threads = enc.module, torch.get_num_threads()
+
+    def features(batch: list[str]) -> np.ndarray:
+        return module.backbone_embed(batch, enc.device).float().numpy()
+
+    me = psutil.Process()
+    took: dict[int, list[tuple[float, float]]] = {1: [], threads: []}
+    out: dict[int, np.ndarray] = {}
+    for r in range(rounds):
+        for streams in (1, threads) if r % 2 == 0 else (threads, 1):  # either side first in turn
+            gc.collect()
+            cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
+            out[streams] = encode_sorted(texts, features, batch_size=CPU_FEATURE_BATCH, streams=streams)
+            took[streams].append((time.perf_counter() - t0, sum(me.cpu_times()[:2]) - cpu0))
+    torch.set_num_threads(1)
+    one = encode_sorted(texts, features, batch_size=CPU_FEATURE_BATCH)
+    torch.set_num_threads(threads)
+    wall = {k: float(np.median([t for t, _ in v])) for k, v in took.items()}
+    cpu = {k: float(np.median([c for _, c in v])) for k, v in took.items()}
+    what = f"{len(texts):,} texts, batches of {CPU_FEATURE_BATCH}, median of {rounds}"
+    row("encode", f"one batch at a time on {threads} torch threads ({what})", f"{wall[1]:.1f} s, {cpu[1]:.0f} CPU-s")
+    row("encode", f"{threads} single-threaded streams", f"{wall[threads]:.1f} s, {cpu[threads]:.0f} CPU-s")
+    row(
+        "encode",
+        "streams / one batch at a time: wall, CPU-s",
+        f"{wall[threads] / wall[1]:.2f}x, {cpu[threads] / cpu[1]:.2f}x",
+    )
+    same = np.array_equal(out[threads], one)
+    row("encode", "streams give the bits of one torch thread", "yes" if same else "NO")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", default="pipeline,validation,st,memory")
+    ap.add_argument("--parts", default="pipeline,validation,st,encode,memory")
     ap.add_argument("--pipeline-sizes", default="6000,60000", help="candidate pools of the pipeline part")
     ap.add_argument("--st-candidates", type=int, default=6000)
     ap.add_argument("--st-corpus", type=int, default=30000)
     ap.add_argument("--memory-rows", type=int, default=100_000)
+    ap.add_argument("--encode-texts", type=int, default=8000, help="texts of the encode part")
+    ap.add_argument("--encode-rounds", type=int, default=4, help="rounds of the encode part (both sides each)")
     ap.add_argument("--validation-processes", type=int, default=3, help="fresh processes per validation case")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
@@ -441,6 +485,8 @@ def main() -> None:
                 part_st(tmp, args.st_candidates, args.st_corpus)
             elif part == "memory":
                 part_memory(tmp, args.memory_rows)
+            elif part == "encode":
+                part_encode(tmp, args.encode_texts, args.encode_rounds)
             else:
                 raise SystemExit(f"unknown part {part!r}")
     print("\n| part | measurement | result |\n|---|---|---|")
