@@ -257,3 +257,33 @@ def test_cpu_streams_give_the_one_thread_vectors_in_input_order(spec: str, tmp_p
     finally:
         torch.set_num_threads(threads)
     assert cr.build_encoder("hashed-ngram", device="cpu").encode_streams() == 1  # a kind that does not ask
+
+
+def test_an_error_in_one_stream_stops_the_batches_not_yet_started() -> None:
+    """A failing batch (or Ctrl-C) does not wait for the rest of a long encode: the error comes back
+    once the running batches end, the queued ones never run, and the torch thread count is restored."""
+    import threading
+    import time
+
+    from crucible_ray.encoders._streams import encode_sorted
+
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def embed(batch: list[str]) -> np.ndarray:
+        with lock:
+            calls.append(len(batch))
+            if len(calls) == 3:
+                raise RuntimeError("broken batch")
+        time.sleep(0.01)  # a batch takes time (a real one 20-200 ms): without cancelling, 1,000 take 10 s
+        return np.ones((len(batch), 4), dtype=np.float32)
+
+    threads = torch.get_num_threads()
+    texts = [f"text {i}" for i in range(2000)]
+    with pytest.raises(RuntimeError, match="broken batch"):
+        encode_sorted(texts, embed, batch_size=2, streams=2)
+    assert 3 <= len(calls) < 50  # of 1,000 batches
+    assert torch.get_num_threads() == threads
+    some = ["a", "abcd", "ab", "abcdef", "abc", "abcde", ""]
+    out = encode_sorted(some, lambda b: np.array([[len(t), 0.0] for t in b], np.float32), batch_size=3, streams=2)
+    np.testing.assert_array_equal(out[:, 0], [len(t) for t in some])  # rows in input order

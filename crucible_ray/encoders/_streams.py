@@ -36,7 +36,8 @@ def encode_sorted(
 
     Texts are batched longest first, so a padded (transformer) batch holds texts of similar length.
     With ``streams > 1`` the batches run on that many threads, each with one torch thread (inference
-    mode on in each); the caller's torch thread count is restored afterwards.
+    mode on in each); the caller's torch thread count is restored afterwards. An error in a batch
+    is raised here once the running batches end; the batches not yet started are not run.
     """
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
@@ -53,10 +54,12 @@ def encode_sorted(
             with torch.inference_mode():  # thread-local: each stream turns it on for itself
                 return embed(batch)
 
+        pool = ThreadPoolExecutor(streams, thread_name_prefix="crucible-encode", initializer=_one_thread)
         try:
-            with ThreadPoolExecutor(streams, thread_name_prefix="crucible-encode", initializer=_one_thread) as pool:
-                chunks = list(pool.map(run, batches))  # in submission order: longest batches first
+            chunks = list(pool.map(run, batches))  # in submission order: longest batches first
         finally:
+            # On an error or Ctrl-C the batches not yet started are dropped: only the running ones finish.
+            pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(threads)  # the MKL setting is process-wide: put the caller's back
     out = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
     out[order] = np.concatenate(chunks)
