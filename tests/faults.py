@@ -55,12 +55,18 @@ def remove_a_node_when(
     name contains it) of ``cluster`` (``ray.cluster_utils.Cluster``) as soon as ``eligible`` keeps one of
     the live ones (``ray.util.state`` actor states; an empty list means not yet).
 
-    A replacement node of 1 CPU joins first, so the cluster keeps its size for later tests. The result
+    A replacement node of 1 CPU joins right after, so the cluster keeps its size for later tests. The result
     has ``value`` or ``error``, ``removed`` (the node id, or None), ``lost_actors`` (ids of the actors
-    alive on it when it went) and ``nodes`` (ids of every node the actors were seen alive on).
+    alive on it when it went) and ``nodes`` (ids of every node an ``actor`` of this run lived on: those
+    seen alive while polling, and, after the run, every one the state API lists, dead ones included, so
+    an actor that started and ended between two polls counts too).
     """
     from ray.util.state import list_actors
 
+    def ours() -> list[Any]:
+        return [a for a in list_actors(limit=10_000, raise_on_missing_output=False) if actor in a.class_name]
+
+    before = {a.actor_id for a in ours()}
     result: dict[str, Any] = {"removed": None, "nodes": set()}
     t = _start(work, result)
     deadline = time.monotonic() + 240
@@ -71,10 +77,13 @@ def remove_a_node_when(
             workers = {n.node_id: n for n in cluster.worker_nodes}
             victims = [workers[a.node_id] for a in eligible(alive) if a.node_id in workers]
             if victims:
-                cluster.add_node(num_cpus=1)
                 cluster.remove_node(victims[0], allow_graceful=False)
                 result["removed"] = victims[0].node_id
                 result["lost_actors"] = [a.actor_id for a in alive if a.node_id == result["removed"]]
+                cluster.add_node(num_cpus=1)  # after: starting a raylet takes seconds, the run goes on
         time.sleep(0.1)
     t.join(timeout=400)
+    run = [a for a in ours() if a.actor_id not in before]
+    result["nodes"] |= {a.node_id for a in run if a.node_id}
+    result["actors"] = [(a.actor_id[:8], a.node_id[:8] if a.node_id else None, a.state) for a in run]
     return result

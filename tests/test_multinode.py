@@ -40,7 +40,7 @@ def _assert_node_gone(node_id: str, timeout: float = 60) -> None:
 
 @pytest.mark.wordnet
 def test_mining_spreads_over_nodes_and_a_lost_node_loses_no_candidate(
-    ray_cluster: Any, wordnet_world: Path, tmp_path: Path
+    ray_cluster: Any, wordnet_world: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from ray.util.state import list_actors
 
@@ -49,8 +49,10 @@ def test_mining_spreads_over_nodes_and_a_lost_node_loses_no_candidate(
     write_candidates(path, cands)
     out = tmp_path / "lost-node.parquet"
     work = out.parent / f".{out.name}.work"
-    # Two actors on two 1-CPU worker nodes: Ray Data spreads them. The node of one of them goes away
-    # (its actor with it: no graceful drain) once the run has started mining.
+    # Two actors on two 1-CPU worker nodes. Ray Data asks for SPREAD, which is best effort: two actors
+    # of 0.5 CPU often start on one node (6 of 8 times in a plain Ray Data pool here). The node of one
+    # of them goes away mid-run (its actors with it: no graceful drain), so the actors that take the
+    # rest run on another node either way.
     res = remove_a_node_when(
         ray_cluster,
         lambda miners: miners if work.exists() else [],
@@ -59,7 +61,9 @@ def test_mining_spreads_over_nodes_and_a_lost_node_loses_no_candidate(
     )
     assert res["removed"], "the run ended before a node could be removed"
     assert "error" not in res, res.get("error")
-    assert len(res["nodes"]) >= 2, "the miner actors did not spread over the nodes"
+    lost = [r.getMessage() for r in caplog.records if "an actor was lost" in r.getMessage()]
+    assert lost, "the node went after the mining pass had ended: the test did not test a loss mid-run"
+    assert len(res["nodes"]) >= 2, f"the miner actors did not run on two nodes: {res['actors']}"
     _assert_node_gone(res["removed"])
     rows = _results(out)  # every candidate exactly once
     assert set(rows) == {c.candidate_id for c in cands}
