@@ -248,7 +248,7 @@ def test_cpu_streams_give_the_one_thread_vectors_in_input_order(spec: str, tmp_p
             torch.set_num_threads(n)
             assert enc.encode_streams() == n
             np.testing.assert_array_equal(enc.encode(texts, batch_size=4), single)
-            assert torch.get_num_threads() == n  # restored after the streams
+            assert _threads_of_a_new_thread() == n  # the process-wide count the streams set is put back
             if "frozen" in spec:
                 table = feature_table(enc, texts, tmp_path / f"s{n}", batch_size=4)
                 np.testing.assert_array_equal(table.features, single_features)
@@ -257,6 +257,68 @@ def test_cpu_streams_give_the_one_thread_vectors_in_input_order(spec: str, tmp_p
     finally:
         torch.set_num_threads(threads)
     assert cr.build_encoder("hashed-ngram", device="cpu").encode_streams() == 1  # a kind that does not ask
+
+
+def _threads_of_a_new_thread() -> int:
+    """torch's thread count as a thread that starts torch work now gets it (the process-wide value;
+    the calling thread's own OpenMP setting is not what the streams change)."""
+    import threading
+
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    return got[0]
+
+
+@pytest.mark.st
+def test_a_streaming_encoder_keeps_its_cpu_batches_small() -> None:
+    """Every core holds a batch at once, so a sentence-transformers encoder on a CPU caps its batches
+    at CPU_STREAM_BATCH whatever was asked, on every machine alike; the hashing encoder keeps what
+    was asked."""
+    from crucible_ray.encoders._streams import CPU_STREAM_BATCH
+
+    enc = cr.build_encoder("minilm", device="cpu")
+    assert enc.batch_for(256) == CPU_STREAM_BATCH == 32 and enc.batch_for(8) == 8
+    assert cr.build_encoder("hashed-ngram", device="cpu").batch_for(256) == 256
+    seen: list[int] = []
+    embed = enc.embed
+    enc.embed = lambda batch, **kw: (seen.append(len(batch)), embed(batch, **kw))[1]  # type: ignore[method-assign]
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            seen.clear()
+            enc.encode([f"text {i}" for i in range(70)], batch_size=256)
+            assert sorted(seen) == [6, 32, 32], n
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_with_streams_even_a_lone_batch_runs_on_one_torch_thread() -> None:
+    """Every batch of a streamed encode runs in a stream with one torch thread, a lone batch too (on
+    the caller's threads its bits could depend on the core count: they did not on this machine's
+    torch build for MiniLM, so the test checks where it runs)."""
+    import threading
+
+    from crucible_ray.encoders._streams import encode_sorted
+
+    where: list[tuple[str, int]] = []
+
+    def embed(batch: list[str]) -> np.ndarray:
+        where.append((threading.current_thread().name, torch.get_num_threads()))
+        return np.ones((len(batch), 2), dtype=np.float32)
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for n in (3, 9):  # one batch, then three
+            where.clear()
+            encode_sorted([f"t{i}" for i in range(n)], embed, batch_size=4, streams=2)
+            assert where and all(name.startswith("crucible-encode") and t == 1 for name, t in where), where
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_an_error_in_one_stream_stops_the_batches_not_yet_started() -> None:
@@ -284,6 +346,8 @@ def test_an_error_in_one_stream_stops_the_batches_not_yet_started() -> None:
         encode_sorted(texts, embed, batch_size=2, streams=2)
     assert 3 <= len(calls) < 50  # of 1,000 batches
     assert torch.get_num_threads() == threads
+    if threads > 1:  # the streams set the process-wide count to 1; the failure put it back
+        assert _threads_of_a_new_thread() == threads
     some = ["a", "abcd", "ab", "abcdef", "abc", "abcde", ""]
     out = encode_sorted(some, lambda b: np.array([[len(t), 0.0] for t in b], np.float32), batch_size=3, streams=2)
     np.testing.assert_array_equal(out[:, 0], [len(t) for t in some])  # rows in input order

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crucible_ray.encoders._streams import encode_sorted
+from crucible_ray.encoders._streams import CPU_STREAM_BATCH, encode_sorted
 
 Role = Literal["query", "document"]
 """What a text is to the model: an anchor (``query``) or a positive, negative or corpus text (``document``)."""
@@ -110,7 +110,8 @@ class Encoder:
 
         ``role``: ``"query"`` for anchors, ``"document"`` (default) for everything else; it picks the
         model's prompt. Texts are batched longest first, so a padded (transformer) batch holds texts of
-        similar length; the result does not depend on that order beyond float rounding.
+        similar length; the result does not depend on that order beyond float rounding. A streaming
+        encoder on a CPU takes at most ``CPU_STREAM_BATCH`` (32) texts per batch (:meth:`batch_for`).
         """
         was_training = self.module.training
         self.module.eval()
@@ -118,7 +119,7 @@ class Encoder:
             return encode_sorted(
                 self.prompted(texts, role),
                 lambda batch: self.embed(batch, role=None).float().cpu().numpy(),
-                batch_size=batch_size,
+                batch_size=self.batch_for(batch_size),
                 dim=self.dim,
                 streams=self.encode_streams(),
             )
@@ -128,9 +129,16 @@ class Encoder:
     def encode_streams(self) -> int:
         """How many single-threaded streams :meth:`encode` runs batches in: on a CPU, one per torch
         thread of the caller for a kind that asks for it (``stream_encoding``); else 1."""
-        if self.device.type != "cpu" or not getattr(self.module, "stream_encoding", False):
-            return 1
-        return torch.get_num_threads()
+        return torch.get_num_threads() if self._streams_on_cpu() else 1
+
+    def batch_for(self, batch_size: int) -> int:
+        """The batch an encode of ``batch_size`` texts per batch uses: at most ``CPU_STREAM_BATCH`` for
+        a streaming kind on a CPU (every core holds a batch at once), else ``batch_size``. It does not
+        depend on the core count, so the vectors are the same bits on every machine."""
+        return min(batch_size, CPU_STREAM_BATCH) if self._streams_on_cpu() else batch_size
+
+    def _streams_on_cpu(self) -> bool:
+        return self.device.type == "cpu" and bool(getattr(self.module, "stream_encoding", False))
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint stores, detached and on the CPU."""

@@ -131,7 +131,7 @@ def _backbone_features(encoder: Encoder, texts: list[str], batch_size: int | Non
     return encode_sorted(
         texts,
         lambda batch: module.backbone_embed(batch, encoder.device).float().cpu().numpy(),  # type: ignore[operator]
-        batch_size=batch_size or (CPU_FEATURE_BATCH if cpu else GPU_FEATURE_BATCH),
+        batch_size=encoder.batch_for(batch_size or (CPU_FEATURE_BATCH if cpu else GPU_FEATURE_BATCH)),
         streams=encoder.encode_streams(),
     )
 

@@ -47,7 +47,10 @@ class MiningExecution(BaseModel):
     )
     corpus_store: CorpusStore = Field("auto", description="how actors share corpus embeddings")
     encode_batch_size: int | None = Field(
-        None, ge=1, description="texts per encoder forward pass (default 32 on CPU, 128 on GPU)"
+        None,
+        ge=1,
+        description="texts per encoder forward pass (default 32 on CPU, 128 on GPU; at most 32 for a"
+        " sentence-transformers model on a CPU)",
     )
     resume: bool = Field(True, description="reuse the finished parts of an interrupted run with the same key")
     part_rows: int = Field(8192, ge=1, description="rows per resumable part file (also written every 30 s)")
