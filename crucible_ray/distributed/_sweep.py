@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import threading
 import time
@@ -28,11 +27,12 @@ from typing import Any
 from crucible_ray._logging import get_logger
 from crucible_ray.analysis import RESULTS_FILE
 from crucible_ray.data import check_manifest_kind, check_outputs, read_json_object
-from crucible_ray.distributed._fit import fit_run, recovery_state, remove_interrupted_work, root_message, state_reporter
+from crucible_ray.distributed._fit import root_message
 from crucible_ray.distributed._progress import ProgressWatcher
-from crucible_ray.distributed._resources import TRIAL_CPU, TrialPlan, plan_trials
+from crucible_ray.distributed._resources import TrialPlan, plan_trials
 from crucible_ray.distributed._session import cluster_cpus_gpus, largest_node_cpus, ray_session
-from crucible_ray.encoders import adopt_kinds, plugin_kinds
+from crucible_ray.distributed._trial import EXPERIMENT, run_trial, trial_resources
+from crucible_ray.encoders import plugin_kinds
 from crucible_ray.errors import ConfigError
 from crucible_ray.guardrails import GuardrailConfig, enforce_dilution_floor
 from crucible_ray.provenance import build_manifest, write_manifest
@@ -43,7 +43,6 @@ from crucible_ray.sweeps import (
     SweepResult,
     SweepSpace,
     collect_results,
-    completed_boards,
     expected_trials,
     floor_ratios,
     grid_keys,
@@ -51,11 +50,9 @@ from crucible_ray.sweeps import (
     record_failed_trial,
     resolve_trial,
     space_with,
-    start_trial,
     trial_outcomes,
     union_config,
     write_results,
-    write_trial_status,
 )
 from crucible_ray.tracking import (
     TAG_KIND,
@@ -71,7 +68,9 @@ from crucible_ray.worlds import world_ratio_pools
 
 log = get_logger(__name__)
 
-EXPERIMENT = "tune"
+# A sweep started before the trial function moved to ``_trial.py`` pickled it into Tune's experiment
+# state under this module's name: ``--resume`` of such a sweep finds it here.
+_trial = run_trial
 
 
 def sweep(
@@ -241,7 +240,7 @@ def _run(
         kinds = plugin_kinds(sp.train["encoder"]) if "encoder" in sp.train else ()  # kinds the driver registered
         setup = {"space": sp, "output_dir": str(out), "plan": plan, "kinds": kinds}  # Tune pickles these objects
         trainable = tune.with_resources(
-            tune.with_parameters(_trial, data=[ray.put(prepared.data)], setup=setup), _trial_resources(plan)
+            tune.with_parameters(run_trial, data=[ray.put(prepared.data)], setup=setup), trial_resources(plan)
         )
         if resume and exp.exists() and tune.Tuner.can_restore(str(exp)):
             log.info("resuming the sweep in %s (finished trials are kept)", exp)
@@ -406,103 +405,6 @@ def _record_failure(out: Path, sp: SweepSpace, config: dict[str, Any], error: st
         return
     if record_failed_trial(out, trial, sp.steps, error):
         log.warning("trial %s failed: %s", trial.key, error)
-
-
-def _trial(config: dict[str, Any], data: list[Any], setup: dict[str, Any]) -> None:
-    """The Tune function trainable: one training run on Ray Train, its reports forwarded to Tune."""
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    adopt_kinds(setup.get("kinds", ()))
-    sp: SweepSpace = setup["space"]
-    plan: TrialPlan = setup["plan"]
-    out = Path(setup["output_dir"])
-    trial = resolve_trial(config, sp)
-    key = trial.key
-    trial_dir = out / TRIALS_DIR / key
-    if _replay_if_complete(trial_dir, sp.steps):
-        return  # finished before a driver crash that Tune's last snapshot did not see
-    start_trial(trial_dir, trial, sp.steps)
-    t0 = time.perf_counter()
-    cfg = sp.train_config(trial.ratio, trial.seed, trial.params).model_copy(update={"use_gpu": plan.use_gpu})
-    storage = out / "ray_train"
-    if plan.workers == 1:
-        try:
-            _train_in_trial(cfg, data[0], trial_dir, plan, out / EXPERIMENT)
-        except Exception as e:
-            write_trial_status(trial_dir, "failed", root_message(e), round(time.perf_counter() - t0, 2))
-            raise
-        write_trial_status(trial_dir, "complete", None, round(time.perf_counter() - t0, 2))
-        return
-    try:
-        fit_run(
-            cfg,
-            data[0],
-            trial_dir,
-            name=key,
-            storage=storage,
-            use_gpu=plan.use_gpu,
-            cpus_per_worker=plan.cpus_per_worker,
-            threads=plan.threads if not plan.use_gpu else 0,
-            max_failures=0,  # Tune retries the whole trial, which resumes from the run's last checkpoint
-            callbacks=[TuneReportCallback()],
-        )
-    except Exception as e:
-        write_trial_status(trial_dir, "failed", root_message(e), round(time.perf_counter() - t0, 2))
-        raise
-    write_trial_status(trial_dir, "complete", None, round(time.perf_counter() - t0, 2))
-    shutil.rmtree(storage / key, ignore_errors=True)  # the recovery state is not needed once the trial is done
-
-
-def _trial_resources(plan: TrialPlan) -> dict[str, float]:
-    """What Tune reserves per trial: a one-worker trial trains in the trial itself, so it holds its
-    worker's CPUs (and GPU); a bigger one only a sliver for the function that drives its Ray Train run."""
-    if plan.workers == 1:
-        res = {"cpu": round(TRIAL_CPU + plan.cpus_per_worker, 2)}
-        if plan.use_gpu:
-            res["gpu"] = plan.gpus_per_worker
-        return res
-    return {"cpu": TRIAL_CPU}
-
-
-def _train_in_trial(cfg: Any, data_ref: Any, trial_dir: Path, plan: TrialPlan, experiment: Path) -> None:
-    """Run the training loop here, in the Tune trial: each eval point and its recovery state go to Tune,
-    and a retried trial resumes from the last one Tune kept.
-
-    Tune hands back only checkpoints its driver had recorded; one the trial had saved just before a
-    stop (SIGTERM, a killed driver) is still in the trial's folder of the experiment, and the newest
-    loadable one there is taken instead (as Ray Train runs do)."""
-    import ray
-    import torch
-    from ray import tune
-
-    from crucible_ray.training import WorkerContext, train_worker
-
-    remove_interrupted_work(trial_dir)
-    data = ray.get(data_ref)
-    if not plan.use_gpu and plan.threads:
-        torch.set_num_threads(plan.threads)
-    device = torch.device("cuda" if plan.use_gpu and torch.cuda.is_available() else "cpu")
-    worker = WorkerContext(
-        rank=0,
-        world_size=1,
-        device=device,
-        resume=recovery_state(tune.get_checkpoint(), experiment / Path(tune.get_context().get_trial_dir()).name),
-        report=state_reporter(tune.report, tune.Checkpoint, trial_dir),
-    )
-    train_worker(cfg, data, trial_dir, worker)
-
-
-def _replay_if_complete(trial_dir: Path, steps: tuple[int, ...]) -> bool:
-    """Report a finished trial's milestones to Tune from disk instead of training it again."""
-    from ray import tune
-
-    boards = completed_boards(trial_dir, steps)
-    if boards is None:
-        return False
-    for board in boards:
-        metrics = {k: v for k, v in board.flat_metrics().items() if v is not None}
-        tune.report({"step": board.step, **metrics})
-    return True
 
 
 class _OptunaSpace(OptunaSearchSpace):

@@ -23,13 +23,13 @@ from torch import nn
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path
 from crucible_ray.encoders._base import Encoder, Role
-from crucible_ray.encoders._streams import encode_sorted
+from crucible_ray.encoders._streams import CPU_STREAM_BATCH, encode_sorted
 
 log = get_logger(__name__)
 
 CACHE_DIR = Path(".cache") / "features"
 #: Texts per backbone batch: sentence-transformers' default on a CPU (where streams share the cores), more on a GPU.
-CPU_FEATURE_BATCH = 32
+CPU_FEATURE_BATCH = CPU_STREAM_BATCH  # the streams' cap: one definition of a CPU batch
 GPU_FEATURE_BATCH = 128
 
 
