@@ -372,7 +372,9 @@ def test_a_store_that_breaks_mid_sweep_costs_a_warning_not_a_trial(
         logger.log_trial_start(b)
         logger.log_trial_result(1, b, _result(40, 0.5))
         logger.log_trial_end(b, failed=True)
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warned = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("crucible_ray")
+    ]
     # One line per kind of call, naming what was not logged; no exception reaches Tune.
     assert len(warned) == len(set(warned)) >= 3, warned
     assert all(w.startswith("MLflow: could not ") and "the run goes on without it" in w for w in warned), warned
@@ -389,5 +391,8 @@ def test_logging_after_the_work_never_changes_its_outcome(tmp_path: Path, caplog
             raise ValueError("the run's own error")
     with caplog.at_level(logging.WARNING, logger="crucible_ray"), best_effort("log a thing"):
         runs.log_metrics("no-run", {"x": 1.0}, 1)
-    warned = [r.getMessage().split(" (")[0] for r in caplog.records]
+    # Only our own records: a background thread of Ray (e.g. Ray Data's usage
+    # counters, left by an earlier test in this session) may log at the same time.
+    ours = [r for r in caplog.records if r.name.startswith("crucible_ray")]
+    warned = [r.getMessage().split(" (")[0] for r in ours]
     assert warned == ["MLflow: could not end the run", "MLflow: could not log a thing"]
