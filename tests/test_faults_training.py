@@ -25,6 +25,7 @@ import pytest
 import torch
 from crucible_ray.cli._main import run
 from events import read_events
+from train_reference import board, train_in_process
 
 import crucible_ray as cr
 from crucible_ray.training import TrainConfig, WorkerContext, prepare_training, train_worker
@@ -64,17 +65,11 @@ def _no_partial_files(folder: Path) -> None:
     """No temporary file of an interrupted write is left, and every output under a final name is whole."""
     left = sorted(str(p.relative_to(folder)) for p in [*folder.rglob(".*.tmp"), *folder.rglob(".recovery-staging-*")])
     assert not left, left
-    for board in folder.rglob("scoreboard_*.json"):
-        cr.Scoreboard.read(board)
+    for path in folder.rglob("scoreboard_*.json"):
+        cr.Scoreboard.read(path)
     for ckpt in folder.rglob("checkpoint_*.pt"):
         if ckpt.is_file():
             torch.load(ckpt, map_location="cpu", weights_only=True)
-
-
-def _board(path: Path) -> dict[str, Any]:
-    doc = cr.Scoreboard.read(path).to_dict()
-    doc.pop("checkpoint")
-    return doc
 
 
 def _each_step_once(tensorboard: Path, last: int) -> None:
@@ -129,8 +124,17 @@ def test_a_killed_train_driver_continues_where_it_stopped(
     recovery checkpoint) to the uninterrupted run's scoreboards, and in the same MLflow run."""
     args = ["train", "--data", str(synthetic_world), "--ratio", "75_15_10", "--steps", "200,400"]
     args += ["--seed", "9", "--eval-every", "100", "--batch-size", "16", "--encoder", TINY]
-    straight = tmp_path / "straight"
-    assert run([*args, "--output-dir", str(straight)]) == 0
+    # The uninterrupted run's scoreboards, from the same loop in this process (tests/train_reference.py).
+    straight = train_in_process(
+        synthetic_world,
+        tmp_path / "straight",
+        ratio="75_15_10",
+        steps=[200, 400],
+        seed=9,
+        eval_every=100,
+        batch_size=16,
+        encoder=TINY,
+    )
     out = tmp_path / "killed"
     log = tmp_path / "driver.log"
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -156,8 +160,8 @@ def test_a_killed_train_driver_continues_where_it_stopped(
     assert run(args_killed) == 0
     assert "continuing the interrupted run" in capsys.readouterr().err
     for step in (100, 200, 300, 400):
-        assert _board(out / f"scoreboard_step_{step}.json") == _board(straight / f"scoreboard_step_{step}.json")
-    assert _board(out / "scoreboard_final.json") == _board(straight / "scoreboard_final.json")
+        assert board(out / f"scoreboard_step_{step}.json") == board(straight / f"scoreboard_step_{step}.json")
+    assert board(out / "scoreboard_final.json") == board(straight / "scoreboard_final.json")
     assert 0 < json.loads((out / "timing.json").read_text())["steps_run"] < 400  # continued, not restarted
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and sorted(manifest["milestones"]) == ["200", "400"]

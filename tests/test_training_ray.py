@@ -11,16 +11,11 @@ import torch
 from crucible_ray.cli._main import run
 from events import TRAINING_SCALARS, read_events
 from faults import kill_a_train_worker_when
+from train_reference import board, train_in_process
 
 import crucible_ray as cr
 
 pytestmark = pytest.mark.usefixtures("ray_local")
-
-
-def _board(path: Path) -> dict[str, Any]:
-    doc = cr.Scoreboard.read(path).to_dict()
-    doc.pop("checkpoint")
-    return doc
 
 
 def test_train_on_ray_writes_checkpoints_scoreboards_and_tensorboard(synthetic_world: Path, tmp_path: Path) -> None:
@@ -53,7 +48,7 @@ def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world
     args: dict[str, Any] = dict(
         ratio="75_15_10", steps=[400], seed=9, eval_every=100, encoder="hashed-ngram:buckets=4096,dim=32"
     )
-    cr.train(synthetic_world, output_dir=tmp_path / "straight", **args)
+    straight = train_in_process(synthetic_world, tmp_path / "straight", **args)  # tests/train_reference.py
     out = tmp_path / "killed"
 
     def ready() -> bool:
@@ -63,7 +58,7 @@ def test_a_killed_training_worker_resumes_to_the_same_scoreboard(synthetic_world
     result = kill_a_train_worker_when(ready, lambda: cr.train(synthetic_world, output_dir=out, **args))
     assert result["killed"] == 1, "the run ended before a worker could be killed"
     assert "error" not in result, result.get("error")
-    assert _board(out / "scoreboard_final.json") == _board(tmp_path / "straight" / "scoreboard_final.json")
+    assert board(out / "scoreboard_final.json") == board(straight / "scoreboard_final.json")
     assert 0 < json.loads((out / "timing.json").read_text())["steps_run"] < 400  # resumed, not restarted
 
 
