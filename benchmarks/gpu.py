@@ -175,7 +175,7 @@ def part_train(tmp: Path, steps: int, batch_size: int, gpu: bool) -> None:
     cfg = TrainConfig(**opts)  # type: ignore[arg-type]
     prep = prepare_training(world, cfg)
     ctx = WorkerContext(device=torch.device("cuda" if gpu else "cpu"))
-    warm = TrainConfig(**{**opts, "steps": [max(5, steps // 10)]})  # type: ignore[arg-type]
+    warm = TrainConfig(**{**opts, "steps": [max(2, steps // 10)]})  # type: ignore[arg-type]
     train_worker(warm, prep.data, tmp / "warm-up", ctx)  # first-run allocations, not timed
     with peak_memory(gpu) as mem_plain:
         train_worker(cfg, prep.data, tmp / "plain", ctx)
@@ -209,9 +209,9 @@ def part_train(tmp: Path, steps: int, batch_size: int, gpu: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu", action="store_true", help="run on the CPU at a small size (a check that it still runs)")
-    ap.add_argument("--candidates", type=int, default=None, help="default 6,000 (GPU) or 200 (--cpu)")
-    ap.add_argument("--corpus", type=int, default=None, help="default 30,000 (GPU) or 1,000 (--cpu)")
-    ap.add_argument("--steps", type=int, default=None, help="training steps; default 300 (GPU) or 10 (--cpu)")
+    ap.add_argument("--candidates", type=int, default=None, help="default 6,000 (GPU) or 100 (--cpu)")
+    ap.add_argument("--corpus", type=int, default=None, help="default 30,000 (GPU) or 500 (--cpu)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps; default 300 (GPU) or 4 (--cpu)")
     ap.add_argument("--batch-size", type=int, default=None, help="training batch; default 64 (GPU) or 8 (--cpu)")
     ap.add_argument("--parts", default="encode,pipeline,train")
     ap.add_argument("--workdir", type=Path, default=None)
@@ -219,9 +219,9 @@ def main() -> None:
     gpu = not args.cpu
     if gpu and not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here: run with --cpu for the small CPU check")
-    n_cand = args.candidates or (6000 if gpu else 200)
-    n_corpus = args.corpus or (30000 if gpu else 1000)
-    steps = args.steps or (300 if gpu else 10)
+    n_cand = args.candidates or (6000 if gpu else 100)
+    n_corpus = args.corpus or (30000 if gpu else 500)
+    steps = args.steps or (300 if gpu else 4)
     batch_size = args.batch_size or (64 if gpu else 8)
     logging.getLogger("crucible_ray").setLevel(logging.WARNING)
     device = "cuda" if gpu else "cpu"
