@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -351,3 +352,48 @@ def test_an_error_in_one_stream_stops_the_batches_not_yet_started() -> None:
     some = ["a", "abcd", "ab", "abcdef", "abc", "abcde", ""]
     out = encode_sorted(some, lambda b: np.array([[len(t), 0.0] for t in b], np.float32), batch_size=3, streams=2)
     np.testing.assert_array_equal(out[:, 0], [len(t) for t in some])  # rows in input order
+
+
+def test_encodes_from_two_threads_take_turns_and_leave_the_train_mode_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``encode`` switches the module to eval mode and back. Two threads encoding at once on one encoder
+    (a driver scoring in a thread while it trains) must not interleave: the second would see eval mode
+    as the state to restore and leave a module in training stuck in eval mode (dropout off)."""
+    import threading
+
+    enc = cr.build_encoder("hashed-ngram:buckets=512,dim=8,seed=0")
+    enc.module.train()
+    inside, release = threading.Event(), threading.Event()
+    modes: list[bool] = []
+    real = enc.embed
+
+    def slow_embed(texts: Any, *, role: Any = "document") -> torch.Tensor:
+        modes.append(enc.module.training)
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(timeout=30)
+        return real(texts, role=role)
+
+    monkeypatch.setattr(enc, "embed", slow_embed)
+    first = threading.Thread(target=enc.encode, args=(["a"],))
+    second = threading.Thread(target=enc.encode, args=(["b"],))
+    first.start()
+    assert inside.wait(timeout=30)
+    second.start()
+    second.join(timeout=0.5)
+    assert second.is_alive() and len(modes) == 1  # the second call waits for the first
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert modes == [False, False]  # both embedded in eval mode
+    assert enc.module.training  # and the module is back in train mode
+
+
+def test_an_encoder_pickles_with_its_own_lock() -> None:
+    import pickle
+
+    enc = cr.build_encoder("hashed-ngram:buckets=512,dim=8,seed=0")
+    copy = pickle.loads(pickle.dumps(enc))
+    np.testing.assert_array_equal(copy.encode(["a dog"]), enc.encode(["a dog"]))
+    assert copy._encoding is not enc._encoding

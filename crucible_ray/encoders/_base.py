@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
@@ -60,6 +61,19 @@ class Encoder:
         self.module = module
         self._impl = cast(EncoderModule, module)  # the kind's own methods, typed
         self._fingerprint: str | None = None
+        # encode() switches the module to eval mode and back: calls from several threads take turns, so
+        # none runs in another's train mode nor leaves the module in the wrong one (each call already
+        # uses every torch thread).
+        self._encoding = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_encoding"]  # a lock does not pickle; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._encoding = threading.RLock()
 
     @property
     def dim(self) -> int:
@@ -112,19 +126,21 @@ class Encoder:
         model's prompt. Texts are batched longest first, so a padded (transformer) batch holds texts of
         similar length; the result does not depend on that order beyond float rounding. A streaming
         encoder on a CPU takes at most ``CPU_STREAM_BATCH`` (32) texts per batch (:meth:`batch_for`).
+        Calls on one encoder from several threads run one after the other.
         """
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            return encode_sorted(
-                self.prompted(texts, role),
-                lambda batch: self.embed(batch, role=None).float().cpu().numpy(),
-                batch_size=self.batch_for(batch_size),
-                dim=self.dim,
-                streams=self.encode_streams(),
-            )
-        finally:
-            self.module.train(was_training)
+        with self._encoding:
+            was_training = self.module.training
+            self.module.eval()
+            try:
+                return encode_sorted(
+                    self.prompted(texts, role),
+                    lambda batch: self.embed(batch, role=None).float().cpu().numpy(),
+                    batch_size=self.batch_for(batch_size),
+                    dim=self.dim,
+                    streams=self.encode_streams(),
+                )
+            finally:
+                self.module.train(was_training)
 
     def encode_streams(self) -> int:
         """How many single-threaded streams :meth:`encode` runs batches in: on a CPU, one per torch
