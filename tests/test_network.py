@@ -100,6 +100,15 @@ def _running(procs: list[psutil.Process], name: str) -> bool:
     return False
 
 
+def _kill(procs: list[psutil.Process]) -> None:
+    """SIGKILL each of ``procs`` still there."""
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            continue
+
+
 def _listeners(procs: list[psutil.Process]) -> set[Listener]:
     found = set()
     for p in procs:
@@ -322,11 +331,7 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         if started and not _running(started, "gcs_server"):
             # The last test stopped the GCS (the Ray bug it records): a graceful shutdown only waits out
             # Ray's reconnection timeouts (about 30 s), so this run's processes are stopped outright.
-            for p in started:
-                try:
-                    p.kill()
-                except psutil.Error:
-                    pass
+            _kill(started)
         if proc.poll() is None:
             assert proc.stdin is not None
             proc.stdin.close()  # the driver leaves its block: ray.shutdown() stops what it started
@@ -335,11 +340,7 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             except subprocess.TimeoutExpired:
                 proc.kill()
         _, alive = psutil.wait_procs([p for p in started if p.pid != proc.pid], timeout=20)
-        for p in alive:  # only processes of this run (children of its driver, or naming its session)
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
+        _kill(alive)  # only processes of this run (children of its driver, or naming its session)
 
 
 @pytest.mark.slow
@@ -614,8 +615,4 @@ def test_connecting_to_a_cluster_without_token_auth_warns(tmp_path: Path) -> Non
             except subprocess.TimeoutExpired:
                 head.kill()
         _, alive = psutil.wait_procs(children, timeout=20)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
+        _kill(alive)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from crucible_ray.cli._main import run
+from train_reference import train_in_process
 
 import crucible_ray as cr
 from crucible_ray.data import Bundle, Negative
@@ -170,10 +171,8 @@ def test_weighted_pool_missing_from_the_world_is_refused(wordnet_world: Path) ->
         prepare_training(wordnet_world, TrainConfig(ratio="75_15_10", steps=[10]))
 
 
-def _run_plain(world: Path, out: Path, **options: object) -> dict[str, object]:
-    cfg = TrainConfig(**{"ratio": "75_15_10", "steps": [60, 120], "seed": 3, **options})  # type: ignore[arg-type]
-    prep = prepare_training(world, cfg)
-    return train_worker(cfg, prep.data, out, WorkerContext())
+def _run_plain(world: Path, out: Path, **options: object) -> None:
+    train_in_process(world, out, **{"ratio": "75_15_10", "steps": [60, 120], "seed": 3, **options})
 
 
 def test_training_learns_on_the_synthetic_world(synthetic_world: Path, tmp_path: Path) -> None:
