@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+# The simulated clusters below start Ray's processes directly: they need a token even on a machine
+# where no crucible-ray run has written ~/.ray/auth_token yet.
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import psutil  # noqa: E402
@@ -107,7 +111,9 @@ def _cluster(nodes: int) -> Any:
     return cluster
 
 
-def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, what: set[str]) -> None:
+def part_nodes(
+    tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, what: set[str], model: str = "default"
+) -> None:
     import hashlib
 
     import ray
@@ -127,7 +133,17 @@ def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, wh
                 out = tmp / f"nodes_{nodes}" / "mined.parquet"
                 with ProcessTree() as tree:
                     t0 = time.perf_counter()
-                    cr.mine(cands, corpus=corpus, out=out, config=CFG, actors=nodes, holdout_pool=None, resume=False)
+                    cr.mine(
+                        cands,
+                        corpus=corpus,
+                        out=out,
+                        model=model,
+                        config=CFG,
+                        actors=nodes,
+                        holdout_pool=None,
+                        resume=False,
+                        embedding_cache="off",  # every run embeds everything: no run reuses another's vectors
+                    )
                     t_mine = time.perf_counter() - t0
                 busy = sum(tree.cpu.values()) / t_mine
                 # The results and the bundles, byte for byte (the manifest records times and hosts).
@@ -152,7 +168,7 @@ def part_nodes(tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, wh
             base_mine = base_mine or t_mine
             row(
                 "nodes",
-                f"{nodes} node(s): mine {mine_n:,} x {corpus_n:,} ({nodes} actor(s))",
+                f"{nodes} node(s): mine {mine_n:,} x {corpus_n:,}, {model} encoder ({nodes} actor(s))",
                 f"{t_mine:.0f} s, {mine_n / t_mine:,.0f} candidates/s, {base_mine / t_mine:.2f}x of 1 node, "
                 f"output {'byte-identical to' if digests[nodes] == digests[node_counts[0]] else 'DIFFERS from'} "
                 f"{node_counts[0]} node(s)'s",
@@ -209,6 +225,7 @@ def main() -> None:
     ap.add_argument("--nodes-mine", type=int, default=100_000, help="candidates the nodes part mines")
     ap.add_argument("--nodes-corpus", type=int, default=20_000, help="corpus texts of the nodes part")
     ap.add_argument("--nodes-what", default="mine,sweep", help="What the nodes part runs: mine, sweep or both.")
+    ap.add_argument("--nodes-model", default="default", help="The encoder the nodes part mines with, e.g. minilm.")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     logging.getLogger("crucible_ray").setLevel(logging.WARNING)
@@ -225,7 +242,14 @@ def main() -> None:
                 part_pool(tmp, [int(s) for s in args.sizes.split(",")], args.corpus)
             elif part == "nodes":
                 what = set(args.nodes_what.split(","))
-                part_nodes(tmp, [int(s) for s in args.nodes.split(",")], args.nodes_mine, args.nodes_corpus, what)
+                part_nodes(
+                    tmp,
+                    [int(s) for s in args.nodes.split(",")],
+                    args.nodes_mine,
+                    args.nodes_corpus,
+                    what,
+                    args.nodes_model,
+                )
             elif part == "sweep27":
                 part_sweep27(tmp)
             else:

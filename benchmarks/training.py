@@ -16,11 +16,15 @@ import json
 import logging
 import os
 import platform
+import secrets
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+# The simulated clusters below start Ray's processes directly: they need a token even on a machine
+# where no crucible-ray run has written ~/.ray/auth_token yet.
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import torch  # noqa: E402

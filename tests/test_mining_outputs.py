@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -76,3 +77,34 @@ def test_assemble_writes_what_the_rows_say(wordnet_world: Path, tmp_path: Path) 
     assert tally.killers == sum(len(r["killers"]) for r in accepted)
     assert tally.dropped_false_negatives == sum(r["n_dropped_false_negatives"] for r in rows)
     assert tally.st_rows == len(st) and tally.st_skipped == len(accepted) - len(st)
+
+
+def test_the_results_file_depends_on_its_rows_not_on_the_parts(
+    wordnet_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part files are cut by row count, by time and by interruptions; the results file must not show it."""
+    import crucible_ray.mining._outputs as outputs
+
+    monkeypatch.setattr(outputs, "RESULT_ROW_GROUP", 64)  # several row groups out of a few hundred rows
+    cands = cr.read_candidates(wordnet_world / "organic_candidates.jsonl")[:300]
+    corpus = cr.read_corpus(wordnet_world / "corpus.jsonl")
+    table = mine_local(cands, model=cr.DEFAULT_ENCODER, corpus=corpus, config=MinerConfig(lineups=6, min_passes=3))
+    n_rows = table.num_rows
+    assert n_rows > 3 * 64
+    groups = [64] * (n_rows // 64) + ([n_rows % 64] if n_rows % 64 else [])
+    digests = set()
+    for n, cuts in enumerate([(0, n_rows), (0, 100, n_rows), (0, 7, 150, 151, n_rows), (0, 128, n_rows)]):
+        run = tmp_path / f"run{n}"
+        run.mkdir()
+        parts = []
+        for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+            parts.append(run / f"part-{i}.parquet")
+            pq.write_table(table.slice(lo, hi - lo), parts[-1])
+        parts.insert(1, parts[0])  # a re-delivered part changes nothing either
+        out = run / "out.parquet"
+        assemble(parts, out, bundles=None, holdout_fraction=0.0, st_export=None, st_negatives=2)
+        meta = pq.read_metadata(out)
+        assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == groups
+        assert pq.read_table(out).equals(table)
+        digests.add(out.read_bytes())
+    assert len(digests) == 1

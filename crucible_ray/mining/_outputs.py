@@ -19,6 +19,10 @@ from crucible_ray.data import Bundle, Negative, atomic_path, atomic_write
 from crucible_ray.mining._batch import RESULT_SCHEMA
 
 HOLDOUT_SALT = "organic-holdout"
+#: Rows per row group of the results file. Fixed, so that the file's bytes depend on its rows only, not
+#: on how the run cut them into part files (a part is also written after a few seconds, and an
+#: interrupted run leaves its own parts): the same rows give the same file on any cluster.
+RESULT_ROW_GROUP = 4096
 
 
 def in_holdout(candidate_id: str, fraction: float) -> bool:
@@ -166,6 +170,8 @@ def assemble(
             role: (stack.enter_context(atomic_write(path)), path.stem) for role, path in (bundles or {}).items()
         }
         st_file = stack.enter_context(atomic_write(st_export)) if st_export is not None else None
+        pending: list[pa.Table] = []  # rows not yet in a row group, fewer than RESULT_ROW_GROUP after each batch
+        held = 0
         for batch in iter_parts(parts):
             table = pa.Table.from_batches([batch], schema=RESULT_SCHEMA)
             ids = table.column("candidate_id").to_pylist()
@@ -174,7 +180,10 @@ def assemble(
                 table = table.filter(pa.array(keep))
                 ids = [i for i, k in zip(ids, keep, strict=True) if k]
             seen.update(ids)
-            writer.write_table(table)
+            pending.append(table)
+            held += table.num_rows
+            while held >= RESULT_ROW_GROUP:
+                held = _write_row_group(writer, pending, RESULT_ROW_GROUP)
             _count(table, tally)
             # Only accepted rows go on, as plain values, and only the negatives' texts of them.
             accepted = table.filter(table.column("accepted"))
@@ -201,7 +210,19 @@ def assemble(
                     else:
                         st_file.write(json.dumps(st, ensure_ascii=False) + "\n")
                         tally.st_rows += 1
+        if held:
+            _write_row_group(writer, pending, held)
     return tally
+
+
+def _write_row_group(writer: pq.ParquetWriter, pending: list[pa.Table], rows: int) -> int:
+    """Write the first ``rows`` rows of ``pending`` as one row group; keep the rest there, return their count."""
+    table = pa.concat_tables(pending)
+    # One contiguous chunk per column: the writer's pages would otherwise follow the chunk boundaries.
+    writer.write_table(table.slice(0, rows).combine_chunks(), row_group_size=rows)
+    rest = table.slice(rows)
+    pending[:] = [rest] if rest.num_rows else []
+    return rest.num_rows
 
 
 def _count(table: pa.Table, tally: MiningTally) -> None:
