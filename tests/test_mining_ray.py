@@ -113,6 +113,28 @@ def test_corpus_embedded_by_the_driver_gives_the_same_results(
     _same(_results(mined.results), _results(res.results))
 
 
+def test_the_driver_and_the_actors_embed_a_corpus_to_the_same_bits(wordnet_world: Path, tmp_path: Path) -> None:
+    """A transformer's vectors depend in float rounding on which texts share a padded batch, and an
+    encode call batches its own texts: the driver (one machine) and the actor pool (a cluster) give
+    each call the same texts, so a laptop and a cluster compute the same vectors, bit for bit."""
+    import ray
+
+    from crucible_ray.distributed._pipeline import embed_corpus
+    from crucible_ray.distributed._resources import plan_actors
+    from crucible_ray.mining import CORPUS_CHUNK, CPU_ENCODE_BATCH, ModelSource
+
+    docs = cr.read_corpus(wordnet_world / "corpus.jsonl")[: CORPUS_CHUNK + 64]
+    texts = [d.text[: 8 + i % 40] for i, d in enumerate(docs)]  # short (a fast test), of many lengths
+    source = ModelSource.resolve("minilm")
+    driver = DriverEmbedding(texts, source.build("cpu"), tmp_path / "driver.npy", encode_batch_size=CPU_ENCODE_BATCH)
+    driver.raise_if_failed()
+    plan = plan_actors(2, 0, actors=1)
+    embed_corpus(texts, ray.put(source), plan, tmp_path / "actors.npy", encode_batch_size=CPU_ENCODE_BATCH)
+    a, b = np.load(tmp_path / "driver.npy"), np.load(tmp_path / "actors.npy")
+    assert a.shape == (len(texts), 384)
+    assert a.tobytes() == b.tobytes()
+
+
 def test_mining_again_with_other_settings_embeds_nothing(wordnet_world: Path, tmp_path: Path) -> None:
     """The embedding cache: a second run over the same texts with other miner settings embeds no text
     (no shard is added) and decides exactly as a run without the cache."""

@@ -21,7 +21,14 @@ from typing import Any
 from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_write
 from crucible_ray.encoders import Encoder
-from crucible_ray.mining import CPU_ENCODE_BATCH, GPU_ENCODE_BATCH, WorkDir, embed_corpus_to_file, failure_note
+from crucible_ray.mining import (
+    CORPUS_CHUNK,
+    CPU_ENCODE_BATCH,
+    GPU_ENCODE_BATCH,
+    WorkDir,
+    embed_corpus_to_file,
+    failure_note,
+)
 
 log = get_logger(__name__)
 
@@ -108,7 +115,7 @@ class DriverEmbedding:
                 encoder,
                 self.path,
                 encode_batch_size=encode_batch_size,
-                chunk=1024,
+                chunk=CORPUS_CHUNK,
                 stop=self._stop,
                 feature_cache=feature_cache,
             )

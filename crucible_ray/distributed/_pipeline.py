@@ -27,7 +27,7 @@ from crucible_ray._logging import get_logger
 from crucible_ray.data import atomic_path
 from crucible_ray.distributed._actors import CrucibleCorpusEncoder, CrucibleMiner
 from crucible_ray.distributed._resources import ActorPlan
-from crucible_ray.mining import MinerConfig
+from crucible_ray.mining import CORPUS_CHUNK, MinerConfig
 
 log = get_logger(__name__)
 
@@ -130,9 +130,19 @@ def _map_args(plan: ActorPlan, blocks: int) -> dict[str, Any]:
 
 
 def embed_corpus(
-    texts: list[str], model_ref: Any, plan: ActorPlan, out: Path, *, encode_batch_size: int, shard_rows: int = 4096
+    texts: list[str],
+    model_ref: Any,
+    plan: ActorPlan,
+    out: Path,
+    *,
+    encode_batch_size: int,
+    shard_rows: int = CORPUS_CHUNK,
 ) -> Path:
-    """Embed ``texts`` with the actor pool into a ``.npy`` file (written atomically, row order kept)."""
+    """Embed ``texts`` with the actor pool into a ``.npy`` file (written atomically, row order kept).
+
+    Each actor call embeds one shard of ``shard_rows`` texts, as the driver embeds a chunk
+    (:data:`~crucible_ray.mining.CORPUS_CHUNK`): the vectors are the same bits either way.
+    """
     import ray
 
     done = np.zeros(len(texts), dtype=bool)

@@ -23,7 +23,13 @@ from crucible_ray.mining._corpus import (
     failure_note,
     open_embeddings,
 )
-from crucible_ray.mining._execution import CPU_ENCODE_BATCH, GPU_ENCODE_BATCH, MINE_BATCH, MiningExecution
+from crucible_ray.mining._execution import (
+    CORPUS_CHUNK,
+    CPU_ENCODE_BATCH,
+    GPU_ENCODE_BATCH,
+    MINE_BATCH,
+    MiningExecution,
+)
 from crucible_ray.mining._expand import GENERATORS, CandidateGenerator, resolve_generator, world_candidates
 from crucible_ray.mining._finalise import ExecutionRecord, MiningResult, finalise_mining
 from crucible_ray.mining._inputs import CandidateScan, check_feasible, scan_candidates, skip_done
@@ -61,6 +67,7 @@ from crucible_ray.mining._world import check_world_targets, register_in_world
 __all__ = [
     "expand",
     "mine",
+    "CORPUS_CHUNK",
     "CPU_ENCODE_BATCH",
     "DRAW_SCHEME",
     "GENERATORS",

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from crucible_ray.data import CorpusDoc
 from crucible_ray.errors import MiningError
+from crucible_ray.mining._execution import CORPUS_CHUNK
 from crucible_ray.mining._text import text_code
 
 
@@ -88,7 +89,7 @@ def embed_corpus_to_file(
     out: str | Path,
     *,
     encode_batch_size: int = 128,
-    chunk: int = 8192,
+    chunk: int = CORPUS_CHUNK,
     stop: threading.Event | None = None,
     feature_cache: str | Path | None = None,
 ) -> Path:

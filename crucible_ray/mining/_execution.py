@@ -23,6 +23,12 @@ MINE_BATCH = 1024
 CPU_ENCODE_BATCH = 32
 GPU_ENCODE_BATCH = 128
 
+#: Corpus texts per encode call, wherever the corpus is embedded: by the driver on one machine, or by
+#: the actor pool on a cluster. An encode call sorts its texts by length before batching them, so the
+#: call's texts decide the batches and, through a transformer's padding, the float rounding: one size
+#: everywhere gives the same vectors, bit for bit, on a laptop and on a cluster of any shape.
+CORPUS_CHUNK = 1024
+
 CorpusStore = Literal["auto", "object", "mmap"]
 
 
