@@ -10,7 +10,10 @@
 - nodes:   the same mining job and the same 6-trial sweep on 1, 2 and 3 simulated nodes
            (``ray.cluster_utils.Cluster``: a head with no CPUs plus N worker nodes of 1 CPU each).
            On a machine with fewer cores than nodes the extra nodes share cores: read the ratios
-           against the machine's core count.
+           against the machine's core count. The default encoder is cheap, so this job measures
+           Ray's own costs as much as the mining.
+- nodes-minilm: the same mining job with MiniLM (6,000 x 20,000 by default) on 1 and 2 nodes: compute
+           bound, as mining with a real transformer is, so it shows what a second node adds.
 - sweep27: a 27-trial sweep (3 ratios x 3 seeds x 3 learning rates) on the synthetic world, one Ray.
 """
 
@@ -218,14 +221,16 @@ def main() -> None:
         print(json.dumps(one_pool(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="pool,nodes,sweep27")
+    ap.add_argument("--parts", default="pool,nodes,nodes-minilm,sweep27")
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--corpus", type=int, default=100_000)
     ap.add_argument("--nodes", default="1,2,3")
     ap.add_argument("--nodes-mine", type=int, default=100_000, help="candidates the nodes part mines")
     ap.add_argument("--nodes-corpus", type=int, default=20_000, help="corpus texts of the nodes part")
     ap.add_argument("--nodes-what", default="mine,sweep", help="What the nodes part runs: mine, sweep or both.")
-    ap.add_argument("--nodes-model", default="default", help="The encoder the nodes part mines with, e.g. minilm.")
+    ap.add_argument("--nodes-model", default="default", help="The encoder the nodes part mines with.")
+    ap.add_argument("--minilm-mine", type=int, default=6000, help="candidates the nodes-minilm part mines")
+    ap.add_argument("--minilm-corpus", type=int, default=20_000, help="corpus texts of the nodes-minilm part")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     logging.getLogger("crucible_ray").setLevel(logging.WARNING)
@@ -250,6 +255,8 @@ def main() -> None:
                     what,
                     args.nodes_model,
                 )
+            elif part == "nodes-minilm":
+                part_nodes(tmp, [1, 2], args.minilm_mine, args.minilm_corpus, {"mine"}, "minilm")
             elif part == "sweep27":
                 part_sweep27(tmp)
             else:
