@@ -115,7 +115,7 @@ def _cluster(nodes: int) -> Any:
 
 
 def part_nodes(
-    tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, what: set[str], model: str = "default"
+    tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, what: set[str], model: str | None = None
 ) -> None:
     import hashlib
 
@@ -140,7 +140,7 @@ def part_nodes(
                         cands,
                         corpus=corpus,
                         out=out,
-                        model=model,
+                        model=model or cr.DEFAULT_ENCODER,
                         config=CFG,
                         actors=nodes,
                         holdout_pool=None,
@@ -171,7 +171,7 @@ def part_nodes(
             base_mine = base_mine or t_mine
             row(
                 "nodes",
-                f"{nodes} node(s): mine {mine_n:,} x {corpus_n:,}, {model} encoder ({nodes} actor(s))",
+                f"{nodes} node(s): mine {mine_n:,} x {corpus_n:,}, {model or 'default'} encoder ({nodes} actor(s))",
                 f"{t_mine:.0f} s, {mine_n / t_mine:,.0f} candidates/s, {base_mine / t_mine:.2f}x of 1 node, "
                 f"output {'byte-identical to' if digests[nodes] == digests[node_counts[0]] else 'DIFFERS from'} "
                 f"{node_counts[0]} node(s)'s",
@@ -228,7 +228,7 @@ def main() -> None:
     ap.add_argument("--nodes-mine", type=int, default=100_000, help="candidates the nodes part mines")
     ap.add_argument("--nodes-corpus", type=int, default=20_000, help="corpus texts of the nodes part")
     ap.add_argument("--nodes-what", default="mine,sweep", help="What the nodes part runs: mine, sweep or both.")
-    ap.add_argument("--nodes-model", default="default", help="The encoder the nodes part mines with.")
+    ap.add_argument("--nodes-model", default=None, help="The encoder the nodes part mines with (default: the default).")
     ap.add_argument("--minilm-mine", type=int, default=6000, help="candidates the nodes-minilm part mines")
     ap.add_argument("--minilm-corpus", type=int, default=20_000, help="corpus texts of the nodes-minilm part")
     ap.add_argument("--workdir", type=Path, default=None)
