@@ -115,17 +115,23 @@ def _cluster(nodes: int) -> Any:
 
 
 def part_nodes(
-    tmp: Path, node_counts: list[int], mine_n: int, corpus_n: int, what: set[str], model: str | None = None
+    tmp: Path,
+    node_counts: list[int],
+    mine_n: int,
+    corpus_n: int,
+    what: set[str],
+    model: str | None = None,
+    part: str = "nodes",
 ) -> None:
     import hashlib
 
     import ray
 
     w = wordnet(tmp)
-    cands, corpus = tmp / "nodes_pool.parquet", tmp / "nodes_corpus.parquet"
+    cands, corpus = tmp / f"{part}_pool.parquet", tmp / f"{part}_corpus.parquet"
     write_pool(w, mine_n, cands)
     write_big_corpus(w, corpus_n, corpus)
-    synth = cr.build_world("synthetic", tmp / "synthetic")
+    synth = cr.build_world("synthetic", tmp / "synthetic") if "sweep" in what else None
     base_mine = base_sweep = None
     digests: dict[int, str] = {}
     for nodes in node_counts:
@@ -133,7 +139,7 @@ def part_nodes(
         t_mine = t_sweep = 0.0
         try:
             if "mine" in what:
-                out = tmp / f"nodes_{nodes}" / "mined.parquet"
+                out = tmp / f"{part}_{nodes}" / "mined.parquet"
                 with ProcessTree() as tree:
                     t0 = time.perf_counter()
                     cr.mine(
@@ -152,7 +158,7 @@ def part_nodes(
                 # The results and the bundles, byte for byte (the manifest records times and hosts).
                 produced = out.read_bytes() + (out.parent / "organic.jsonl").read_bytes()
                 digests[nodes] = hashlib.sha256(produced).hexdigest()
-            if "sweep" in what:
+            if synth is not None:
                 t0 = time.perf_counter()
                 table = cr.sweep(
                     synth,
@@ -170,14 +176,14 @@ def part_nodes(
         if t_mine:
             base_mine = base_mine or t_mine
             row(
-                "nodes",
+                part,
                 f"{nodes} node(s): mine {mine_n:,} x {corpus_n:,}, {model or 'default'} encoder ({nodes} actor(s))",
                 f"{t_mine:.0f} s, {mine_n / t_mine:,.0f} candidates/s, {base_mine / t_mine:.2f}x of 1 node, "
                 f"output {'byte-identical to' if digests[nodes] == digests[node_counts[0]] else 'DIFFERS from'} "
                 f"{node_counts[0]} node(s)'s",
             )
             row(
-                "nodes",
+                part,
                 f"{nodes} node(s): cores busy on average (CPU-s of all processes / wall s)",
                 f"{busy:.2f} of {os.cpu_count()}; CPU-s driver / miners / Ray: "
                 + " / ".join(f"{tree.cpu[g]:.0f}" for g in ("driver", "miners", "ray")),
@@ -186,7 +192,7 @@ def part_nodes(
             base_sweep = base_sweep or t_sweep
             done = int((table.drop_duplicates("trial_id")["status"] == "complete").sum())
             row(
-                "nodes",
+                part,
                 f"{nodes} node(s): sweep, 6 trials x 200 steps ({done} complete)",
                 f"{t_sweep:.0f} s, {6 * 3600 / t_sweep:.0f} trials/h, {base_sweep / t_sweep:.2f}x of 1 node",
             )
@@ -256,7 +262,7 @@ def main() -> None:
                     args.nodes_model,
                 )
             elif part == "nodes-minilm":
-                part_nodes(tmp, [1, 2], args.minilm_mine, args.minilm_corpus, {"mine"}, "minilm")
+                part_nodes(tmp, [1, 2], args.minilm_mine, args.minilm_corpus, {"mine"}, "minilm", part)
             elif part == "sweep27":
                 part_sweep27(tmp)
             else:

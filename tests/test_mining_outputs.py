@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections import Counter
@@ -86,6 +87,10 @@ def test_the_results_file_depends_on_its_rows_not_on_the_parts(
     import crucible_ray.mining._outputs as outputs
 
     monkeypatch.setattr(outputs, "RESULT_ROW_GROUP", 64)  # several row groups out of a few hundred rows
+    # Small pages, written 16 values at a time: pages would then follow the chunks of a table written
+    # in pieces, so this also checks that each row group is written as one contiguous chunk.
+    small_pages = functools.partial(pq.ParquetWriter, data_page_size=256, write_batch_size=16)
+    monkeypatch.setattr(outputs.pq, "ParquetWriter", small_pages)
     cands = cr.read_candidates(wordnet_world / "organic_candidates.jsonl")[:300]
     corpus = cr.read_corpus(wordnet_world / "corpus.jsonl")
     table = mine_local(cands, model=cr.DEFAULT_ENCODER, corpus=corpus, config=MinerConfig(lineups=6, min_passes=3))
@@ -108,3 +113,6 @@ def test_the_results_file_depends_on_its_rows_not_on_the_parts(
         assert pq.read_table(out).equals(table)
         digests.add(out.read_bytes())
     assert len(digests) == 1
+    empty = tmp_path / "empty.parquet"  # no rows at all: still a results file, with its columns
+    assemble([], empty, bundles=None, holdout_fraction=0.0, st_export=None, st_negatives=2)
+    assert pq.read_table(empty).schema.names == table.schema.names and pq.read_metadata(empty).num_rows == 0

@@ -113,6 +113,8 @@ def test_corpus_embedded_by_the_driver_gives_the_same_results(
     _same(_results(mined.results), _results(res.results))
 
 
+@pytest.mark.st
+@pytest.mark.slow
 def test_the_driver_and_the_actors_embed_a_corpus_to_the_same_bits(wordnet_world: Path, tmp_path: Path) -> None:
     """A transformer's vectors depend in float rounding on which texts share a padded batch, and an
     encode call batches its own texts: the driver (one machine) and the actor pool (a cluster) give
@@ -128,7 +130,7 @@ def test_the_driver_and_the_actors_embed_a_corpus_to_the_same_bits(wordnet_world
     source = ModelSource.resolve("minilm")
     driver = DriverEmbedding(texts, source.build("cpu"), tmp_path / "driver.npy", encode_batch_size=CPU_ENCODE_BATCH)
     driver.raise_if_failed()
-    plan = plan_actors(2, 0, actors=1)
+    plan = plan_actors(2, 0, actors=2)  # shards in any order, over two actors
     embed_corpus(texts, ray.put(source), plan, tmp_path / "actors.npy", encode_batch_size=CPU_ENCODE_BATCH)
     a, b = np.load(tmp_path / "driver.npy"), np.load(tmp_path / "actors.npy")
     assert a.shape == (len(texts), 384)

@@ -25,8 +25,9 @@ GPU_ENCODE_BATCH = 128
 
 #: Corpus texts per encode call, wherever the corpus is embedded: by the driver on one machine, or by
 #: the actor pool on a cluster. An encode call sorts its texts by length before batching them, so the
-#: call's texts decide the batches and, through a transformer's padding, the float rounding: one size
-#: everywhere gives the same vectors, bit for bit, on a laptop and on a cluster of any shape.
+#: call's texts decide the batches and, through a transformer's padding, the float rounding: with one
+#: size for both, the driver and the actor pool give the same vectors, bit for bit, on CPUs with the
+#: same kernels (cold embedding cache, no frozen-backbone feature cache; docs/mining.md).
 CORPUS_CHUNK = 1024
 
 CorpusStore = Literal["auto", "object", "mmap"]

@@ -159,7 +159,8 @@ def assemble(
     """Stream the parts into the results file and, for accepted rows, the bundle and export files.
 
     ``bundles`` maps ``"train"`` and ``"holdout"`` to bundle files (their pools are the file stems).
-    Every file is written atomically; memory stays bounded by one record batch.
+    Every file is written atomically; memory stays bounded by about two row groups (one batch read
+    from a part, plus the rows waiting to fill the next row group).
     """
     tally = MiningTally()
     seen: set[str] = set()
