@@ -171,8 +171,7 @@ def assemble(
             role: (stack.enter_context(atomic_write(path)), path.stem) for role, path in (bundles or {}).items()
         }
         st_file = stack.enter_context(atomic_write(st_export)) if st_export is not None else None
-        pending: list[pa.Table] = []  # rows not yet in a row group, fewer than RESULT_ROW_GROUP after each batch
-        held = 0
+        groups = _RowGroups(writer, RESULT_ROW_GROUP)
         for batch in iter_parts(parts):
             table = pa.Table.from_batches([batch], schema=RESULT_SCHEMA)
             ids = table.column("candidate_id").to_pylist()
@@ -181,10 +180,7 @@ def assemble(
                 table = table.filter(pa.array(keep))
                 ids = [i for i, k in zip(ids, keep, strict=True) if k]
             seen.update(ids)
-            pending.append(table)
-            held += table.num_rows
-            while held >= RESULT_ROW_GROUP:
-                held = _write_row_group(writer, pending, RESULT_ROW_GROUP)
+            groups.add(table)
             _count(table, tally)
             # Only accepted rows go on, as plain values, and only the negatives' texts of them.
             accepted = table.filter(table.column("accepted"))
@@ -211,19 +207,30 @@ def assemble(
                     else:
                         st_file.write(json.dumps(st, ensure_ascii=False) + "\n")
                         tally.st_rows += 1
-        if held:
-            _write_row_group(writer, pending, held)
+        groups.close()
     return tally
 
 
-def _write_row_group(writer: pq.ParquetWriter, pending: list[pa.Table], rows: int) -> int:
-    """Write the first ``rows`` rows of ``pending`` as one row group; keep the rest there, return their count."""
-    table = pa.concat_tables(pending)
-    # One contiguous chunk per column: the writer's pages would otherwise follow the chunk boundaries.
-    writer.write_table(table.slice(0, rows).combine_chunks(), row_group_size=rows)
-    rest = table.slice(rows)
-    pending[:] = [rest] if rest.num_rows else []
-    return rest.num_rows
+class _RowGroups:
+    """Rows into a Parquet writer in row groups of exactly ``size`` rows (the last one shorter)."""
+
+    def __init__(self, writer: pq.ParquetWriter, size: int) -> None:
+        self.writer, self.size = writer, size
+        self.pending = RESULT_SCHEMA.empty_table()  # fewer than ``size`` rows between calls
+
+    def add(self, table: pa.Table) -> None:
+        self.pending = pa.concat_tables([self.pending, table])  # no copy: the chunks are kept
+        while self.pending.num_rows >= self.size:
+            self._write(self.size)
+
+    def close(self) -> None:
+        if self.pending.num_rows:
+            self._write(self.pending.num_rows)
+
+    def _write(self, rows: int) -> None:
+        # One contiguous chunk per column: the writer's pages would otherwise follow the chunk boundaries.
+        self.writer.write_table(self.pending.slice(0, rows).combine_chunks(), row_group_size=rows)
+        self.pending = self.pending.slice(rows)
 
 
 def _count(table: pa.Table, tally: MiningTally) -> None:
